@@ -1,0 +1,354 @@
+"""The attack base class and the one optimisation loop every attack shares.
+
+An attack is a parameterisation of one variable (ξ for SA², q for VAFA, δ for the voxel attacks): it says how
+the variable starts (:meth:`Attack.init_variable`), how it becomes an image (:meth:`Attack.render`) and which set
+it is projected onto (:meth:`Attack.project`). The loop here owns everything else: input checks, model hygiene
+(eval mode, frozen parameters, both restored), seeding, gradients with respect to the variable only, restarts,
+the optional early stop of the reference, history and progress.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from SpectrumAttackLib.attacks.losses import LossFn, dice_ce_loss, ssim3d
+from SpectrumAttackLib.checks import check_int
+from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.runtime import Progress, ProgressCallback, make_generator
+
+__all__ = ["Attack", "AttackResult", "frozen_model", "model_device"]
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """What an attack call returns.
+
+    Attributes:
+        adversarial: ``[B, C, H, W, D]``, the input's dtype and device, values in [0, 1].
+        state: the optimised variable, detached; its layout is given in each attack's docstring.
+        history: per step ``loss`` (the maximised objective), ``dice`` (mean foreground Dice of the prediction vs
+            ``labels``) and ``ssim`` (3D SSIM of the unclamped adversarial vs the clean images); with restarts the
+            lists run on across restarts and ``restart`` gives each entry's restart index.
+        seconds: wall-clock time of the call.
+        steps_run: optimisation steps taken (summed over restarts).
+        stopped_early: whether the early-stop rule ended the (last) restart.
+        config: every parameter of the attack, in Lib units.
+    """
+
+    adversarial: torch.Tensor
+    state: torch.Tensor
+    history: dict[str, list[float]]
+    seconds: float
+    steps_run: int
+    stopped_early: bool
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a model without tensors."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def frozen_model(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter; each module's mode and flag restored on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _logits(output: Any) -> torch.Tensor:
+    """Networks with deep supervision return a list; the first entry is the full-resolution output."""
+    return output[0] if isinstance(output, (list, tuple)) else output
+
+
+class Attack(abc.ABC):
+    """Base of every attack: ``attack(images, labels) → AttackResult``.
+
+    Args:
+        model: a segmentation network ``[B, C, H, W, D] → logits [B, K, H, W, D]``; the attack runs on its device.
+        loss_fn: segmentation loss ``(logits, labels) → scalar``; default the reference's DiceCE
+            (:func:`~SpectrumAttackLib.attacks.losses.dice_ce_loss`).
+        steps: optimisation steps, ≥ 1 for iterative attacks. Default 20 (the seed's CLI default).
+        seed: seed of the call's ``torch.Generator``; the same seed gives the same result. Default 0.
+        targeted: minimise the loss towards ``target_labels`` given at call time instead of maximising it
+            against ``labels``. Default False.
+        restarts: independent runs (seeds ``seed, seed+1, ...``); each sample keeps its run with the lowest Dice
+            vs ``labels`` (targeted: the highest Dice vs the target). Default 1.
+        early_stop: the reference's rule: stop once every voxel is misclassified (targeted: every voxel equals
+            the target). Default False.
+        clip_input: clamp input images into [0, 1] instead of rejecting values outside. Default False.
+    """
+
+    name: ClassVar[str]
+    paper: ClassVar[str] = ""
+    #: base parameters this attack does not take (e.g. non-iterative attacks fix ``steps``).
+    fixed_params: ClassVar[frozenset[str]] = frozenset()
+    #: size of the default sign-gradient ascent step (set by each attack from its own parameter).
+    _step_size: float = 0.0
+    #: weights of the segmentation loss and of the perceptual penalty in :meth:`objective`.
+    _seg_weight: float = 1.0
+    _ssim_weight: float = 0.0
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn | None = None,
+        *,
+        steps: int = 20,
+        seed: int = 0,
+        targeted: bool = False,
+        restarts: int = 1,
+        early_stop: bool = False,
+        clip_input: bool = False,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {loss_fn!r}.")
+        self.model = model
+        self.loss_fn: LossFn = loss_fn if loss_fn is not None else dice_ce_loss()
+        self.steps = check_int("steps", steps, 0 if "steps" in self.fixed_params else 1)
+        self.seed = check_int("seed", seed, 0)
+        self.targeted = bool(targeted)
+        self.restarts = check_int("restarts", restarts, 1)
+        self.early_stop = bool(early_stop)
+        self.clip_input = bool(clip_input)
+
+    # ----------------------------------------------------------------------------------- what attacks define
+    def prepare(self, images: torch.Tensor) -> Any:
+        """Constants of one call computed once (clean DCT coefficients, masks). Default: none."""
+        return None
+
+    @abc.abstractmethod
+    def init_variable(self, images: torch.Tensor, context: Any, generator: torch.Generator) -> torch.Tensor:
+        """The starting value of the optimised variable (drawn from ``generator`` only)."""
+
+    @abc.abstractmethod
+    def render(self, images: torch.Tensor, variable: torch.Tensor, context: Any, t: int) -> torch.Tensor:
+        """The (unclamped) adversarial images ``[B, C, H, W, D]`` for the variable at step ``t``."""
+
+    @abc.abstractmethod
+    def project(self, variable: torch.Tensor, images: torch.Tensor, context: Any) -> torch.Tensor:
+        """Project the variable onto the attack's constraint set."""
+
+    def step(self, variable: torch.Tensor, grad: torch.Tensor, t: int) -> torch.Tensor:
+        """Ascent step on the objective. Default: sign-gradient step of ``self._step_size``."""
+        return variable + self._step_size * grad.sign()
+
+    def perceptual_penalty(self, images: torch.Tensor, adversarial: torch.Tensor, context: Any) -> torch.Tensor:
+        """Dissimilarity subtracted (times the SSIM weight) from the objective. Default ``1 − SSIM3D``."""
+        return 1 - ssim3d(images, adversarial)
+
+    def objective(
+        self, logits: torch.Tensor, goal: torch.Tensor, images: torch.Tensor, adversarial: torch.Tensor,
+        context: Any, t: int,
+    ) -> torch.Tensor:
+        """Scalar to maximise: ``±λ_dice·loss(logits, goal) − λ_ssim·penalty`` (minus sign when targeted)."""
+        seg = self.loss_fn(logits, goal)
+        value = (-seg if self.targeted else seg) * self._seg_weight
+        if self._ssim_weight:
+            value = value - self._ssim_weight * self.perceptual_penalty(images, adversarial, context)
+        return value
+
+    def state_of(self, variable: torch.Tensor, images: torch.Tensor, adversarial: torch.Tensor,
+                 context: Any) -> torch.Tensor:
+        """What :attr:`AttackResult.state` holds. Default: the variable itself."""
+        return variable
+
+    # --------------------------------------------------------------------------------------- configuration
+    @property
+    def config(self) -> dict[str, Any]:
+        """Every public parameter of this attack (Lib units) plus its name."""
+        out: dict[str, Any] = {"attack": self.name}
+        for key, value in vars(self).items():
+            if key.startswith("_") or key in ("model", "loss_fn"):
+                continue
+            out[key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "attack")
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------------------------------- the loop
+    def __call__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        target_labels: torch.Tensor | None = None,
+        init_state: torch.Tensor | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AttackResult:
+        """Attack a batch.
+
+        Args:
+            images: ``[B, C, H, W, D]`` float in [0, 1].
+            labels: ``[B, 1, H, W, D]`` integer class map (ground truth, or the clean prediction).
+            target_labels: ``[B, 1, H, W, D]`` class map the model should output; required when ``targeted``.
+            init_state: start from this variable (layout of :attr:`AttackResult.state`) instead of a seeded draw
+                (first restart only), to reproduce a run or compare with another implementation.
+            progress: called after every step with ``Progress(done, total, "attack", message)``.
+
+        Raises:
+            ValueError: bad shapes, values or class counts, named in the message.
+        """
+        start = time.perf_counter()
+        self._check_inputs(images, labels, target_labels)
+        device = model_device(self.model)
+        x = images.detach().to(device=device, dtype=torch.float32)
+        if self.clip_input:
+            x = x.clamp(0.0, 1.0)
+        y = labels.detach().to(device=device, dtype=torch.long)
+        goal = y if target_labels is None else target_labels.detach().to(device=device, dtype=torch.long)
+        history: dict[str, list[float]] = {"loss": [], "dice": [], "ssim": [], "restart": []}
+        total = max(self.steps, 1) * self.restarts
+        best_adv: torch.Tensor | None = None
+        best_state: torch.Tensor | None = None
+        best_score: torch.Tensor | None = None
+        steps_run = 0
+        stopped = False
+        with frozen_model(self.model), torch.enable_grad():
+            context = self.prepare(x)
+            for restart in range(self.restarts):
+                generator = make_generator(self.seed + restart, device)
+                if init_state is not None and restart == 0:
+                    variable = self._initial_from(init_state, x, context, generator)
+                else:
+                    variable = self.init_variable(x, context, generator)
+                variable = self.project(variable, x, context)
+                stopped = False
+                t = 0
+                for t in range(self.steps):
+                    variable = variable.detach().requires_grad_(True)
+                    adv = self.render(x, variable, context, t)
+                    logits = _logits(self.model(adv))
+                    if restart == 0 and t == 0:
+                        self._check_classes(logits.shape[1], y, goal)
+                    value = self.objective(logits, goal, x, adv, context, t)
+                    (grad,) = torch.autograd.grad(value, variable)
+                    with torch.no_grad():
+                        pred = logits.argmax(1, keepdim=True)
+                        variable = self.project(self.step(variable.detach(), grad, t), x, context)
+                        history["loss"].append(float(value))
+                        history["dice"].append(float(dice_per_sample(pred, y, logits.shape[1]).mean()))
+                        history["ssim"].append(float(ssim3d(x, adv.detach())))
+                        history["restart"].append(restart)
+                    steps_run += 1
+                    if progress is not None:
+                        progress(Progress(restart * self.steps + t + 1, total, "attack",
+                                          f"loss {float(value):.4f}"))
+                    if self.early_stop and self._fooled(pred, y, goal):
+                        stopped = True
+                        break
+                with torch.no_grad():
+                    adv = self.render(x, variable, context, t).clamp(0.0, 1.0)
+                    state = self.state_of(variable.detach(), x, adv, context)
+                    if self.restarts == 1:
+                        best_adv, best_state = adv, state
+                        break
+                    best_adv, best_state, best_score = self._keep_worst(
+                        adv, state, y, goal, best_adv, best_state, best_score)
+                if progress is not None and self.steps == 0:
+                    progress(Progress(restart + 1, total, "attack", ""))
+        assert best_adv is not None and best_state is not None
+        return AttackResult(
+            adversarial=best_adv.to(device=images.device, dtype=images.dtype),
+            state=best_state.detach(),
+            history=history,
+            seconds=time.perf_counter() - start,
+            steps_run=steps_run,
+            stopped_early=stopped,
+            config=self.config,
+        )
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def _initial_from(self, init_state: torch.Tensor, images: torch.Tensor, context: Any,
+                      generator: torch.Generator) -> torch.Tensor:
+        expected = self.init_variable(images, context, generator)
+        if not isinstance(init_state, torch.Tensor) or tuple(init_state.shape) != tuple(expected.shape):
+            got = tuple(init_state.shape) if isinstance(init_state, torch.Tensor) else type(init_state).__name__
+            raise ValueError(f"init_state must have shape {list(expected.shape)}, got {got}.")
+        return init_state.detach().to(device=images.device, dtype=expected.dtype).clone()
+
+    def _fooled(self, pred: torch.Tensor, labels: torch.Tensor, goal: torch.Tensor) -> bool:
+        if self.targeted:
+            return bool((pred == goal).all())
+        return bool((pred != labels).float().mean() >= 1.0)
+
+    def _keep_worst(self, adv, state, labels, goal, best_adv, best_state, best_score):
+        """Per sample, keep the restart whose prediction has the lowest Dice vs labels (targeted: highest vs goal)."""
+        logits = _logits(self.model(adv))
+        reference = goal if self.targeted else labels
+        score = dice_per_sample(logits.argmax(1, keepdim=True), reference, logits.shape[1])
+        if self.targeted:
+            score = -score
+        if best_adv is None:
+            return adv, state, score
+        better = score < best_score
+        pick = lambda new, old: torch.where(better.view(-1, *[1] * (new.dim() - 1)), new, old)  # noqa: E731
+        return pick(adv, best_adv), pick(state, best_state), torch.minimum(score, best_score)
+
+    def _check_inputs(self, images: Any, labels: Any, target_labels: Any) -> None:
+        if not isinstance(images, torch.Tensor) or images.dim() != 5 or not images.is_floating_point():
+            got = f"shape {list(images.shape)} dtype {images.dtype}" if isinstance(images, torch.Tensor) \
+                else type(images).__name__
+            raise ValueError(f"images must be a 5-D float tensor [B, C, H, W, D], got {got}.")
+        if not torch.isfinite(images).all():
+            raise ValueError("images must be finite, got NaN or infinite voxels.")
+        if not self.clip_input:
+            lo, hi = float(images.min()), float(images.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"images must have values in [0, 1] (pass clip_input=True to clamp), got [{lo:g}, {hi:g}]."
+                )
+        self._check_label_map("labels", labels, images)
+        if self.targeted and target_labels is None:
+            raise ValueError("target_labels must be given when targeted=True, got None.")
+        if target_labels is not None:
+            if not self.targeted:
+                raise ValueError("target_labels must be None unless targeted=True, got a tensor.")
+            self._check_label_map("target_labels", target_labels, images)
+
+    @staticmethod
+    def _check_label_map(name: str, labels: Any, images: torch.Tensor) -> None:
+        expected = [images.shape[0], 1, *images.shape[2:]]
+        if not isinstance(labels, torch.Tensor) or list(labels.shape) != expected:
+            got = list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(
+                f"{name} must have shape [B, 1, H, W, D] matching images {list(images.shape)}, got {got}."
+            )
+        if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+            raise ValueError(f"{name} must hold integer class indices, got non-integer values.")
+        if labels.numel() and float(labels.min()) < 0:
+            raise ValueError(f"{name} must have values >= 0, got {float(labels.min()):g}.")
+
+    @staticmethod
+    def _check_classes(num_classes: int, labels: torch.Tensor, goal: torch.Tensor) -> None:
+        for name, tensor in (("labels", labels), ("target_labels", goal)):
+            top = int(tensor.max())
+            if top >= num_classes:
+                raise ValueError(
+                    f"{name} must have values in [0, {num_classes - 1}] (the model outputs {num_classes} "
+                    f"classes), got {top}."
+                )
