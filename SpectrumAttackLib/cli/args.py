@@ -1,0 +1,387 @@
+"""The seed's command-line flags and their conversion into Lib objects.
+
+Every flag of the reference parser (``utils/get_args.py`` of asif-hanif/saa, listed in ``seed-flags.md``) is
+accepted with the same spelling, type and default, odd ones included (``--dist-url``, ``--RandFlipd_prob``,
+``--out_channels``, ``--block_size 8 8 8``). Our own flags are added beside them. The converters here are the
+ONLY place where flags become Lib objects (attack parameters, a data configuration, a loaded model); a flag that
+has no effect for the chosen attack or subcommand is accepted and named in a warning, never rejected.
+
+Units: ``--eps`` and ``--std`` stay on the seed's 0–255 scale (the attacks convert them once); ``--alpha`` is
+used as given ([0, 1] intensity units); ``--block_size`` becomes a tuple of 2 (``-2d`` attacks) or 3 entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from SpectrumAttackLib import attacks
+from SpectrumAttackLib.checks import check_choice
+
+if TYPE_CHECKING:
+    import torch
+
+    from SpectrumAttackLib.data.transforms import DataConfig
+    from SpectrumAttackLib.models import LoadedModel
+
+__all__ = [
+    "ATTACK_FLAGS",
+    "DATA_FLAGS",
+    "MODEL_FLAGS",
+    "SEED_FLAGS",
+    "add_seed_arguments",
+    "attack_params_from_args",
+    "data_config_from_args",
+    "flag_default",
+    "flag_given",
+    "model_from_args",
+    "warn_ignored_flags",
+]
+
+_FLAG = "flag"  # marker for store_true flags in the table below
+
+#: (option strings, type or _FLAG, default, nargs, help) for every flag of the reference parser, in its order.
+SEED_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
+    ("--use_pretrained", _FLAG, False, None, "initialise the model from a checkpoint"),
+    ("--pretrained_path", str, "", None, "checkpoint file to load"),
+    ("--resume", _FLAG, False, None, "continue training from a checkpoint"),
+    ("--resume_latest", _FLAG, False, None, "continue from the latest checkpoint"),
+    ("--resume_best", _FLAG, False, None, "continue from the best checkpoint"),
+    ("--resume_but_restart", _FLAG, False, None, "load a checkpoint's weights but start counting epochs at 0"),
+    ("--logdir", str, "None", None, "folder for TensorBoard logs"),
+    ("--data_dir", str, "None", None, "dataset root (imagesTr/, labelsTr/, split json)"),
+    ("--json_list", str, "None", None, "split file name inside data_dir"),
+    ("--save_checkpoint", _FLAG, False, None, "write checkpoints while training"),
+    ("--max_epochs", int, 5000, None, "number of training epochs"),
+    ("--val_every", int, 100, None, "validate every N epochs"),
+    ("--batch_size", int, 1, None, "training batch size (volumes; each gives 4 crops)"),
+    ("--sw_batch_size", int, 1, None, "windows per batch in sliding-window inference"),
+    ("--optim_lr", float, 1e-4, None, "learning rate"),
+    ("--optim_name", str, "adamw", None, "optimiser: adamw, adam or sgd"),
+    ("--reg_weight", float, 1e-5, None, "weight decay"),
+    ("--momentum", float, 0.99, None, "SGD momentum"),
+    ("--noamp", _FLAG, False, None, "turn mixed precision off"),
+    ("--lrschedule", str, "warmup_cosine", None, "LR schedule: warmup_cosine or cosine_anneal"),
+    ("--warmup_epochs", int, 50, None, "linear warm-up epochs"),
+    ("--distributed", _FLAG, False, None, "multi-process training"),
+    ("--world_size", int, 1, None, "number of nodes"),
+    ("--rank", int, 0, None, "node rank"),
+    ("--dist-url", str, "tcp://127.0.0.1:23456", None, "rendezvous address"),
+    ("--dist-backend", str, "nccl", None, "nccl or gloo"),
+    ("--workers", int, 8, None, "data-loader workers"),
+    ("--model_name", str, "None", None, "unet, unet-r or swin-unetr"),
+    ("--pos_embed", str, "perceptron", None, "UNETR patch embedding (proj_type in MONAI)"),
+    ("--norm_name", str, "instance", None, "decoder normalisation"),
+    ("--num_heads", int, 12, None, "ViT heads"),
+    ("--mlp_dim", int, 3072, None, "ViT MLP width"),
+    ("--hidden_size", int, 768, None, "ViT hidden size"),
+    ("--feature_size", int, 16, None, "base feature width (Swin-UNETR: multiple of 12)"),
+    ("--in_channels", int, 1, None, "input channels"),
+    ("--out_channels", int, 14, None, "classes incl. background"),
+    ("--res_block", _FLAG, False, None, "residual blocks in UNETR decoder"),
+    ("--conv_block", _FLAG, False, None, "conv blocks in UNETR decoder"),
+    ("--dropout_rate", float, 0.0, None, "dropout"),
+    ("--dropout_path_rate", float, 0.0, None, "stochastic depth (Swin-UNETR)"),
+    ("--spatial_dims", int, 3, None, "2 or 3"),
+    ("--use_checkpoint", _FLAG, False, None, "gradient checkpointing (Swin-UNETR)"),
+    ("--dataset", str, None, None, "btcv or acdc"),
+    ("--use_normal_dataset", _FLAG, False, None, "plain Dataset instead of a cached one"),
+    ("--a_min", float, -175.0, None, "intensity window low (HU)"),
+    ("--a_max", float, 250.0, None, "intensity window high (HU)"),
+    ("--b_min", float, 0.0, None, "scaled low"),
+    ("--b_max", float, 1.0, None, "scaled high"),
+    ("--space_x", float, 1.5, None, "target spacing x (mm)"),
+    ("--space_y", float, 1.5, None, "target spacing y (mm)"),
+    ("--space_z", float, 2.0, None, "target spacing z (mm)"),
+    ("--roi_x", int, 96, None, "tile/crop size x (voxels)"),
+    ("--roi_y", int, 96, None, "tile/crop size y (voxels)"),
+    ("--roi_z", int, 96, None, "tile/crop size z (voxels)"),
+    ("--RandFlipd_prob", float, 0.2, None, "flip augmentation probability"),
+    ("--RandRotate90d_prob", float, 0.2, None, "90° rotation probability"),
+    ("--RandScaleIntensityd_prob", float, 0.1, None, "intensity scaling probability"),
+    ("--RandShiftIntensityd_prob", float, 0.1, None, "intensity shift probability"),
+    ("--smooth_dr", float, 1e-6, None, "Dice denominator smoothing"),
+    ("--smooth_nr", float, 0.0, None, "Dice numerator smoothing"),
+    ("--infer_overlap", float, 0.5, None, "sliding-window overlap"),
+    ("--attack_name", str, None, None, "saa, saa-2d, vafa-3d, vafa-2d, pgd, fgsm, bim, gn, segpgd, cospgd, dfb, …"),
+    ("--steps", int, 20, None, "attack iterations"),
+    ("--alpha", float, 0.01, None, "step size of voxel attacks ([0, 1] units, used as is, not /255)"),
+    ("--eps", float, 4, None, "L∞ budget on the 0–255 scale (4 means 4/255)"),
+    ("--std", float, 4, None, "Gaussian-noise sigma on the 0–255 scale"),
+    ("--targeted", _FLAG, False, None, "targeted attack (needs target label maps: Python API only)"),
+    ("--q_max", float, 20, None, "VAFA upper bound of the quantisation table"),
+    ("--num_spectrum_augs", int, 10, None, "SSA: spectrum augmentations per step"),
+    ("--rho", float, 0.2, None, "SA² budget: xi in [1-rho, 1+rho]"),
+    ("--use_ssim_loss", _FLAG, False, None, "add the SSIM term to the attack objective"),
+    ("--lambda_dice", float, 0.01, None, "weight of the DiceCE term"),
+    ("--lambda_ce", float, 0.01, None, "CE weight for the 2D classification variant"),
+    ("--lambda_ssim", float, 1, None, "weight of the SSIM term"),
+    ("--block_size", int, [8, 8, 8], "+", "DCT block size: 3 values (3D attacks) or 2 (-2d attacks)"),
+    ("--freq_band", str, "all", None, "all, low, middle or high"),
+    ("--gen_train_adv_mode", _FLAG, False, None, "attack the training cases"),
+    ("--gen_val_adv_mode", _FLAG, False, None, "attack the validation cases"),
+    ("--adv_training_mode", _FLAG, False, None, "train on adversarial examples made on the fly"),
+    ("--freq_reg_mode", _FLAG, False, None, "with --adv_training_mode: VAFT frequency regularisation"),
+    ("--adv_images_dir", str, "", None, "folder of saved adversarial images to evaluate"),
+    ("--save_adv_images_dir", str, None, None, "folder to write adversarial images"),
+    ("--save_model_dir", str, None, None, "folder for trained checkpoints"),
+    ("--no_sub_dir_model", _FLAG, False, None, "checkpoints directly in save_model_dir"),
+    ("--no_sub_dir_adv_images", _FLAG, False, None, "adversarial images directly in the folder, no attack sub-folder"),
+    ("--debugging", _FLAG, False, None, "write nothing; just run and print"),
+    ("--exp_name", str, None, None, "sub-folder name for results"),
+]
+
+#: Our flags, added after the seed's.
+EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
+    ("--model", str, None, None, "catalogue name or checkpoint path (instead of --model_name + --pretrained_path)"),
+    ("--device", str, "auto", None, "auto, cpu, cuda or cuda:N"),
+    ("--seed", int, 0, None, "seed of every random draw (attack start, data order)"),
+    ("--attack_mode", str, "tiles", None, "whole-volume attack: 'tiles' (reference: roi tiles, batched) or "
+                                          "'sliding-window' (the evaluation's overlapping windows, blended)"),
+    ("--tile_batch_size", int, 4, None, "tiles attacked together (reference: 4)"),
+    ("--overwrite", _FLAG, False, None, "replace results already in the output folder"),
+    ("--metrics_preset", str, "paper", None, "'paper' (Dice incl. background, HD95 in voxels, as the reference) "
+                                             "or 'clinical' (foreground Dice, HD95 in mm)"),
+    ("--q_min", float, None, None, "VAFA lower bound of the quantisation table (reference: 5, hard-coded)"),
+    ("--beta", float, None, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
+    ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
+    ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
+    ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
+]
+
+#: attack flag (argparse dest) → attack parameter name.
+ATTACK_FLAGS: dict[str, str] = {
+    "steps": "steps",
+    "alpha": "alpha",
+    "eps": "eps",
+    "std": "std",
+    "targeted": "targeted",
+    "q_max": "q_max",
+    "q_min": "q_min",
+    "num_spectrum_augs": "num_spectrum_augs",
+    "rho": "rho",
+    "use_ssim_loss": "use_ssim_loss",
+    "lambda_dice": "lambda_dice",
+    "lambda_ce": "lambda_ce",
+    "lambda_ssim": "lambda_ssim",
+    "block_size": "block_size",
+    "freq_band": "freq_band",
+    "beta": "beta",
+    "vafa_variant": "variant",
+    "restarts": "restarts",
+    "early_stop": "early_stop",
+    "seed": "seed",
+}
+
+#: flags read by :func:`data_config_from_args`.
+DATA_FLAGS: tuple[str, ...] = (
+    "data_dir", "json_list", "dataset", "a_min", "a_max", "b_min", "b_max", "space_x", "space_y", "space_z",
+    "roi_x", "roi_y", "roi_z", "RandFlipd_prob", "RandRotate90d_prob", "RandScaleIntensityd_prob",
+    "RandShiftIntensityd_prob", "workers", "use_normal_dataset",
+)
+
+#: flags read by :func:`model_from_args`.
+MODEL_FLAGS: tuple[str, ...] = (
+    "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
+    "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
+    "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device",
+)
+
+_DEFAULTS: dict[str, Any] = {
+    flag[0].lstrip("-").replace("-", "_"): flag[2] for flag in (*SEED_FLAGS, *EXTRA_FLAGS)
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "attack_mode": ("tiles", "sliding-window"),
+    "metrics_preset": ("paper", "clinical"),
+    "vafa_variant": ("code", "paper"),
+    "freq_band": ("all", "low", "middle", "high"),
+}
+
+
+def _add(parser: argparse.ArgumentParser, spec: tuple[str, Any, Any, str | None, str]) -> None:
+    option, kind, default, nargs, help_text = spec
+    if kind is _FLAG:
+        parser.add_argument(option, action="store_true", help=help_text)
+        return
+    shown = "" if default is None else f" (default: {' '.join(map(str, default)) if nargs else default})"
+    kwargs: dict[str, Any] = {"type": kind, "default": default, "help": help_text + shown}
+    if nargs:
+        kwargs["nargs"] = nargs
+    parser.add_argument(option, **kwargs)
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add every flag of the reference parser, then SpectrumAttack's own flags, to ``parser``.
+
+    The seed's flags keep its spelling, type and default exactly (``seed-flags.md``); choices are checked by
+    the converters, so an unknown value gives our one-line error naming the flag. Returns ``parser``.
+    """
+    seed = parser.add_argument_group("reference (seed) flags")
+    for spec in SEED_FLAGS:
+        _add(seed, spec)
+    extra = parser.add_argument_group("SpectrumAttack flags")
+    for spec in EXTRA_FLAGS:
+        _add(extra, spec)
+    return parser
+
+
+def flag_default(dest: str) -> Any:
+    """The parser default of flag ``dest`` (argparse name, e.g. ``"dist_url"``)."""
+    return _DEFAULTS[dest]
+
+
+def flag_given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether flag ``dest`` differs from its default (argparse cannot tell "given with the default value")."""
+    return getattr(args, dest, _DEFAULTS[dest]) != _DEFAULTS[dest]
+
+
+def _option(dest: str) -> str:
+    for spec in (*SEED_FLAGS, *EXTRA_FLAGS):
+        if spec[0].lstrip("-").replace("-", "_") == dest:
+            return spec[0]
+    return f"--{dest}"
+
+
+def warn_ignored_flags(args: argparse.Namespace, used: Iterable[str], command: str) -> list[str]:
+    """Warn once about every given flag that ``command`` does not read; return their option strings.
+
+    Args:
+        args: the parsed namespace.
+        used: argparse dests the subcommand reads.
+        command: subcommand name used in the message (``"attack"``, ``"evaluate"``).
+    """
+    used = set(used)
+    ignored = [_option(d) for d in _DEFAULTS if d not in used and hasattr(args, d) and flag_given(args, d)]
+    if ignored:
+        warnings.warn(
+            f"flag{'s' if len(ignored) > 1 else ''} {', '.join(ignored)} "
+            f"{'have' if len(ignored) > 1 else 'has'} no effect with spectrum-attack {command}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return ignored
+
+
+def check_choices(args: argparse.Namespace) -> None:
+    """Reject unknown values of the flags with a fixed set of choices (message names the flag)."""
+    for dest, choices in _CHOICES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            check_choice(_option(dest), value, choices)
+
+
+def attack_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The attack name and the keyword parameters it accepts, from the seed's attack flags.
+
+    Only parameters the attack's constructor takes are passed (``attacks.attack_parameters``); every other
+    attack flag that was given (differs from its default) is named in one ``UserWarning`` ("flag --alpha has
+    no effect with attack 'saa'"). Extra flags whose default is ``None`` (``--q_min``, ``--beta``,
+    ``--vafa_variant``) are passed only when given, so the attack's own default applies otherwise.
+
+    Units: ``eps`` and ``std`` stay on the 0–255 scale (the attack divides by 255 once); ``alpha`` as given;
+    ``block_size`` a tuple, its first two entries for ``-2d`` attacks when the seed default (8 8 8) is kept.
+
+    Raises:
+        ValueError: no or unknown ``--attack_name``, or ``--targeted`` (the command line has no target maps).
+    """
+    name = getattr(args, "attack_name", None)
+    if name is None:
+        raise ValueError(f"--attack_name must be one of {', '.join(attacks.available())}, got None.")
+    check_choice("--attack_name", name, attacks.available())
+    if args.targeted:
+        raise ValueError(
+            "--targeted must be off on the command line, got True (a targeted attack needs target label maps; "
+            "use the Python API: attack(images, labels, target_labels=...))."
+        )
+    check_choices(args)
+    accepted = attacks.attack_parameters(name)
+    params: dict[str, Any] = {}
+    ignored: list[str] = []
+    for dest, param in ATTACK_FLAGS.items():
+        value = getattr(args, dest, _DEFAULTS[dest])
+        if param not in accepted:
+            if flag_given(args, dest) and dest != "seed":
+                ignored.append(_option(dest))
+            continue
+        if value is None:
+            continue
+        if dest == "block_size":
+            value = tuple(value)
+            if name.endswith("-2d") and not flag_given(args, dest):
+                value = value[:2]
+        params[param] = value
+    if ignored:
+        warnings.warn(
+            f"flag{'s' if len(ignored) > 1 else ''} {', '.join(ignored)} "
+            f"{'have' if len(ignored) > 1 else 'has'} no effect with attack {name!r}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return name, params
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The preprocessing configuration (window, spacing, ROI, augmentation) from the seed's data flags."""
+    from SpectrumAttackLib.data.transforms import DataConfig
+
+    return DataConfig(
+        a_min=args.a_min,
+        a_max=args.a_max,
+        b_min=args.b_min,
+        b_max=args.b_max,
+        spacing=(args.space_x, args.space_y, args.space_z),
+        roi=(args.roi_x, args.roi_y, args.roi_z),
+        flip_prob=args.RandFlipd_prob,
+        rotate90_prob=args.RandRotate90d_prob,
+        scale_intensity_prob=args.RandScaleIntensityd_prob,
+        shift_intensity_prob=args.RandShiftIntensityd_prob,
+    )
+
+
+def model_from_args(args: argparse.Namespace, device: torch.device | str) -> LoadedModel:
+    """Build and load the model named by ``--model`` or ``--model_name`` + ``--pretrained_path``.
+
+    ``--model`` is a catalogue name or a checkpoint path (its architecture then comes from ``--model_name``).
+    Without ``--model``, ``--model_name`` picks the architecture and ``--pretrained_path`` the weights; the ViT
+    sizes, ``--feature_size``, ``--in_channels``, ``--out_channels`` and the ROI (UNETR's image size) are passed
+    to the builder.
+
+    Raises:
+        ValueError: neither ``--model`` nor ``--model_name``; ``--use_pretrained`` without ``--pretrained_path``;
+            Swin-UNETR ``--feature_size`` not a multiple of 12; class count or architecture not matching the
+            checkpoint (from the loader).
+        FileNotFoundError: the checkpoint does not exist.
+    """
+    from SpectrumAttackLib.models import load_model
+
+    architecture = None if args.model_name in (None, "None") else args.model_name
+    if architecture is not None:
+        check_choice("--model_name", architecture, ("unet", "unet-r", "swin-unetr"))
+    if architecture == "swin-unetr" and args.feature_size % 12:
+        raise ValueError(f"--feature_size must be a multiple of 12 for swin-unetr, got {args.feature_size!r}.")
+    if args.use_pretrained and not args.pretrained_path:
+        raise ValueError("--pretrained_path must be a checkpoint file when --use_pretrained is given, got ''.")
+    if args.model:
+        spec = args.model
+    elif architecture is None:
+        raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or give --model), got 'None'.")
+    elif args.pretrained_path:
+        spec = args.pretrained_path
+    else:
+        raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
+    build: dict[str, Any] = {"in_channels": args.in_channels}
+    if architecture in ("unet-r", "swin-unetr"):
+        build["feature_size"] = args.feature_size
+    if architecture == "unet-r":
+        build.update(
+            hidden_size=args.hidden_size, mlp_dim=args.mlp_dim, num_heads=args.num_heads,
+            proj_type=args.pos_embed, norm_name=args.norm_name, dropout_rate=args.dropout_rate,
+            img_size=(args.roi_x, args.roi_y, args.roi_z),
+        )
+    if architecture == "swin-unetr":
+        build.update(dropout_path_rate=args.dropout_path_rate, use_checkpoint=args.use_checkpoint)
+    num_classes = args.out_channels if (architecture or flag_given(args, "out_channels")) else None
+    return load_model(spec, device, architecture=architecture, num_classes=num_classes, **build)
