@@ -1,0 +1,310 @@
+"""The training loop: normal, adversarial or VAFT training with validation, checkpoints and exact resume.
+
+Departures from the reference trainer (``trainer.py``, seed-algorithms §7 and §13), on purpose:
+
+- the best model is chosen on the mean Dice over *all* validation cases, with fresh metric state every time
+  (§13 item 7), and the last epoch is always validated;
+- ``--resume`` works (§13 item 4): checkpoints hold the optimiser, schedule, scaler, epoch and best metric, and
+  every epoch is seeded from ``(seed, epoch)``, so a resumed run repeats the epochs of an uninterrupted one;
+- every random draw is seeded (§13 item 24); attacks get one seed per batch;
+- mixed precision is used on CUDA only (CPU autocast would silently change the numerics).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sized
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from SpectrumAttackLib.attacks.losses import dice_ce_loss
+from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
+from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME, TrainConfig, TrainingMode
+from SpectrumAttackLib.training.log import TrainLog
+from SpectrumAttackLib.training.objectives import adversarial_examples, training_loss
+from SpectrumAttackLib.training.schedules import make_optimizer, make_scheduler
+from SpectrumAttackLib.training.seeding import attack_seed, seed_epoch
+from SpectrumAttackLib.training.validation import as_plain_tensor, validate
+
+__all__ = ["EpochRecord", "TrainConfig", "TrainResult", "train", "unwrap_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch did (one row of ``train_log.csv``).
+
+    Attributes:
+        epoch: epochs completed after this one (1-based).
+        loss: mean training loss over the epoch's batches (this rank's batches).
+        loss_clean, loss_adversarial, loss_freq: means of the loss terms (``None`` where the mode has none).
+        lr: learning rate used during the epoch.
+        val_dice: mean foreground Dice over all validation cases, ``None`` when not validated.
+        seconds: wall-clock time of the epoch including validation.
+    """
+
+    epoch: int
+    loss: float
+    loss_clean: float | None
+    loss_adversarial: float | None
+    loss_freq: float | None
+    lr: float
+    val_dice: float | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        best_metric: best mean validation Dice so far (including epochs before a resume); NaN if never validated.
+        best_epoch: epoch of ``best_metric`` (1-based), ``None`` if never validated.
+        last_epoch: epochs completed in total.
+        history: the epochs run by this call.
+        best_path, latest_path: checkpoint files written (``None`` without ``save_checkpoint``).
+        seconds: wall-clock time of the call.
+    """
+
+    best_metric: float
+    best_epoch: int | None
+    last_epoch: int
+    history: list[EpochRecord] = field(default_factory=list)
+    best_path: Path | None = None
+    latest_path: Path | None = None
+    seconds: float = 0.0
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The network inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (else ``model`` itself)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+class _TrainerState:
+    """Optimiser, schedule, scaler and counters of a run, with checkpoint round trips."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, use_amp: bool) -> None:
+        self.config = config
+        self.optimizer = make_optimizer(config.optim_name, model.parameters(), lr=config.optim_lr,
+                                        reg_weight=config.reg_weight, momentum=config.momentum)
+        self.scheduler = make_scheduler(config.lrschedule, self.optimizer, warmup_epochs=config.warmup_epochs,
+                                        max_epochs=config.max_epochs)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        self.epoch = 0
+        self.best_metric = math.nan
+        self.best_epoch: int | None = None
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Everything but the weights, in plain types (``weights_only`` loading)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+        }
+
+    def restore(self, checkpoint: Mapping[str, Any]) -> None:
+        """Continue from ``checkpoint``; the schedule's shape stays that of the current configuration."""
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        # Recompute this epoch's LR under the current schedule (max_epochs may have been raised for the resume).
+        self.scheduler.last_epoch -= 1
+        self.scheduler.step()
+        if self.scaler.is_enabled() and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch = int(checkpoint["epoch"])
+        self.best_metric = float(checkpoint["best_metric"])
+        self.best_epoch = checkpoint.get("best_epoch")
+
+    def improve(self, metric: float) -> bool:
+        """Record ``metric`` for the current epoch; whether it is a new best."""
+        if math.isnan(metric) or (self.best_epoch is not None and metric <= self.best_metric):
+            return False
+        self.best_metric, self.best_epoch = metric, self.epoch
+        return True
+
+
+def _load_initial_weights(core: nn.Module, config: TrainConfig, run_dir: Path | None,
+                          device: torch.device) -> Mapping[str, Any] | None:
+    """Load resume or pretrained weights into ``core``; return the checkpoint to continue from, if any."""
+    from SpectrumAttackLib.models import load_checkpoint
+
+    if config.resume:
+        assert run_dir is not None  # guaranteed by TrainConfig
+        path = run_dir / config.resume_checkpoint
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume needs a checkpoint at {path}, but there is none.")
+        if config.pretrained_path:
+            warnings.warn(f"pretrained_path {config.pretrained_path} is ignored: resuming from {path}.", stacklevel=3)
+        load_checkpoint(core, path)
+        if config.resume_but_restart:
+            logger.info("Loaded weights of %s; restarting at epoch 0.", path)
+            return None
+        logger.info("Resuming from %s.", path)
+        return torch.load(path, map_location=device, weights_only=True)
+    if config.pretrained_path:
+        load_checkpoint(core, config.pretrained_path)
+        logger.info("Fine-tuning from %s with a fresh optimiser and schedule.", config.pretrained_path)
+    return None
+
+
+def _batch_tensors(batch: Mapping[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    images = as_plain_tensor(batch["image"]).to(device=device, dtype=torch.float32)
+    labels = as_plain_tensor(batch["label"]).to(device=device).long()
+    return images, labels
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def train(
+    model: nn.Module,
+    train_loader: Iterable[Mapping[str, Any]],
+    val_cases: Iterable[Mapping[str, Any]],
+    config: TrainConfig,
+    *,
+    device: torch.device | str | None = None,
+    progress: ProgressCallback | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> TrainResult:
+    """Train ``model`` as configured: normal, adversarial (``adv_training_mode``) or VAFT (+ ``freq_reg_mode``).
+
+    Per epoch: seed the epoch, one pass over ``train_loader`` (adversarial examples made per batch against the
+    current weights, model in eval mode during the attack), one schedule step; every ``val_every`` epochs and at
+    the last epoch, sliding-window validation on the whole ``val_cases`` volumes. With ``save_checkpoint``, rank 0
+    writes ``model_latest.pt`` at each validation and ``model_best.pt`` when the mean Dice improves, atomically;
+    both hold ``state_dict``, ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``best_metric``, ``best_epoch``,
+    ``config`` and ``seed``. With ``save_model_dir``, rank 0 appends a row per epoch to ``train_log.csv``.
+
+    Args:
+        model: the network (possibly wrapped in ``DistributedDataParallel`` by the caller); moved to ``device``.
+        train_loader: a sized iterable of batches ``{"image": [B, C, *roi], "label": [B, 1, *roi]}``, usually a
+            ``DataLoader`` (its sampler, worker seeds and MONAI transforms are seeded per epoch).
+        val_cases: an iterable of whole cases ``{"image": [1, C, H, W, D], "label": [1, 1, H, W, D]}``.
+        config: the run's settings.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``... (default ``"auto"``).
+        progress: called after every batch with ``Progress(done, total, "train", message)``.
+        rank, world_size: this process in a distributed run (only rank 0 writes files; validation cases are
+            shared out and the Dice all-reduced when ``world_size`` > 1).
+
+    Returns:
+        the best metric and epoch, the epochs run and the checkpoint paths.
+
+    Raises:
+        ValueError: an empty training loader, or bad settings (from the config, optimiser or attack).
+        FileNotFoundError: ``resume`` without a checkpoint in ``save_model_dir``.
+
+    Example:
+        >>> config = TrainConfig(max_epochs=2, val_every=1, roi=(32, 32, 32), warmup_epochs=0)
+        >>> result = train(model, train_loader, val_cases, config, device="cpu")
+    """
+    start = time.perf_counter()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.")
+    device = resolve_device(device)
+    model.to(device)
+    core = unwrap_model(model)
+    run_dir = None if config.save_model_dir is None else Path(config.save_model_dir)
+    writer = rank == 0
+    use_amp = config.amp and device.type == "cuda"
+    checkpoint = _load_initial_weights(core, config, run_dir, device)
+    state = _TrainerState(model, config, use_amp)
+    if checkpoint is not None:
+        state.restore(checkpoint)
+    log = TrainLog(run_dir / LOG_NAME, keep_up_to=state.epoch if config.resume else None) \
+        if writer and run_dir is not None else None
+    loss_fn = dice_ce_loss(config.smooth_nr, config.smooth_dr)
+    batches = len(train_loader) if isinstance(train_loader, Sized) else 0
+    if batches == 0:
+        raise ValueError(f"train_loader must yield at least one batch, got {train_loader!r} of length 0.")
+    total = batches * (config.max_epochs - state.epoch)
+    result = TrainResult(best_metric=state.best_metric, best_epoch=state.best_epoch, last_epoch=state.epoch)
+    if run_dir is not None and config.save_checkpoint:
+        result.latest_path, result.best_path = run_dir / CHECKPOINT_LATEST, run_dir / CHECKPOINT_BEST
+    done = 0
+    for epoch in range(state.epoch, config.max_epochs):
+        epoch_start = time.perf_counter()
+        seed_epoch(train_loader, config.seed, epoch, rank)
+        model.train()
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        terms: dict[str, list[float | None]] = {}
+        for iteration, batch in enumerate(train_loader):
+            images, labels = _batch_tensors(batch, device)
+            adversarial = None
+            if config.mode is not TrainingMode.NORMAL:
+                adversarial = adversarial_examples(
+                    config.attack_name, core, images, labels,
+                    seed=attack_seed(config.seed, epoch, iteration, rank), params=config.attack_params,
+                )
+            with torch.autocast(device_type=device.type, enabled=use_amp):
+                loss = training_loss(config.mode, model, images, labels, loss_fn, adversarial)
+            state.optimizer.zero_grad(set_to_none=True)
+            state.scaler.scale(loss.total).backward()
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+            for key, value in loss.as_floats().items():
+                terms.setdefault(key, []).append(value)
+            done += 1
+            if progress is not None:
+                progress(Progress(done, total, "train",
+                                  f"epoch {epoch + 1}/{config.max_epochs} loss {terms['loss'][-1]:.4f}"))
+        state.scheduler.step()
+        state.epoch = epoch + 1
+        val_dice = None
+        if state.epoch % config.val_every == 0 or state.epoch == config.max_epochs:
+            val_dice = _validate(model, val_cases, config, use_amp, rank, world_size)
+            improved = state.improve(val_dice)
+            if writer and result.latest_path is not None:
+                _save(result.latest_path, core, state)
+                if improved:
+                    _save(result.best_path, core, state)
+            if progress is not None:
+                progress(Progress(done, total, "train", f"epoch {state.epoch}: validation Dice {val_dice:.4f}"))
+        record = EpochRecord(
+            epoch=state.epoch, loss=_mean(terms["loss"]), loss_clean=_mean(terms["loss_clean"]),
+            loss_adversarial=_mean(terms["loss_adversarial"]), loss_freq=_mean(terms["loss_freq"]), lr=lr,
+            val_dice=val_dice, seconds=time.perf_counter() - epoch_start,
+        )
+        result.history.append(record)
+        if log is not None:
+            log.append(vars(record))
+        logger.info("epoch %d/%d loss %.4f lr %.3g%s", state.epoch, config.max_epochs, record.loss, lr,
+                    "" if val_dice is None else f" val Dice {val_dice:.4f}")
+    result.best_metric, result.best_epoch, result.last_epoch = state.best_metric, state.best_epoch, state.epoch
+    if result.best_path is not None and not result.best_path.is_file():
+        result.best_path = None
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: TrainConfig, use_amp: bool,
+              rank: int, world_size: int) -> float:
+    outcome = validate(model, val_cases, roi=config.roi, overlap=config.infer_overlap,
+                       sw_batch_size=config.sw_batch_size, amp=use_amp, rank=rank, world_size=world_size)
+    if world_size > 1:
+        outcome.all_reduce()
+    if float(outcome.count) == 0:
+        warnings.warn("val_cases is empty: no validation Dice, so model_best.pt is never written.", stacklevel=3)
+    return outcome.mean_dice
+
+
+def _save(path: Path, core: nn.Module, state: _TrainerState) -> None:
+    from SpectrumAttackLib.models import save_checkpoint
+
+    save_checkpoint(path, core, **state.checkpoint_extra())
