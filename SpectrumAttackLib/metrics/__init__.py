@@ -1,5 +1,27 @@
-"""Segmentation and image-similarity metrics (MONAI underneath)."""
+"""Segmentation and image-similarity metrics (MONAI underneath).
+
+``dice_per_sample`` (used inside attack loops) is imported eagerly; the evaluation names load MONAI's metrics and
+scikit-image on first use, so importing the attack loop stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 
-__all__ = ["dice_per_sample"]
+__all__ = ["MetricsPreset", "MetricsTable", "compute_case_metrics", "dice_per_sample", "overlap_per_class"]
+
+_LAZY = {
+    "MetricsPreset": "evaluate",
+    "compute_case_metrics": "evaluate",
+    "overlap_per_class": "evaluate",
+    "MetricsTable": "aggregate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
