@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,6 +77,19 @@ def frozen_model(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
+@dataclass
+class _Run:
+    """What one restart of the loop works on (kept in a local object, never on the attack)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    goal: torch.Tensor
+    context: Any
+    history: dict[str, list[float]]
+    restart: int
+    progress: ProgressCallback | None
+
+
 def _logits(output: Any) -> torch.Tensor:
     """Networks with deep supervision return a list; the first entry is the full-resolution output."""
     return output[0] if isinstance(output, (list, tuple)) else output
@@ -103,6 +117,8 @@ class Attack(abc.ABC):
     paper: ClassVar[str] = ""
     #: base parameters this attack does not take (e.g. non-iterative attacks fix ``steps``).
     fixed_params: ClassVar[frozenset[str]] = frozenset()
+    #: False where :meth:`objective` has its own loss (SegPGD, CosPGD): a given ``loss_fn`` then only warns.
+    uses_loss_fn: ClassVar[bool] = True
     #: size of the default sign-gradient ascent step (set by each attack from its own parameter).
     _step_size: float = 0.0
     #: weights of the segmentation loss and of the perceptual penalty in :meth:`objective`.
@@ -125,6 +141,9 @@ class Attack(abc.ABC):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {loss_fn!r}.")
+        if loss_fn is not None and not self.uses_loss_fn:
+            warnings.warn(f"loss_fn is ignored by {self.name}, whose objective is its own per-voxel loss.",
+                          stacklevel=3)
         self.model = model
         self.loss_fn: LossFn = loss_fn if loss_fn is not None else dice_ce_loss()
         self.steps = check_int("steps", steps, 0 if "steps" in self.fixed_params else 1)
@@ -170,6 +189,11 @@ class Attack(abc.ABC):
             value = value - self._ssim_weight * self.perceptual_penalty(images, adversarial, context)
         return value
 
+    @property
+    def random_init(self) -> bool:
+        """Whether :meth:`init_variable` draws from the generator (restarts then differ). Default True."""
+        return True
+
     def state_of(self, variable: torch.Tensor, images: torch.Tensor, adversarial: torch.Tensor,
                  context: Any) -> torch.Tensor:
         """What :attr:`AttackResult.state` holds. Default: the variable itself."""
@@ -210,11 +234,17 @@ class Attack(abc.ABC):
                 (first restart only), to reproduce a run or compare with another implementation.
             progress: called after every step with ``Progress(done, total, "attack", message)``.
 
+        Returns:
+            An :class:`AttackResult`; ``adversarial`` has the input's shape, dtype and device.
+
         Raises:
             ValueError: bad shapes, values or class counts, named in the message.
         """
         start = time.perf_counter()
         self._check_inputs(images, labels, target_labels)
+        if self.restarts > 1 and not self.random_init:
+            warnings.warn(f"restarts={self.restarts} repeats identical runs: {self.name} with these parameters "
+                          f"starts deterministically.", stacklevel=2)
         device = model_device(self.model)
         x = images.detach().to(device=device, dtype=torch.float32)
         if self.clip_input:
@@ -222,10 +252,7 @@ class Attack(abc.ABC):
         y = labels.detach().to(device=device, dtype=torch.long)
         goal = y if target_labels is None else target_labels.detach().to(device=device, dtype=torch.long)
         history: dict[str, list[float]] = {"loss": [], "dice": [], "ssim": [], "restart": []}
-        total = max(self.steps, 1) * self.restarts
-        best_adv: torch.Tensor | None = None
-        best_state: torch.Tensor | None = None
-        best_score: torch.Tensor | None = None
+        best: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         steps_run = 0
         stopped = False
         with frozen_model(self.model), torch.enable_grad():
@@ -236,45 +263,14 @@ class Attack(abc.ABC):
                     variable = self._initial_from(init_state, x, context, generator)
                 else:
                     variable = self.init_variable(x, context, generator)
-                variable = self.project(variable, x, context)
-                stopped = False
-                t = 0
-                for t in range(self.steps):
-                    variable = variable.detach().requires_grad_(True)
-                    adv = self.render(x, variable, context, t)
-                    logits = _logits(self.model(adv))
-                    if restart == 0 and t == 0:
-                        self._check_classes(logits.shape[1], y, goal)
-                    value = self.objective(logits, goal, x, adv, context, t)
-                    (grad,) = torch.autograd.grad(value, variable)
-                    with torch.no_grad():
-                        pred = logits.argmax(1, keepdim=True)
-                        variable = self.project(self.step(variable.detach(), grad, t), x, context)
-                        history["loss"].append(float(value))
-                        history["dice"].append(float(dice_per_sample(pred, y, logits.shape[1]).mean()))
-                        history["ssim"].append(float(ssim3d(x, adv.detach())))
-                        history["restart"].append(restart)
-                    steps_run += 1
-                    if progress is not None:
-                        progress(Progress(restart * self.steps + t + 1, total, "attack",
-                                          f"loss {float(value):.4f}"))
-                    if self.early_stop and self._fooled(pred, y, goal):
-                        stopped = True
-                        break
-                with torch.no_grad():
-                    adv = self.render(x, variable, context, t).clamp(0.0, 1.0)
-                    state = self.state_of(variable.detach(), x, adv, context)
-                    if self.restarts == 1:
-                        best_adv, best_state = adv, state
-                        break
-                    best_adv, best_state, best_score = self._keep_worst(
-                        adv, state, y, goal, best_adv, best_state, best_score)
-                if progress is not None and self.steps == 0:
-                    progress(Progress(restart + 1, total, "attack", ""))
-        assert best_adv is not None and best_state is not None
+                run = _Run(x, y, goal, context, history, restart, progress)
+                adv, state, steps, stopped = self._optimise(self.project(variable, x, context), run)
+                steps_run += steps
+                best = (adv, state, None) if self.restarts == 1 else self._keep_worst(adv, state, run, best)
+        adversarial, state, _ = best
         return AttackResult(
-            adversarial=best_adv.to(device=images.device, dtype=images.dtype),
-            state=best_state.detach(),
+            adversarial=adversarial.to(device=images.device, dtype=images.dtype),
+            state=state,
             history=history,
             seconds=time.perf_counter() - start,
             steps_run=steps_run,
@@ -282,31 +278,82 @@ class Attack(abc.ABC):
             config=self.config,
         )
 
+    def _optimise(self, variable: torch.Tensor, run: _Run) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        """One restart: ``steps`` ascent steps (none for one-shot attacks); returns (adv, state, steps, stopped)."""
+        x, context = run.images, run.context
+        total = max(self.steps, 1) * self.restarts
+        t = 0
+        for t in range(self.steps):
+            variable = variable.detach().requires_grad_(True)
+            adv = self.render(x, variable, context, t)
+            logits = _logits(self.model(adv))
+            value = self._evaluate(logits, adv, run, t)
+            (grad,) = torch.autograd.grad(value, variable)
+            if run.progress is not None:
+                run.progress(Progress(run.restart * self.steps + t + 1, total, "attack", f"loss {float(value):.4f}"))
+            if self.early_stop and self._fooled(logits.detach().argmax(1, keepdim=True), run.labels, run.goal):
+                # Return the image that was just checked, not the next (unchecked) one.
+                adv = adv.detach().clamp(0.0, 1.0)
+                return adv, self.state_of(variable.detach(), x, adv, context).detach(), t + 1, True
+            with torch.no_grad():
+                variable = self.project(self.step(variable.detach(), grad, t), x, context)
+        with torch.no_grad():
+            adv = self.render(x, variable, context, t)
+            if self.steps == 0:  # one-shot attacks: score the output once (and check the class count)
+                self._evaluate(_logits(self.model(adv)), adv, run, 0)
+                if run.progress is not None:
+                    run.progress(Progress(run.restart + 1, total, "attack", ""))
+            adv = adv.clamp(0.0, 1.0)
+            return adv, self.state_of(variable, x, adv, context).detach(), self.steps, False
+
+    def _evaluate(self, logits: torch.Tensor, adv: torch.Tensor, run: _Run, t: int) -> torch.Tensor:
+        """The objective at step ``t``, with the step's loss, Dice and SSIM appended to the history."""
+        if not run.history["loss"]:
+            self._check_classes(logits.shape[1], run.labels, run.goal)
+        value = self.objective(logits, run.goal, run.images, adv, run.context, t)
+        with torch.no_grad():
+            pred = logits.argmax(1, keepdim=True)
+            run.history["loss"].append(float(value))
+            run.history["dice"].append(float(dice_per_sample(pred, run.labels, logits.shape[1]).mean()))
+            run.history["ssim"].append(float(ssim3d(run.images, adv.detach())))
+            run.history["restart"].append(run.restart)
+        return value
+
     # ------------------------------------------------------------------------------------------- helpers
     def _initial_from(self, init_state: torch.Tensor, images: torch.Tensor, context: Any,
                       generator: torch.Generator) -> torch.Tensor:
         expected = self.init_variable(images, context, generator)
         if not isinstance(init_state, torch.Tensor) or tuple(init_state.shape) != tuple(expected.shape):
-            got = tuple(init_state.shape) if isinstance(init_state, torch.Tensor) else type(init_state).__name__
+            got = list(init_state.shape) if isinstance(init_state, torch.Tensor) else type(init_state).__name__
             raise ValueError(f"init_state must have shape {list(expected.shape)}, got {got}.")
+        if not torch.isfinite(init_state).all():
+            raise ValueError("init_state must be finite, got NaN or infinite values.")
         return init_state.detach().to(device=images.device, dtype=expected.dtype).clone()
 
     def _fooled(self, pred: torch.Tensor, labels: torch.Tensor, goal: torch.Tensor) -> bool:
         if self.targeted:
             return bool((pred == goal).all())
-        return bool((pred != labels).float().mean() >= 1.0)
+        return bool((pred != labels).all())
 
-    def _keep_worst(self, adv, state, labels, goal, best_adv, best_state, best_score):
+    def _keep_worst(
+        self, adv: torch.Tensor, state: torch.Tensor, run: _Run,
+        best: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per sample, keep the restart whose prediction has the lowest Dice vs labels (targeted: highest vs goal)."""
-        logits = _logits(self.model(adv))
-        reference = goal if self.targeted else labels
-        score = dice_per_sample(logits.argmax(1, keepdim=True), reference, logits.shape[1])
+        with torch.no_grad():
+            logits = _logits(self.model(adv))
+        reference = run.goal if self.targeted else run.labels
+        score = dice_per_sample(logits.argmax(1, keepdim=True), reference, logits.shape[1]).to(adv.device)
         if self.targeted:
             score = -score
-        if best_adv is None:
+        if best is None:
             return adv, state, score
+        best_adv, best_state, best_score = best
         better = score < best_score
-        pick = lambda new, old: torch.where(better.view(-1, *[1] * (new.dim() - 1)), new, old)  # noqa: E731
+
+        def pick(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+            return torch.where(better.view(-1, *[1] * (new.dim() - 1)), new, old)
+
         return pick(adv, best_adv), pick(state, best_state), torch.minimum(score, best_score)
 
     def _check_inputs(self, images: Any, labels: Any, target_labels: Any) -> None:

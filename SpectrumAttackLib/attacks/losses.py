@@ -1,19 +1,25 @@
-"""Attack objectives: the reference's DiceCE segmentation loss and the 3D-SSIM perceptual term.
+"""Attack objectives: the reference's DiceCE segmentation loss and the SSIM perceptual terms.
 
 All objectives here are *maximised* by the attacks (untargeted: push the segmentation loss up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from pytorch_msssim import ssim
 
-__all__ = ["LossFn", "dice_ce_loss", "ssim3d"]
+from SpectrumAttackLib.transforms import split_blocks_2d, split_blocks_3d
+
+__all__ = ["SSIM_WINDOW", "LossFn", "dice_ce_loss", "ssim3d", "ssim_blockwise", "voxel_cross_entropy"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Edge of the reference's SSIM window (Gaussian, σ 1.5); every axis an SSIM runs over needs at least this many voxels.
+SSIM_WINDOW = 3
 
 
 def dice_ce_loss(smooth_nr: float = 0.0, smooth_dr: float = 1e-6) -> DiceCELoss:
@@ -22,6 +28,15 @@ def dice_ce_loss(smooth_nr: float = 0.0, smooth_dr: float = 1e-6) -> DiceCELoss:
     ``loss(logits [B, K, H, W, D], labels [B, 1, H, W, D]) → scalar``.
     """
     return DiceCELoss(to_onehot_y=True, softmax=True, squared_pred=True, smooth_nr=smooth_nr, smooth_dr=smooth_dr)
+
+
+def voxel_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every voxel, unreduced (the per-voxel term SegPGD and CosPGD weight).
+
+    Shape:
+        logits: ``[B, K, H, W, D]``; labels: ``[B, 1, H, W, D]`` int64; returns ``[B, H, W, D]``.
+    """
+    return F.cross_entropy(logits, labels[:, 0], reduction="none")
 
 
 def ssim3d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -33,4 +48,21 @@ def ssim3d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Shape:
         x, y: ``[B, C, H, W, D]`` (3D) or ``[N, C, H, W]`` (2D), same shape.
     """
-    return ssim(x, y, data_range=1.0, win_size=3, nonnegative_ssim=True, size_average=True)
+    return ssim(x, y, data_range=1.0, win_size=SSIM_WINDOW, nonnegative_ssim=True, size_average=True)
+
+
+def ssim_blockwise(x: torch.Tensor, y: torch.Tensor, block_size: Sequence[int]) -> torch.Tensor:
+    """Mean over blocks of the SSIM computed inside each block, a scalar (VAFA's ``(1/n) Σ_i SSIM(x_i, x'_i)``).
+
+    Three-entry ``block_size``: a 3D SSIM per 3D block (the reference's VAFA term, seed-algorithms §5.1 step 7).
+    Two entries: a 2D SSIM per ``bh × bw`` block of every axial slice (used by VAFA-2D). Same window as
+    :func:`ssim3d`; every block edge must be ≥ :data:`SSIM_WINDOW`. Non-multiples are edge-padded as in
+    :func:`~SpectrumAttackLib.transforms.split_blocks_3d`.
+
+    Shape:
+        x, y: ``[B, C, H, W, D]`` in [0, 1], same shape.
+    """
+    split = split_blocks_3d if len(block_size) == 3 else split_blocks_2d
+    bx = split(x, block_size).reshape(-1, 1, *block_size)
+    by = split(y, block_size).reshape(-1, 1, *block_size)
+    return ssim(bx, by, data_range=1.0, win_size=SSIM_WINDOW, nonnegative_ssim=True, size_average=True)

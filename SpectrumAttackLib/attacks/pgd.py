@@ -48,6 +48,10 @@ class PGD(Attack):
         self._step_size = self.alpha
 
     @property
+    def random_init(self) -> bool:
+        return self.random_start
+
+    @property
     def radius(self) -> float:
         """The budget in [0, 1] intensity units."""
         return self.eps / 255.0

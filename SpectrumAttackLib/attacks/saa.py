@@ -18,58 +18,17 @@ SA²-2D's SSIM term compares aligned volumes (item 6); band masks work for non-c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from SpectrumAttackLib.attacks.base import Attack
 from SpectrumAttackLib.attacks.losses import LossFn
+from SpectrumAttackLib.attacks.spectral import SpectralContext, spectral_context, spectral_image
 from SpectrumAttackLib.checks import check_block_size, check_choice, check_range
-from SpectrumAttackLib.transforms import (
-    FreqBand,
-    check_blocks_fit,
-    dct_nd,
-    idct_nd,
-    merge_blocks_2d,
-    merge_blocks_3d,
-    perturbation_mask,
-    split_blocks_2d,
-    split_blocks_3d,
-)
+from SpectrumAttackLib.transforms import FreqBand
 
-__all__ = ["SAA", "SAA2D", "SpectralContext", "spectral_context"]
-
-
-@dataclass(frozen=True)
-class SpectralContext:
-    """Per-call constants of a block-DCT attack.
-
-    Attributes:
-        coefs: clean DCT coefficients, 3D ``[B, C, N, b1, b2, b3]`` or 2D ``[B, C, D, N2, bh, bw]``.
-        mask: ``[b...]`` bool, True on the coefficients the attack may change.
-        spatial: ``(H, W, D)`` of the images (to crop the padding back).
-    """
-
-    coefs: torch.Tensor
-    mask: torch.Tensor
-    spatial: tuple[int, int, int]
-
-
-def spectral_context(images: torch.Tensor, block_size: Sequence[int], freq_band: str, ndim: int,
-                     scale: float = 1.0, offset: float = 0.0) -> SpectralContext:
-    """Split ``scale·images − offset`` into blocks and take their DCT once (shared by SA², VAFA and DFB)."""
-    check_blocks_fit(images.shape[2:] if ndim == 3 else images.shape[2:4], block_size)
-    split = split_blocks_3d if ndim == 3 else split_blocks_2d
-    coefs = dct_nd(split(images * scale - offset, block_size), ndim)
-    mask = perturbation_mask(block_size, freq_band).to(images.device)
-    return SpectralContext(coefs, mask, tuple(images.shape[2:]))
-
-
-def spectral_image(coefs: torch.Tensor, context: SpectralContext, ndim: int) -> torch.Tensor:
-    """Inverse of :func:`spectral_context` for perturbed coefficients (before any rescaling)."""
-    merge = merge_blocks_3d if ndim == 3 else merge_blocks_2d
-    return merge(idct_nd(coefs, ndim), context.spatial)
+__all__ = ["SAA", "SAA2D"]
 
 
 class SAA(Attack):
@@ -97,7 +56,8 @@ class SAA(Attack):
     """
 
     name = "saa"
-    paper = "Hanif et al., On Frequency Domain Adversarial Vulnerabilities of Volumetric Medical Image Segmentation, ISBI 2025"
+    paper = ("Hanif et al., On Frequency Domain Adversarial Vulnerabilities of Volumetric Medical Image Segmentation, "
+             "ISBI 2025")
     ndim: ClassVar[int] = 3
 
     def __init__(
