@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,12 +127,22 @@ class CheckShapesd:
         return data
 
 
+def _load_images(keys: tuple[str, ...]) -> LoadImaged:
+    """LoadImaged for NIfTI datasets (the seed's).
+
+    MONAI instantiates every reader it knows; with pydicom installed (the sample data needs it) but no GPU
+    decoder, its NvImgCodecPydicomReader warns on every construction, which says nothing about NIfTI input.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader", category=UserWarning)
+        return LoadImaged(keys=keys, reader="NibabelReader", image_only=True)
+
+
 def _common(cfg: DataConfig, keys: tuple[str, ...]) -> list:
     """Deterministic steps shared by both pipelines (cached by CacheDataset)."""
     modes = ("bilinear", "nearest")[: len(keys)]
     steps = [
-        # NIfTI datasets (the seed's); naming the reader also keeps MONAI from probing optional DICOM readers.
-        LoadImaged(keys=keys, reader="NibabelReader", image_only=True),
+        _load_images(keys),
         EnsureChannelFirstd(keys=keys),
         CheckShapesd(),
         Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
