@@ -221,6 +221,29 @@ def test_overlap_per_class_matches_monai_dice_metric():
     assert math.isnan(dice[3])
 
 
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy")  # raised inside MONAI by its own call
+def test_overlap_per_class_hd95_matches_monai_on_whole_volumes():
+    """Scoring each class inside its bounding box must give MONAI's whole-volume HD95, also at the borders."""
+    from monai.metrics import HausdorffDistanceMetric
+    from monai.networks.utils import one_hot
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+
+    def blobs() -> np.ndarray:  # smooth random regions of 4 classes, touching the volume borders
+        field = ndimage.gaussian_filter(rng.standard_normal((SIZE, 20, 12)), 2)
+        return np.digitize(field, [-0.1, 0.05, 0.15]).astype(np.int64)
+
+    pred, ref = blobs(), blobs()
+    spacing = (1.5, 1.0, 2.5)
+    _, hd95 = overlap_per_class(pred, ref, 4, spacing_mm=spacing)
+    metric = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
+    expected = metric(one_hot(torch.from_numpy(pred)[None, None], 4), one_hot(torch.from_numpy(ref)[None, None], 4),
+                      spacing=list(spacing))
+    np.testing.assert_allclose(hd95, expected[0].numpy(), rtol=1e-6)
+    assert np.isfinite(hd95).all()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
     [
