@@ -255,8 +255,8 @@ def compute_case_metrics(
         labels: ground-truth label map. ``None`` makes the clean prediction the reference for Dice and HD95.
         num_classes: K, background included; K ≥ 2.
         class_names: K distinct names, background first. Default ``background, class_1, ...``.
-        spacing_mm: voxel size along (H, W, D) in mm, each > 0; used for HD95 by the ``clinical`` preset only.
-            Default (1, 1, 1).
+        spacing_mm: voxel size along (H, W, D) in mm, each > 0; used for HD95 by the ``clinical`` preset only
+            (``paper`` measures HD95 in voxels, as the reference does, and silently ignores it). Default (1, 1, 1).
         preset: ``"clinical"`` (default) or ``"paper"``; see the module docstring.
         lpips_model: a callable LPIPS distance (see :func:`similarity.lpips_distance`). ``None`` uses
             ``lpips.LPIPS(net="alex")`` when it can be built offline, else LPIPS is reported as unavailable.
@@ -284,9 +284,7 @@ def compute_case_metrics(
     preset = MetricsPreset(check_choice("preset", getattr(preset, "value", preset), [p.value for p in MetricsPreset]))
     num_classes = check_int("num_classes", num_classes, 2)
     names = _check_class_names(class_names, num_classes)
-    spacing = _check_spacing(spacing_mm)
-    if preset is MetricsPreset.PAPER and spacing != (1.0, 1.0, 1.0):
-        warnings.warn("spacing_mm is ignored by the 'paper' preset (HD95 in voxels).", stacklevel=2)
+    spacing = _check_spacing(spacing_mm)  # checked under both presets; callers pass it whatever the preset
 
     volumes = {
         "clean_image": to_volume("clean_image", clean_image, integer=False),
