@@ -72,7 +72,7 @@ def tile_slices(shape: Sequence[int], roi: Sequence[int]) -> list[tuple[slice, s
     Returns:
         one ``(slice_h, slice_w, slice_d)`` per tile, in row-major order (D fastest).
     """
-    roi = check_roi(tuple(roi))
+    roi = check_roi(roi)
     padded = tuple(max(int(s), r) for s, r in zip(shape, roi, strict=True))
     return list(dense_patch_slices(padded, roi, roi))
 

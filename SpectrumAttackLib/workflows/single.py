@@ -14,6 +14,7 @@ prediction measures exactly that.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def _field(obj: Any, name: str) -> Any:
 
 def _resolve_model(model: Any, device: str | torch.device) -> tuple[torch.nn.Module, Any]:
     """A name or path is loaded with :func:`SpectrumAttackLib.models.load_model`; a ``LoadedModel`` is used as is."""
-    if isinstance(model, str):
+    if isinstance(model, (str, os.PathLike)):
         from SpectrumAttackLib.models import load_model  # torch-heavy, imported on use
 
         model = load_model(model, resolve_device(device))
