@@ -44,6 +44,10 @@ _CONTAINER_KEYS = ("state_dict", "model", "model_state_dict")
 _PREFIXES = ("module.", "_orig_mod.")
 _DROPPED_LEGACY = ("vit.patch_embedding.cls_token",)
 _OPTIONAL_SUFFIXES = (".norm_cross_attn.weight", ".norm_cross_attn.bias")
+_EMBEDDING_KEYS = {
+    "perceptron": "vit.patch_embedding.patch_embeddings.1.weight",
+    "conv": "vit.patch_embedding.patch_embeddings.weight",
+}
 _SIGNATURES = {"swinViT.": "swin-unetr", "vit.": "unet-r", "model.0.": "unet"}
 
 
@@ -138,17 +142,17 @@ def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], model_state: di
     """Raise ``ValueError`` naming the cause when the checkpoint belongs to another model."""
     shared = set(state) & set(model_state)
     architecture = _guess_architecture(set(model_state))
+    for embedding, key in _EMBEDDING_KEYS.items():
+        if key in state and key not in model_state and any(k in model_state for k in _EMBEDDING_KEYS.values()):
+            raise ValueError(
+                f"pos_embed must match the checkpoint: {str(path)!r} was trained with pos_embed={embedding!r} "
+                "(--pos_embed; MONAI's proj_type); build the model with that setting."
+            )
     if len(shared) < 0.5 * len(model_state):
-        found = _guess_architecture(set(state))
-        hint = ""
-        if "vit.patch_embedding.patch_embeddings.1.weight" in state and architecture == "unet-r":
-            hint = " It was trained with pos_embed='perceptron'; build the model with that setting."
-        elif "vit.patch_embedding.patch_embeddings.weight" in state and architecture == "unet-r":
-            hint = " It was trained with pos_embed='conv'; build the model with that setting."
         raise ValueError(
-            f"architecture must match the checkpoint: {str(path)!r} holds {found} weights "
+            f"architecture must match the checkpoint: {str(path)!r} holds {_guess_architecture(set(state))} weights "
             f"({len(shared)} of the model's {len(model_state)} tensors found), but the model is {architecture} "
-            f"(--model_name / architecture).{hint}"
+            "(--model_name / architecture)."
         )
     output = _output_layer(model)
     if output is not None and output[0] in shared:

@@ -99,7 +99,6 @@ def build_model(
         pos_embed = proj_type
     if img_size is not None:
         roi = img_size
-    roi = _tuple("roi", roi, spatial_dims)
 
     if architecture == "unet":
         channels = SEED_UNET_CHANNELS if channels is None else channels
@@ -122,6 +121,7 @@ def build_model(
         )
 
     feature_size = check_int("feature_size", feature_size, 1)
+    roi = _tuple("roi", roi, spatial_dims)
     if architecture == "unet-r":
         if spatial_dims != 3:
             raise ValueError(f"spatial_dims must be 3 for unet-r, got {spatial_dims!r}.")
