@@ -149,7 +149,7 @@ def _load_initial_weights(core: nn.Module, config: TrainConfig, run_dir: Path | 
             raise FileNotFoundError(f"--resume needs a checkpoint at {path}, but there is none.")
         if config.pretrained_path:
             warnings.warn(f"pretrained_path {config.pretrained_path} is ignored: resuming from {path}.", stacklevel=3)
-        load_checkpoint(core, path)
+        load_checkpoint(core, path, strict=True)
         if config.resume_but_restart:
             logger.info("Loaded weights of %s; restarting at epoch 0.", path)
             return None
@@ -267,25 +267,28 @@ def train(
         state.scheduler.step()
         state.epoch = epoch + 1
         val_dice = None
+        improved = False
         if state.epoch % config.val_every == 0 or state.epoch == config.max_epochs:
             val_dice = _validate(model, val_cases, config, use_amp, rank, world_size)
             improved = state.improve(val_dice)
-            if writer and result.latest_path is not None:
-                _save(result.latest_path, core, state)
-                if improved:
-                    _save(result.best_path, core, state)
-            if progress is not None:
-                progress(Progress(done, total, "train", f"epoch {state.epoch}: validation Dice {val_dice:.4f}"))
         record = EpochRecord(
             epoch=state.epoch, loss=_mean(terms["loss"]), loss_clean=_mean(terms["loss_clean"]),
             loss_adversarial=_mean(terms["loss_adversarial"]), loss_freq=_mean(terms["loss_freq"]), lr=lr,
             val_dice=val_dice, seconds=time.perf_counter() - epoch_start,
         )
         result.history.append(record)
+        # Log first, then checkpoints: a run stopped in between resumes from the previous checkpoint and drops
+        # the log rows after it.
         if log is not None:
             log.append(vars(record))
+        if val_dice is not None and writer and result.latest_path is not None:
+            _save(result.latest_path, core, state)
+            if improved:
+                _save(result.best_path, core, state)
         logger.info("epoch %d/%d loss %.4f lr %.3g%s", state.epoch, config.max_epochs, record.loss, lr,
                     "" if val_dice is None else f" val Dice {val_dice:.4f}")
+        if progress is not None and val_dice is not None:
+            progress(Progress(done, total, "train", f"epoch {state.epoch}: validation Dice {val_dice:.4f}"))
     result.best_metric, result.best_epoch, result.last_epoch = state.best_metric, state.best_epoch, state.epoch
     if result.best_path is not None and not result.best_path.is_file():
         result.best_path = None

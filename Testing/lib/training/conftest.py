@@ -35,6 +35,18 @@ def tiny_model() -> UNet:
     return make_model()
 
 
+@pytest.fixture(name="make_model")
+def make_model_fixture():
+    """The :func:`make_model` factory (tests build several identical models)."""
+    return make_model
+
+
+@pytest.fixture(name="make_case")
+def make_case_fixture():
+    """The :func:`make_case` factory."""
+    return make_case
+
+
 @pytest.fixture
 def cases() -> list[dict[str, torch.Tensor]]:
     """Four synthetic volumes, 16³, without the batch axis."""
