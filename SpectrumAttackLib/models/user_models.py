@@ -167,7 +167,9 @@ def load_torchscript(
     path = Path(path)
     extra = {_METADATA: "", _INFERENCE: ""}
     try:
-        model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript, but users' files are TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as exc:
         raise ValueError(f"path must be a TorchScript file, got {str(path)!r} ({exc}).") from None
     metadata = json.loads(extra[_METADATA]) if extra[_METADATA] else {}
