@@ -115,6 +115,9 @@ class CheckShapesd:
     def __init__(self, image_key: str = "image", label_key: str = "label") -> None:
         self.image_key, self.label_key = image_key, label_key
 
+    def __repr__(self) -> str:
+        return f"CheckShapesd({self.image_key!r}, {self.label_key!r})"
+
     def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
         if self.label_key in data:
             image, label = data[self.image_key], data[self.label_key]
@@ -170,7 +173,8 @@ def eval_transforms(cfg: DataConfig, *, with_label: bool = True) -> Compose:
         with_label: whether the dicts carry a ``label`` path. Default True.
 
     Raises:
-        ValueError: (when applied) the image and label shapes differ.
+        ValueError: (when applied) the image and label shapes differ; MONAI's Compose raises it as the cause of a
+            ``RuntimeError("applying transform CheckShapesd(...)")``.
     """
     keys = _keys(with_label)
     steps = _common(cfg, keys)
