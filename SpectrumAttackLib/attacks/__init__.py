@@ -14,7 +14,20 @@ import importlib
 import inspect
 from typing import Any
 
-__all__ = ["REGISTRY", "attack_class", "attack_parameters", "available", "create"]
+__all__ = [
+    "REGISTRY",
+    "Attack",
+    "AttackResult",
+    "attack_class",
+    "attack_parameters",
+    "available",
+    "create",
+    "frozen_model",
+    "model_device",
+]
+
+#: Names served from ``base.py`` on first access, so that importing the registry does not import torch.
+_FROM_BASE = ("Attack", "AttackResult", "frozen_model", "model_device")
 
 REGISTRY: dict[str, str] = {
     "saa": "saa:SAA",
@@ -32,6 +45,12 @@ REGISTRY: dict[str, str] = {
 }
 
 _BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module(f"{__name__}.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def available() -> list[str]:

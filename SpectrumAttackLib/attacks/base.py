@@ -290,7 +290,8 @@ class Attack(abc.ABC):
             value = self._evaluate(logits, adv, run, t)
             (grad,) = torch.autograd.grad(value, variable)
             if run.progress is not None:
-                run.progress(Progress(run.restart * self.steps + t + 1, total, "attack", f"loss {float(value):.4f}"))
+                run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
+                                      f"loss {run.history['loss'][-1]:.4f}"))
             if self.early_stop and self._fooled(logits.detach().argmax(1, keepdim=True), run.labels, run.goal):
                 # Return the image that was just checked, not the next (unchecked) one.
                 adv = adv.detach().clamp(0.0, 1.0)
@@ -313,7 +314,7 @@ class Attack(abc.ABC):
         value = self.objective(logits, run.goal, run.images, adv, run.context, t)
         with torch.no_grad():
             pred = logits.argmax(1, keepdim=True)
-            run.history["loss"].append(float(value))
+            run.history["loss"].append(float(value.detach()))
             run.history["dice"].append(float(dice_per_sample(pred, run.labels, logits.shape[1]).mean()))
             run.history["ssim"].append(float(ssim3d(run.images, adv.detach())))
             run.history["restart"].append(run.restart)
