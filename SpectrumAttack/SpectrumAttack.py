@@ -1,0 +1,593 @@
+"""SpectrumAttack: adversarial attacks on volumetric segmentation models, in 3D Slicer.
+
+Five parts, in the order of Slicer's scripted-module template: the module, its parameter node, the Widget, the
+Logic and the self-test. Only the Logic is needed outside the application: with ``slicer-core`` alone (no Qt, no
+``ScriptedLoadableModule``, no ``parameterNodeWrapper``) this file still imports and ``SpectrumAttackLogic`` runs
+on ``slicer.mrmlScene``; the application-only parts are defined when their imports are available.
+
+Console use (see ``SpectrumAttackLogic.run``)::
+
+    logic = slicer.util.getModuleLogic("SpectrumAttack")
+    result = logic.run(slicer.util.getNode("CTChest"), model="unet-btcv-3mm", attack="saa",
+                       params={"steps": 10, "rho": 0.2, "block_size": 32, "lambda_dice": 0.01})
+    print(result.metrics["adversarial"]["dice"])
+"""
+
+import dataclasses
+import logging
+import os
+import sys
+import unittest
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import numpy as np
+import slicer
+import vtk
+
+
+def _addSourcePaths() -> None:
+    """Source-tree runs (``--additional-module-paths``): the engine sits in the repository root, the adapter next
+    to this file. Installed extensions have both in ``qt-scripted-modules`` already."""
+    here = Path(__file__).resolve().parent
+    for name, folder in (("SpectrumAttackLib", here.parent), ("SpectrumAttackAdapter", here)):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.path.insert(0, str(folder))
+
+
+_addSourcePaths()
+
+from SpectrumAttackAdapter.arguments import (  # noqa: E402 - after the source paths
+    ATTACK_PARAMETERS,
+    DEVICES,
+    GENERAL_SETTINGS,
+    EngineArguments,
+    engine_arguments,
+    run_engine,
+)
+from SpectrumAttackAdapter.results import SpectrumAttackResult, write_result  # noqa: E402
+from SpectrumAttackAdapter.segmentations import reference_labels  # noqa: E402
+from SpectrumAttackAdapter.volumes import check_input_volume, volume_to_ijk  # noqa: E402
+
+from SpectrumAttackLib import attacks  # noqa: E402 - torch-free registry
+from SpectrumAttackLib.models.catalogue import ARCHITECTURES, get_entry, load_catalogue  # noqa: E402
+
+try:  # the application: Qt, the scripted-module base classes, the parameter node wrapper
+    import ctk  # noqa: F401 - loaded for the .ui file's ctk widgets
+    from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+    from slicer.i18n import tr as _
+    from slicer.i18n import translate
+    from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+    from slicer.ScriptedLoadableModule import (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleLogic,
+        ScriptedLoadableModuleTest,
+        ScriptedLoadableModuleWidget,
+    )
+    from slicer.util import VTKObservationMixin
+
+    APPLICATION = True
+except ImportError:  # slicer-core: the Logic and the self-test's checks only
+    APPLICATION = False
+    ScriptedLoadableModuleLogic = object
+
+#: Model choice meaning "the file in modelPath".
+USER_MODEL = "my model (file)"
+
+
+def _catalogueNames() -> list[str]:
+    try:
+        return [entry.name for entry in load_catalogue()]
+    except (FileNotFoundError, ValueError) as error:  # a broken install must not stop the module from loading
+        logging.warning("SpectrumAttack: the model catalogue could not be read: %s", error)
+        return []
+
+
+def _classDicts(classes: Any) -> list[dict[str, Any]]:
+    """``[{"id", "name", "rgb"}]`` from catalogue ``ClassInfo`` objects."""
+    return [{"id": c.id, "name": c.name, "rgb": list(c.rgb)} for c in classes]
+
+
+#
+# Module
+#
+
+if APPLICATION:
+
+    class SpectrumAttack(ScriptedLoadableModule):
+        """Module description shown in Slicer's module panel."""
+
+        def __init__(self, parent: Any) -> None:
+            ScriptedLoadableModule.__init__(self, parent)
+            self.parent.title = _("SpectrumAttack")
+            self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+            self.parent.dependencies = []
+            self.parent.contributors = ["SpectrumAttack developers"]
+            self.parent.helpText = _(
+                "Measure how robust a volumetric segmentation model is against adversarial perturbations. "
+                "SA² (Spectrum Adversarial Attack) scales the 3-D DCT coefficients of image blocks by learned factors "
+                "in [1−ρ, 1+ρ]; VAFA learns a DCT quantisation table per block; PGD, FGSM, BIM, Gaussian noise, "
+                "SegPGD and CosPGD perturb voxels. Results: the adversarial volume (input geometry and units), the "
+                "perturbation, clean and adversarial segmentations and a table of Dice, HD95, SSIM, PSNR and "
+                "fooling rate.<br><br>"
+                "Papers: A. Hanif et al., <i>Spectrum Adversarial Attack (SA²) on volumetric medical segmentation</i>, "
+                "ISBI 2025 (github.com/asif-hanif/saa); A. Hanif, M. Naseer, S. Khan, M. Shah, F. S. Khan, "
+                "<i>Frequency Domain Adversarial Training for Robust Volumetric Medical Segmentation</i> (VAFA/VAFT), "
+                "MICCAI 2023, arXiv:2307.07269.")
+            self.parent.acknowledgementText = _(
+                "Built on MONAI and PyTorch (through the PyTorch extension). Sample data: TotalSegmentator test "
+                "fixtures (Apache-2.0).")
+
+#
+# Parameter node
+#
+
+if APPLICATION:
+
+    @parameterNodeWrapper
+    class SpectrumAttackParameterNode:
+        """Everything needed to repeat a run from a saved scene; names as in ``SpectrumAttackCLI.xml``."""
+
+        inputVolume: vtkMRMLScalarVolumeNode
+        referenceSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]  # noqa: UP007
+        model: Annotated[str, Choice((*_catalogueNames(), USER_MODEL))] = (_catalogueNames() or [USER_MODEL])[0]
+        modelPath: Path = Path()
+        architecture: Annotated[str, Choice(ARCHITECTURES)] = "unet"
+        numClasses: Annotated[int, WithinRange(2, 1000)] = 14
+        attack: Annotated[str, Choice(tuple(attacks.available()))] = "saa"
+        steps: Annotated[int, WithinRange(1, 1000)] = 20
+        rho: Annotated[float, WithinRange(0.001, 0.999)] = 0.2
+        blockSize: Annotated[int, WithinRange(2, 128)] = 32
+        lambdaDice: Annotated[float, WithinRange(0.0, 100.0)] = 0.01
+        useSsimLoss: bool = True
+        lambdaSsim: Annotated[float, WithinRange(0.0, 100.0)] = 1.0
+        freqBand: Annotated[str, Choice(("all", "low", "middle", "high"))] = "all"
+        qMax: Annotated[float, WithinRange(1.0, 255.0)] = 20.0
+        vafaVariant: Annotated[str, Choice(("code", "paper"))] = "code"
+        eps: Annotated[float, WithinRange(0.0, 255.0)] = 4.0
+        alpha: Annotated[float, WithinRange(0.0001, 1.0)] = 0.01
+        std: Annotated[float, WithinRange(0.0, 255.0)] = 4.0
+        device: Annotated[str, Choice(DEVICES)] = "auto"
+        seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
+
+#
+# Widget
+#
+
+#: Field widget of every attack parameter (its label is ``<name>Label``); rows the chosen attack does not use hide.
+PARAMETER_WIDGETS = {
+    "steps": "stepsSpinBox", "rho": "rhoSpinBox", "blockSize": "blockSizeSpinBox", "lambdaDice": "lambdaDiceSpinBox",
+    "useSsimLoss": "useSsimLossCheckBox", "lambdaSsim": "lambdaSsimSpinBox", "freqBand": "freqBandComboBox",
+    "qMax": "qMaxSpinBox", "vafaVariant": "vafaVariantComboBox", "eps": "epsSpinBox", "alpha": "alphaSpinBox",
+    "std": "stdSpinBox",
+}
+
+if APPLICATION:
+
+    class SpectrumAttackWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+        """GUI: bound to the parameter node; Apply runs the CLI module in the background and turns into Cancel."""
+
+        def __init__(self, parent: Any = None) -> None:
+            ScriptedLoadableModuleWidget.__init__(self, parent)
+            VTKObservationMixin.__init__(self)
+            self.logic: SpectrumAttackLogic | None = None
+            self._parameterNode: Any = None
+            self._parameterNodeGuiTag: Any = None
+            self._job: Any = None
+
+        def setup(self) -> None:
+            ScriptedLoadableModuleWidget.setup(self)
+            uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpectrumAttack.ui"))
+            self.layout.addWidget(uiWidget)
+            self.ui = slicer.util.childWidgetVariables(uiWidget)
+            uiWidget.setMRMLScene(slicer.mrmlScene)
+            self.logic = SpectrumAttackLogic()
+            self.ui.progressBar.visible = False
+            self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+            self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+            self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+            self.initializeParameterNode()
+            self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
+
+        def cleanup(self) -> None:
+            self.removeObservers()
+
+        def enter(self) -> None:
+            self.initializeParameterNode()
+
+        def exit(self) -> None:
+            if self._parameterNode:
+                self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+                self._parameterNodeGuiTag = None
+                self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+        def onSceneStartClose(self, caller: Any, event: Any) -> None:
+            self.setParameterNode(None)
+
+        def onSceneEndClose(self, caller: Any, event: Any) -> None:
+            if self.parent.isEntered:
+                self.initializeParameterNode()
+
+        def onReload(self) -> None:
+            """Developer reload: drop the engine and adapter modules so that their edits are loaded too."""
+            for name in [n for n in sys.modules if n.split(".")[0] in ("SpectrumAttackLib", "SpectrumAttackAdapter")]:
+                del sys.modules[name]
+            ScriptedLoadableModuleWidget.onReload(self)
+
+        def initializeParameterNode(self) -> None:
+            self.setParameterNode(self.logic.getParameterNode())
+            if not self._parameterNode.inputVolume:
+                first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+                if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
+                    self._parameterNode.inputVolume = first
+
+        def setParameterNode(self, parameterNode: Any) -> None:
+            if self._parameterNode:
+                self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+                self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._parameterNode = parameterNode
+            if self._parameterNode:
+                self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+                self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+                self._onParameterNodeModified()
+
+        def _onParameterNodeModified(self, caller: Any = None, event: Any = None) -> None:
+            p = self._parameterNode
+            self.ui.userModelWidget.visible = p.model == USER_MODEL
+            self.ui.modelDescriptionLabel.text = self.logic.modelDescription(p.model)
+            used = self.logic.attackParameterNames(p.attack)
+            for name, fieldName in PARAMETER_WIDGETS.items():
+                shown = used is None or name in used
+                getattr(self.ui, fieldName).visible = shown
+                getattr(self.ui, f"{name}Label").visible = shown
+            if self._job is None:
+                reason = self.logic.validationError(p)
+                self.ui.applyButton.enabled = not reason
+                self.ui.applyButton.toolTip = reason or _("Run the attack in the background.")
+
+        def onApplyButton(self) -> None:
+            if self._job is not None:
+                self._job.cancel()
+                self.ui.applyButton.enabled = False
+                self.ui.statusLabel.text = _("Cancelling...")
+                return
+            with slicer.util.tryWithErrorDisplay(_("Failed to start the attack."), waitCursor=True):
+                self.logic.ensureDependencies(self.resourcePath("requirements.txt"))
+                self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
+                                                            onFinished=self._onFinished)
+                self.ui.applyButton.text = _("Cancel")
+                self.ui.progressBar.value = 0
+                self.ui.progressBar.visible = True
+                self.ui.statusLabel.text = _("Starting...")
+
+        def _onProgress(self, progress: Any) -> None:
+            self.ui.progressBar.value = round(100 * progress.fraction)
+            step = f"{progress.stage} {progress.done}/{progress.total}" if progress.total else _("starting")
+            eta = progress.eta_seconds
+            self.ui.statusLabel.text = step + ("" if eta is None else f", ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+
+        def _onFinished(self, result: SpectrumAttackResult | None, error: str | None) -> None:
+            self._job = None
+            self.ui.applyButton.text = _("Apply")
+            self.ui.progressBar.visible = False
+            self._onParameterNodeModified()
+            if result is not None:
+                clean, adversarial = (result.metrics.get(k, {}).get("dice") for k in ("clean", "adversarial"))
+                self.ui.statusLabel.text = _("Done in {seconds:.1f} s. Mean Dice {clean} → {adversarial}.").format(
+                    seconds=result.seconds, clean=_fmt(clean), adversarial=_fmt(adversarial))
+            elif error == "cancelled":
+                self.ui.statusLabel.text = _("Cancelled; no nodes were added.")
+            else:
+                self.ui.statusLabel.text = _("Failed.")
+                slicer.util.errorDisplay(_("The attack failed:\n{error}").format(error=error))
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+
+#
+# Logic
+#
+
+
+class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
+    """Runs attacks on volume nodes of ``slicer.mrmlScene``; usable from the Python console and from scripts.
+
+    In the application the Widget runs the CLI module in the background (:meth:`runFromParameterNode`); the console
+    API :meth:`run` runs the engine in-process (``wait=True``, also outside the application with ``slicer-core``)
+    or through the CLI module (``wait=False``). Both write the same nodes (:class:`SpectrumAttackResult`).
+    """
+
+    def __init__(self) -> None:
+        if APPLICATION:
+            ScriptedLoadableModuleLogic.__init__(self)
+        self._cancelRequested = False
+        self._job: Any = None
+        self._segmentationsLogic: Any = None
+
+    # ------------------------------------------------------------------------------------------- scene
+    def _scene(self) -> Any:
+        """``slicer.mrmlScene``, with the module logics the run needs when no application provides them."""
+        scene = getattr(slicer, "mrmlScene", None)
+        if scene is None:
+            raise ValueError("slicer.mrmlScene must be a vtkMRMLScene (assign one outside the application), got None.")
+        if getattr(getattr(slicer, "modules", None), "segmentations", None) is None:
+            # The Segmentations logic registers the segmentation converters (AddEmptySegment needs them).
+            if self._segmentationsLogic is None:
+                self._segmentationsLogic = slicer.vtkSlicerSegmentationsModuleLogic()
+            if self._segmentationsLogic.GetMRMLScene() is not scene:
+                self._segmentationsLogic.SetMRMLScene(scene)
+        return scene
+
+    # ---------------------------------------------------------------------------------- console API
+    def run(
+        self,
+        inputVolume: Any,
+        model: Any,
+        attack: str = "saa",
+        params: dict[str, Any] | None = None,
+        referenceSegmentation: Any = None,
+        wait: bool = True,
+        *,
+        device: str = "auto",
+        seed: int = 0,
+        architecture: str | None = None,
+        numClasses: int | None = None,
+        modelArguments: dict[str, Any] | None = None,
+        onProgress: Callable[[Any], None] | None = None,
+        onFinished: Callable[[SpectrumAttackResult | None, str | None], None] | None = None,
+        showResult: bool = True,
+    ) -> Any:
+        """Attack ``inputVolume`` and add the results to the scene.
+
+        Args:
+            inputVolume: scalar volume node (3-D, one component); never modified.
+            model: catalogue name (``"unet-btcv-3mm"``), a model path (checkpoint ``.pt``/``.pth`` with
+                ``architecture`` and ``numClasses``, a TorchScript file or a MONAI bundle folder), or a
+                ``SpectrumAttackLib.models.LoadedModel``.
+            attack: ``"saa"``, ``"saa-2d"``, ``"vafa-3d"``, ``"vafa-2d"``, ``"pgd"``, ``"fgsm"``, ``"bim"``, ``"gn"``,
+                ``"segpgd"``, ``"cospgd"``, ``"dfb"`` or ``"dfb-2d"``.
+            params: attack parameters by engine name (``steps``, ``rho``, ``block_size``, ``lambda_dice``,
+                ``use_ssim_loss``, ``lambda_ssim``, ``freq_band``, ``q_max``, ``variant``, ``eps`` and ``std`` on the
+                0–255 scale, ``alpha``, ``beta``, ...) or by the GUI's camelCase name (``blockSize``, ...).
+                Unknown or inapplicable names raise. Defaults: the attack's own.
+            referenceSegmentation: optional segmentation (segments named after the model's classes) or labelmap
+                node (class ids): the ground truth for Dice/HD95 and the labels the attack pushes away from.
+            wait: True: run in this process and return the result. False (application only): run the CLI module in
+                the background and return its job (``job.cancel()``); ``onFinished(result, error)`` gets the result.
+            device, seed: ``"auto"``/``"cpu"``/``"cuda"``; seed of the attack's random draws.
+            architecture, numClasses, modelArguments: for checkpoint paths: ``unet``/``unet-r``/``swin-unetr``,
+                class count, extra ``build_model`` keywords (``wait=True`` only).
+            onProgress: called with ``SpectrumAttackLib.runtime.Progress`` (``wait=True``) or a ``JobProgress``
+                (``wait=False``); call :meth:`cancel` from it to stop.
+            onFinished: ``wait=False`` only, see above.
+            showResult: show clean and adversarial side by side (application only).
+
+        Returns:
+            ``wait=True``: a :class:`SpectrumAttackResult` (nodes + metrics). ``wait=False``: the running job.
+
+        Raises:
+            ValueError: bad volume (none, 2-D, RGB/vector, labelmap), unknown model, attack or parameter, a
+                reference with classes the model does not have, or a mismatching checkpoint.
+            SpectrumAttackLib.inference.tiles.Cancelled: :meth:`cancel` was called; no node was added.
+        """
+        values = dict(params or {})
+        clash = sorted(set(values) & set(GENERAL_SETTINGS))
+        if clash:
+            raise ValueError(f"params must hold attack parameters only; pass {', '.join(clash)} as arguments of run.")
+        values.update(model=model, attack=attack, device=device, seed=seed, architecture=architecture,
+                      numClasses=numClasses, modelArguments=modelArguments)
+        check_input_volume(inputVolume)
+        arguments = engine_arguments(values, strict=True)
+        if wait:
+            return self._runInProcess(inputVolume, arguments, referenceSegmentation, onProgress, showResult)
+        return self._runInBackground(inputVolume, arguments, referenceSegmentation, onProgress, onFinished,
+                                     showResult)
+
+    def cancel(self) -> None:
+        """Stop the running attack (in-process: at the next step; background: the CLI process is killed)."""
+        self._cancelRequested = True
+        if self._job is not None:
+            self._job.cancel()
+
+    def _runInProcess(self, inputVolume: Any, arguments: EngineArguments, referenceSegmentation: Any,
+                      onProgress: Any, showResult: bool) -> SpectrumAttackResult:
+        scene = self._scene()
+        array, ijkToRas = volume_to_ijk(inputVolume)
+        loaded = arguments.load_model()
+        arguments = dataclasses.replace(arguments, model=loaded)
+        reference = None
+        if referenceSegmentation is not None:
+            reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(loaded.entry.classes))
+        self._cancelRequested = False
+        result = run_engine(arguments, array, ijkToRas, reference_labels=reference, progress=onProgress,
+                            cancel=lambda: self._cancelRequested)
+        output = write_result(scene, inputVolume, result, arguments.attack)
+        if showResult:
+            from SpectrumAttackAdapter.layout import show_side_by_side
+
+            show_side_by_side(inputVolume, output)
+        logging.info("SpectrumAttack: %s on %s in %.1f s", arguments.attack, inputVolume.GetName(), result.seconds)
+        return output
+
+    def _runInBackground(self, inputVolume: Any, arguments: EngineArguments, referenceSegmentation: Any,
+                         onProgress: Any, onFinished: Any, showResult: bool) -> Any:
+        if getattr(getattr(slicer, "modules", None), "spectrumattackcli", None) is None:
+            raise ValueError("wait must be True outside the Slicer application (wait=False runs the "
+                             "SpectrumAttackCLI module), got False.")
+        from SpectrumAttackAdapter.clijob import CLIJob
+        from SpectrumAttackAdapter.layout import show_side_by_side
+
+        scene = self._scene()
+        cliParameters = arguments.cli_parameters()
+        reference = None
+        if referenceSegmentation is not None:
+            classes = (get_entry(arguments.model).classes if arguments.model in _catalogueNames()
+                       else arguments.load_model().entry.classes)
+            reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(classes))
+
+        def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
+            self._job = None
+            if result is not None and showResult:
+                show_side_by_side(inputVolume, result)
+            if onFinished is not None:
+                onFinished(result, error)
+
+        self._job = CLIJob(scene, inputVolume, cliParameters, reference, arguments.attack, onProgress, finished)
+        return self._job.start()
+
+    # ------------------------------------------------------------------------------ parameter node
+    def getParameterNode(self) -> Any:
+        return SpectrumAttackParameterNode(super().getParameterNode())
+
+    def parameterValues(self, parameterNode: Any) -> dict[str, Any]:
+        """The parameter node's settings by name, as :func:`engine_arguments` takes them."""
+        p = parameterNode
+        userModel = p.model == USER_MODEL
+        values = {
+            "model": str(p.modelPath) if userModel and str(p.modelPath) not in ("", ".") else (
+                None if userModel else p.model),
+            "attack": p.attack, "device": p.device, "seed": p.seed,
+            "architecture": p.architecture if userModel else None,
+            "numClasses": p.numClasses if userModel else None,
+        }
+        values.update({spec.name: getattr(p, spec.name) for spec in ATTACK_PARAMETERS})
+        return values
+
+    def validationError(self, parameterNode: Any) -> str:
+        """Why Apply cannot run yet ("" when it can)."""
+        p = parameterNode
+        try:
+            check_input_volume(p.inputVolume)
+        except ValueError as error:
+            return str(error)
+        if p.model == USER_MODEL and str(p.modelPath) in ("", "."):
+            return "Choose the model file."
+        return ""
+
+    def runFromParameterNode(self, parameterNode: Any, onProgress: Any = None, onFinished: Any = None) -> Any:
+        """Start a background run (CLI module) with the parameter node's settings; returns the job."""
+        arguments = engine_arguments(self.parameterValues(parameterNode), strict=False)
+        check_input_volume(parameterNode.inputVolume)
+        return self._runInBackground(parameterNode.inputVolume, arguments, parameterNode.referenceSegmentation,
+                                     onProgress, onFinished, True)
+
+    # ------------------------------------------------------------------------------------ GUI helpers
+    def attackParameterNames(self, attack: str) -> set[str] | None:
+        """camelCase names of the GUI parameters that ``attack`` takes; None when that needs torch and torch is
+        missing (the Widget then shows every parameter)."""
+        try:
+            accepted = attacks.attack_parameters(attack)
+        except ImportError:
+            return None
+        return {spec.name for spec in ATTACK_PARAMETERS if spec.engine in accepted}
+
+    def modelDescription(self, name: str) -> str:
+        """One line about a catalogue model for the GUI."""
+        if name == USER_MODEL:
+            return "A checkpoint, TorchScript file or MONAI bundle of your own."
+        try:
+            entry = get_entry(name)
+        except (FileNotFoundError, ValueError):
+            return ""
+        spacing = " × ".join(f"{s:g}" for s in entry.preprocessing.spacing_mm)
+        return f"{entry.description} ({entry.num_classes - 1} organs, {spacing} mm)".strip()
+
+    def deviceSummary(self) -> str:
+        """Torch version, CUDA build and GPU for the GUI."""
+        from SpectrumAttackAdapter.dependencies import torch_summary
+
+        try:
+            return torch_summary()
+        except Exception as error:  # a broken torch install must not break the module panel
+            return f"PyTorch could not be loaded: {error}"
+
+    def ensureDependencies(self, requirementsFile: str | os.PathLike) -> None:
+        """Install torch (PyTorch extension) and the engine's packages on first use, after asking."""
+        from SpectrumAttackAdapter.dependencies import ensure_dependencies
+
+        ensure_dependencies(requirementsFile)
+
+
+#
+# Self-test
+#
+
+_TestBase = ScriptedLoadableModuleTest if APPLICATION else unittest.TestCase
+
+
+class SpectrumAttackTest(_TestBase):
+    """Reload & Test: the Logic on a synthetic CT-like volume with a tiny MONAI UNet (random weights), on
+    ``slicer.mrmlScene``. Also run by the project's pytest suite on a ``slicer-core`` scene."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear(0)
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_bad_inputs()
+        self.setUp()
+        self.test_attack_adds_results()
+
+    def _message(self, text: str) -> None:
+        if APPLICATION:
+            self.delayDisplay(text)
+        else:
+            logging.info(text)
+
+    def _volume(self, shape: tuple[int, int, int] = (24, 20, 16)) -> Any:
+        """A CT-like volume (HU): air, a soft-tissue body, a brighter organ; 3 mm voxels, RAS."""
+        i, j, k = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+        array = np.full(shape, -1000.0, dtype=np.float32)
+        array[i**2 + j**2 < 0.8] = 40.0
+        array[(i - 0.3) ** 2 + j**2 + k**2 < 0.2] = 150.0
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "SpectrumAttackTestCT")
+        node.SetSpacing(3.0, 3.0, 3.0)
+        slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array.transpose(2, 1, 0)))
+        return node
+
+    def _tinyModel(self) -> Any:
+        import torch
+
+        from SpectrumAttackLib.models import LoadedModel, build_model
+
+        entry = get_entry(_catalogueNames()[0])
+        torch.manual_seed(0)
+        net = build_model(entry.architecture, entry.num_classes, channels=(4, 8), strides=(2,), num_res_units=0)
+        return LoadedModel(model=net.eval(), entry=entry, report=None)
+
+    def test_bad_inputs(self) -> None:
+        self._message("Bad inputs are refused")
+        logic = SpectrumAttackLogic()
+        with self.assertRaisesRegex(ValueError, "inputVolume"):
+            logic.run(None, model="unet-btcv-3mm")
+        flat = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "flat")
+        slicer.util.updateVolumeFromArray(flat, np.zeros((1, 8, 8), np.float32))
+        with self.assertRaisesRegex(ValueError, "inputVolume"):
+            logic.run(flat, model="unet-btcv-3mm")
+        with self.assertRaisesRegex(ValueError, "attack"):
+            logic.run(self._volume(), model="unet-btcv-3mm", attack="nope")
+
+    def test_attack_adds_results(self) -> None:
+        self._message("PGD on a synthetic CT with a tiny UNet")
+        volume = self._volume()
+        before = np.array(slicer.util.arrayFromVolume(volume))
+        logic = SpectrumAttackLogic()
+        result = logic.run(volume, model=self._tinyModel(), attack="pgd",
+                           params={"steps": 2, "eps": 8, "alpha": 0.01}, showResult=False)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), before)
+        for node in (result.adversarialVolume, result.perturbationVolume):
+            self.assertEqual(node.GetImageData().GetDimensions(), volume.GetImageData().GetDimensions())
+        perturbation = slicer.util.arrayFromVolume(result.perturbationVolume)
+        entry = get_entry(_catalogueNames()[0])
+        bound = 8 / 255 * (entry.preprocessing.a_max - entry.preprocessing.a_min)
+        self.assertLessEqual(float(np.abs(perturbation).max()), bound * 1.001)
+        segmentation = result.cleanSegmentation.GetSegmentation()
+        self.assertEqual(segmentation.GetNumberOfSegments(), entry.num_classes - 1)
+        self.assertEqual(segmentation.GetNthSegment(0).GetName(), entry.classes[1].name)
+        self.assertGreater(result.metricsTable.GetNumberOfRows(), entry.num_classes)
+        self._message("Test passed")

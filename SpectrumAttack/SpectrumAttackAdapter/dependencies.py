@@ -1,0 +1,113 @@
+"""Python dependencies of the engine inside Slicer, installed on first use and only after asking.
+
+- PyTorch comes from the PyTorch extension (``EXTENSION_DEPENDS "PyTorch"``, module PyTorchUtils), which picks
+  the wheel matching the GPU driver. It is never pip-installed here.
+- The other packages (``Resources/requirements.txt``: MONAI, einops, nibabel, pytorch-msssim, ...) are installed
+  with Slicer's own installer: ``pip_ensure`` of ``slicer.pydeps`` / ``slicer.packaging`` (Slicer ≥ 5.11/5.12:
+  asks, shows progress, skips installs in testing mode, keeps Slicer's torch and SimpleITK), otherwise
+  ``slicer.util.pip_install`` after a confirmation dialog.
+
+Nothing here runs at import time; :func:`ensure_dependencies` is called from the Apply button and the console API.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["TORCH_REQUIREMENT", "ensure_dependencies", "missing_requirements", "read_requirements", "torch_summary"]
+
+#: Minimum PyTorch version of the engine (asked from the PyTorch extension).
+TORCH_REQUIREMENT = ">=2.1"
+
+_SKIPPED = ["torch", "torchvision", "SimpleITK"]
+
+
+def read_requirements(path: str | Path) -> list[str]:
+    """Requirement lines of a requirements file (comments and blank lines dropped)."""
+    lines = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def _satisfied(requirement: str) -> bool:
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # no `packaging`: presence is all that can be checked
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+        return importlib.util.find_spec(name.replace("-", "_").lower()) is not None or _installed(name) is not None
+    parsed = Requirement(requirement)
+    version = _installed(parsed.name)
+    return version is not None and (not parsed.specifier or parsed.specifier.contains(version, prereleases=True))
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def missing_requirements(requirements: Iterable[str]) -> list[str]:
+    """The requirements (``name>=version`` strings) not satisfied by the installed packages."""
+    return [r for r in requirements if not _satisfied(r)]
+
+
+def torch_summary() -> str:
+    """One line for the GUI: torch version, CUDA build and GPU, or why torch is missing. Imports torch."""
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch is not installed (installed through the PyTorch extension on first Apply)."
+    from SpectrumAttackLib.runtime import device_info
+
+    info = device_info()
+    cuda = f"CUDA build {info['cuda_build']}" if info["cuda_build"] else "CPU-only build"
+    gpu = f", GPU: {info['gpu']} ({info['gpu_memory_gib']} GiB)" if info["gpu"] else ", no GPU visible"
+    return f"PyTorch {info['torch']}, {cuda}{gpu}"
+
+
+def _ensure_torch() -> None:
+    try:
+        import PyTorchUtils
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "SpectrumAttack needs the PyTorch extension: install 'PyTorch' from the Extensions Manager "
+            "(View > Extensions Manager), restart Slicer, then press Apply again."
+        ) from None
+    logic = PyTorchUtils.PyTorchUtilsLogic()
+    if logic.torchInstalled():
+        return
+    if logic.installTorch(askConfirmation=True, torchVersionRequirement=TORCH_REQUIREMENT) is None:
+        raise RuntimeError("PyTorch is required and was not installed. Install it with the PyTorch Utils module "
+                           "(Utilities > PyTorch Utils), then press Apply again.")
+
+
+def ensure_dependencies(requirements_file: str | Path) -> None:
+    """Make sure torch and the engine's packages are installed, asking the user before installing anything.
+
+    Raises:
+        RuntimeError: the PyTorch extension is missing, or the user declined an installation.
+    """
+    import slicer
+
+    _ensure_torch()
+    requirements = read_requirements(requirements_file)
+    missing = missing_requirements(requirements)
+    if not missing:
+        return
+    installer = getattr(slicer, "pydeps", None) or getattr(slicer, "packaging", None)
+    if installer is not None and hasattr(installer, "pip_ensure") and hasattr(installer, "load_requirements"):
+        installer.pip_ensure(installer.load_requirements(str(requirements_file)), skip_packages=_SKIPPED,
+                             requester="SpectrumAttack")
+        return
+    question = ("SpectrumAttack needs these Python packages, which are not installed yet:\n\n"
+                + "\n".join(missing) + "\n\nInstall them now? (This can take a few minutes.)")
+    if not slicer.util.confirmOkCancelDisplay(question, "SpectrumAttack: install dependencies"):
+        raise RuntimeError(f"SpectrumAttack cannot run without {', '.join(missing)}.")
+    with slicer.util.WaitCursor():
+        slicer.util.pip_install(missing)

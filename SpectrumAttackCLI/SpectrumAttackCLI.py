@@ -1,0 +1,219 @@
+#!/usr/bin/env python-real
+"""SpectrumAttack CLI module: attack one volume (or a folder of volumes) and write the results.
+
+Slicer runs it in the background for the SpectrumAttack module (``slicer.cli.run``), with the parameters of
+``SpectrumAttackCLI.xml``: positional input and output volumes (temporary NRRD files), flagged label images, the
+attack settings and ``--returnparameterfile`` for the output scalars. Progress goes to stdout as
+``<filter-progress>`` lines (fraction 0–1) plus one ``SpectrumAttack step <done>/<total> <stage>`` line per report,
+which the module reads for its step counter and ETA. It also runs outside Slicer::
+
+    python SpectrumAttackCLI/SpectrumAttackCLI.py ct.nrrd adversarial.nrrd --model unet-btcv-3mm --attack saa \\
+        --steps 20 --rho 0.2 --blockSize 32,32,32 --cleanLabel clean.nrrd --adversarialLabel adv.nrrd
+    python SpectrumAttackCLI/SpectrumAttackCLI.py --inputDirectory cts/ --outputDirectory attacked/ --attack pgd
+
+Every output file is written under a temporary name and renamed, so a killed run (Cancel) leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _import_paths() -> None:
+    """Make ``SpectrumAttackLib`` and ``SpectrumAttackAdapter`` importable from a source checkout.
+
+    Installed extensions have both in ``qt-scripted-modules``, which Slicer puts on the CLI's ``PYTHONPATH``; in
+    a source tree they live in the repository root and in ``SpectrumAttack/``.
+    """
+    folders = {"SpectrumAttackLib": _HERE.parent, "SpectrumAttackAdapter": _HERE.parent / "SpectrumAttack"}
+    for name, folder in folders.items():
+        try:
+            __import__(name)
+        except ImportError:
+            sys.path.insert(0, str(folder))
+
+
+def _float_text(value: float) -> str:
+    return "nan" if math.isnan(value) else repr(float(value))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``SpectrumAttackCLI.xml``: one argument per XML parameter, same names and defaults."""
+    parser = argparse.ArgumentParser(prog="SpectrumAttackCLI", description=__doc__.splitlines()[0])
+    parser.add_argument("--xml", action="store_true", help="print the SlicerExecutionModel descriptor and exit")
+    parser.add_argument("--returnparameterfile", help="file receiving the output scalars (written by Slicer's CLI)")
+    parser.add_argument("inputVolume", nargs="?", help="volume to attack (.nrrd, .nii, .nii.gz)")
+    parser.add_argument("outputVolume", nargs="?", help="adversarial volume to write")
+    parser.add_argument("--referenceLabel", help="ground-truth class ids on the input's grid")
+    parser.add_argument("--cleanLabel", help="clean prediction to write")
+    parser.add_argument("--adversarialLabel", help="adversarial prediction to write")
+    parser.add_argument("--perturbation", help="perturbation volume to write")
+    parser.add_argument("--metricsFile", help="JSON file receiving all metrics")
+    parser.add_argument("--model", default="unet-btcv-3mm", help="catalogue name or model path")
+    parser.add_argument("--architecture", default="none", choices=("none", "unet", "unet-r", "swin-unetr"))
+    parser.add_argument("--numClasses", type=int, default=0, help="classes of a checkpoint given by path")
+    parser.add_argument("--attack", default="saa", help="attack name (saa, vafa-3d, pgd, ...)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rho", type=float, default=0.2)
+    parser.add_argument("--blockSize", default="32,32,32", help="comma-separated block size")
+    parser.add_argument("--lambdaDice", type=float, default=0.01)
+    parser.add_argument("--useSsimLoss", action="store_true")
+    parser.add_argument("--lambdaSsim", type=float, default=1.0)
+    parser.add_argument("--freqBand", default="all", choices=("all", "low", "middle", "high"))
+    parser.add_argument("--qMax", type=float, default=20.0)
+    parser.add_argument("--vafaVariant", default="code", choices=("code", "paper"))
+    parser.add_argument("--eps", type=float, default=4.0, help="0-255 scale")
+    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--std", type=float, default=4.0, help="0-255 scale")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inputDirectory", help="batch mode: folder of volumes to attack")
+    parser.add_argument("--outputDirectory", help="batch mode: folder receiving the results")
+    return parser
+
+
+def _engine_values(args: argparse.Namespace) -> dict[str, Any]:
+    from SpectrumAttackAdapter.arguments import ATTACK_PARAMETERS, GENERAL_SETTINGS
+
+    values = {name: getattr(args, name) for name in GENERAL_SETTINGS if hasattr(args, name)}
+    values["architecture"] = None if args.architecture == "none" else args.architecture
+    values.update({p.name: getattr(args, p.name) for p in ATTACK_PARAMETERS})
+    return values
+
+
+class _Reporter:
+    """Turns engine progress reports into ``<filter-progress>`` lines (flushed: Slicer reads them live)."""
+
+    def __init__(self, offset: int = 0, count: int = 1) -> None:
+        self.offset, self.count = offset, count
+
+    def __call__(self, report: Any) -> None:
+        fraction = (self.offset + report.fraction) / self.count
+        print(f"<filter-progress>{fraction:.4f}</filter-progress>", flush=True)
+        print(f"SpectrumAttack step {report.done}/{report.total} {report.stage} {report.message}".rstrip(),
+              flush=True)
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` under a temporary name, then rename (a killed run leaves no partial file)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _metrics_document(result: Any) -> dict[str, Any]:
+    from SpectrumAttackLib.report.jsonable import to_jsonable
+
+    return to_jsonable({"metrics": result.metrics, "classes": result.classes, "attack_config": result.attack_config,
+                        "seconds": result.seconds})
+
+
+def _attack_file(arguments: Any, source: str, reference: str | None, outputs: dict[str, str | None],
+                 reporter: _Reporter) -> Any:
+    """Attack one file and write the requested outputs; returns the engine result."""
+    import numpy as np
+    from SpectrumAttackAdapter.arguments import run_engine
+
+    from SpectrumAttackLib.io.volumes import read_volume, write_volume
+
+    volume = read_volume(source)
+    labels = None if reference is None else np.rint(read_volume(reference).array).astype(np.int64)
+    result = run_engine(arguments, volume.array, volume.affine, reference_labels=labels, progress=reporter)
+    for key, array, dtype in (
+        ("adversarial", result.adversarial, np.float32),
+        ("perturbation", result.perturbation, np.float32),
+        ("seg_clean", result.seg_clean, result.seg_clean.dtype),
+        ("seg_adv", result.seg_adv, result.seg_adv.dtype),
+    ):
+        if outputs.get(key):
+            write_volume(outputs[key], array, volume.affine, dtype=dtype, overwrite=True)
+    if outputs.get("metrics"):
+        _write_text(outputs["metrics"], json.dumps(_metrics_document(result), indent=2, allow_nan=False))
+    return result
+
+
+def _run_single(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
+    from SpectrumAttackAdapter.arguments import summary_scalars
+
+    outputs = {"adversarial": args.outputVolume, "perturbation": args.perturbation, "seg_clean": args.cleanLabel,
+               "seg_adv": args.adversarialLabel, "metrics": args.metricsFile}
+    result = _attack_file(arguments, args.inputVolume, args.referenceLabel, outputs, _Reporter())
+    return summary_scalars(result.metrics, result.seconds)
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _run_folder(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
+    from SpectrumAttackAdapter.arguments import summary_scalars
+
+    folder = Path(args.inputDirectory)
+    if not folder.is_dir():
+        raise ValueError(f"inputDirectory must be an existing folder, got {args.inputDirectory!r}.")
+    cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz", ".nrrd")))
+    if not cases:
+        raise ValueError(f"inputDirectory must contain .nii, .nii.gz or .nrrd volumes, got none in {str(folder)!r}.")
+    target = Path(args.outputDirectory)
+    target.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, path in enumerate(cases):
+        case = _case_name(path)
+        print(f"<filter-comment>{case}</filter-comment>", flush=True)
+        outputs = {key: str(target / f"{case}_{suffix}") for key, suffix in (
+            ("adversarial", "adversarial.nii.gz"), ("perturbation", "perturbation.nii.gz"),
+            ("seg_clean", "seg_clean.nii.gz"), ("seg_adv", "seg_adversarial.nii.gz"), ("metrics", "metrics.json"))}
+        result = _attack_file(arguments, str(path), None, outputs, _Reporter(index, len(cases)))
+        rows.append({"case": case, **summary_scalars(result.metrics, result.seconds)})
+    columns = list(rows[0])
+    lines = [",".join(columns)] + [",".join(r["case"] if c == "case" else _float_text(r[c]) for c in columns)
+                                   for r in rows]
+    _write_text(target / "metrics.csv", "\n".join(lines) + "\n")
+    means = {c: sum(r[c] for r in rows) / len(rows) for c in columns if c != "case"}
+    return means
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 success, 1 error, 2 bad command line)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.xml:
+        sys.stdout.write((_HERE / "SpectrumAttackCLI.xml").read_text(encoding="utf-8"))
+        return 0
+    batch = bool(args.inputDirectory or args.outputDirectory)
+    if batch and not (args.inputDirectory and args.outputDirectory):
+        parser.error("--inputDirectory and --outputDirectory go together (batch mode).")
+    if not batch and not (args.inputVolume and args.outputVolume):
+        parser.error("inputVolume and outputVolume are required (or --inputDirectory and --outputDirectory).")
+    _import_paths()
+    from SpectrumAttackAdapter.arguments import engine_arguments
+
+    print("<filter-start><filter-name>SpectrumAttack</filter-name>"
+          f"<filter-comment>{args.attack} on {args.model}</filter-comment></filter-start>", flush=True)
+    try:
+        arguments = engine_arguments(_engine_values(args), strict=False)
+        scalars = _run_folder(args, arguments) if batch else _run_single(args, arguments)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"SpectrumAttackCLI: error: {error}", file=sys.stderr, flush=True)
+        return 1
+    if args.returnparameterfile:
+        _write_text(args.returnparameterfile, "".join(f"{k} = {_float_text(v)}\n" for k, v in scalars.items()))
+    print("<filter-end><filter-name>SpectrumAttack</filter-name></filter-end>", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
