@@ -38,7 +38,7 @@ def test_each_block_keeps_its_mean_and_the_relative_l2_budget():
     result = attacks.create("saa", make_unet(), steps=3, rho=rho, block_size=(8, 8, 8), lambda_dice=1.0)(
         images, labels)
     adv = result.adversarial
-    assert 0 < float(adv.min()) and float(adv.max()) < 1  # no clamping, so the bound is exact
+    assert float(adv.min()) > 0 and float(adv.max()) < 1  # no clamping, so the bound is exact
     clean_blocks = split_blocks_3d(images, (8, 8, 8))
     adv_blocks = split_blocks_3d(adv, (8, 8, 8))
     torch.testing.assert_close(adv_blocks.mean((-3, -2, -1)), clean_blocks.mean((-3, -2, -1)), atol=1e-6, rtol=0)

@@ -1,0 +1,60 @@
+"""Objectives used by the attacks, and the Dice score the loop records."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+from SpectrumAttackLib.attacks.losses import dice_ce_loss, ssim3d, ssim_blockwise, voxel_cross_entropy
+from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.transforms import split_blocks_3d
+
+
+def test_dice_ce_matches_the_reference_formula():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, 6, generator=g)
+    labels = torch.randint(0, 3, (2, 1, 4, 5, 6), generator=g)
+    p = logits.softmax(1)
+    onehot = F.one_hot(labels[:, 0], 3).movedim(-1, 1).float()
+    dims = (2, 3, 4)
+    dice = 1 - 2 * (p * onehot).sum(dims) / (p.pow(2).sum(dims) + onehot.pow(2).sum(dims) + 1e-6)
+    expected = dice.mean() + F.cross_entropy(logits, labels[:, 0])
+    torch.testing.assert_close(dice_ce_loss()(logits, labels), expected)
+
+
+def test_voxel_cross_entropy_is_unreduced_ce():
+    logits = torch.randn(2, 3, 4, 4, 4)
+    labels = torch.randint(0, 3, (2, 1, 4, 4, 4))
+    out = voxel_cross_entropy(logits, labels)
+    assert out.shape == (2, 4, 4, 4)
+    torch.testing.assert_close(out.mean(), F.cross_entropy(logits, labels[:, 0]))
+
+
+def test_ssim3d_is_one_for_equal_volumes_and_axis_order_free():
+    x = torch.rand(1, 1, 12, 10, 8, generator=torch.Generator().manual_seed(1))
+    y = (x + 0.1 * torch.rand(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    assert float(ssim3d(x, x)) == pytest.approx(1.0)
+    assert float(ssim3d(x, y)) == pytest.approx(float(ssim3d(x.permute(0, 1, 4, 2, 3), y.permute(0, 1, 4, 2, 3))))
+
+
+def test_ssim_blockwise_is_the_mean_of_per_block_ssim():
+    x = torch.rand(2, 1, 8, 8, 16, generator=torch.Generator().manual_seed(3))
+    y = (x + 0.2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
+    bx, by = split_blocks_3d(x, (4, 8, 8)), split_blocks_3d(y, (4, 8, 8))
+    per_block = [ssim(bx[b, :, n][None], by[b, :, n][None], data_range=1, win_size=3, nonnegative_ssim=True)
+                 for b in range(2) for n in range(bx.shape[2])]
+    torch.testing.assert_close(ssim_blockwise(x, y, (4, 8, 8)), torch.stack(per_block).mean())
+    slices = [ssim(x[..., d], y[..., d], data_range=1, win_size=3, nonnegative_ssim=True, size_average=False)
+              for d in range(16)]  # 2D blocks as big as the slice: one 2D SSIM per slice and sample
+    torch.testing.assert_close(ssim_blockwise(x, y, (8, 8)), torch.stack(slices).mean())
+
+
+def test_dice_per_sample_skips_absent_classes_and_background():
+    pred = torch.tensor([[0, 1, 1, 2], [0, 0, 0, 0]]).view(2, 1, 4, 1, 1)
+    labels = torch.tensor([[0, 1, 2, 2], [0, 0, 0, 0]]).view(2, 1, 4, 1, 1)
+    scores = dice_per_sample(pred, labels, 3)
+    torch.testing.assert_close(scores, torch.tensor([(2 / 3 + 2 / 3) / 2, 1.0]))
+    with_background = dice_per_sample(pred, labels, 3, include_background=True)
+    torch.testing.assert_close(with_background[0], torch.tensor((1.0 + 2 / 3 + 2 / 3) / 3))
