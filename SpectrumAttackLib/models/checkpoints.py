@@ -28,6 +28,7 @@ import os
 import pickle
 import uuid
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LoadReport", "load_checkpoint", "read_state_dict", "save_checkpoint"]
+__all__ = ["LoadReport", "is_torchscript", "load_checkpoint", "read_state_dict", "save_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,15 @@ class LoadReport:
         return not self.missing and not self.unexpected
 
 
+def is_torchscript(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding ``code/``), not a plain ``torch.save`` file."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name or name.startswith("code/") for name in archive.namelist())
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped from its container (``state_dict``, ``model``, ...).
 
@@ -84,14 +94,20 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint must be an existing file, got {str(path)!r} (no such file).")
+    if is_torchscript(path):
+        raise ValueError(
+            f"checkpoint must be a weights-only torch file (a state dict saved with torch.save), got the TorchScript "
+            f"file {str(path)!r}: pass the TorchScript file as the model itself (load_model)."
+        )
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's own advice here is weights_only=False, which this project never does: keep its first sentence.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise ValueError(
             f"checkpoint must be a weights-only torch file (a state dict saved with torch.save), got {str(path)!r} "
-            f"({first}). A pickled model object or a TorchScript file cannot be loaded as weights; re-save with "
-            "torch.save(model.state_dict(), path), or pass the TorchScript file as the model itself."
+            f"({first}). A pickled model object cannot be loaded as weights; re-save it with "
+            "torch.save(model.state_dict(), path)."
         ) from None
     if isinstance(content, Mapping):
         for key in _CONTAINER_KEYS:

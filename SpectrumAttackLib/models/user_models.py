@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import warnings
-import zipfile
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from torch import nn
 
 from SpectrumAttackLib.data.btcv import BTCV_COLOURS
 from SpectrumAttackLib.models.catalogue import ClassInfo, ModelEntry, Preprocessing
-from SpectrumAttackLib.models.checkpoints import LoadReport, load_checkpoint
+from SpectrumAttackLib.models.checkpoints import LoadReport, is_torchscript, load_checkpoint
 from SpectrumAttackLib.models.factory import build_model
 
 __all__ = ["is_bundle", "is_torchscript", "load_bundle", "load_torchscript", "synthesise_entry"]
@@ -39,15 +38,6 @@ logger = logging.getLogger(__name__)
 _METADATA = "metadata.json"
 _INFERENCE = "inference.json"
 _CONFIG_NAMES = ("inference.json", "inference.yaml", "inference.yml")
-
-
-def is_torchscript(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip holding ``code/``), not a plain ``torch.save`` file."""
-    path = Path(path)
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name or name.startswith("code/") for name in archive.namelist())
 
 
 def is_bundle(path: str | os.PathLike) -> bool:

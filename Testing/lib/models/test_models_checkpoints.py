@@ -114,6 +114,14 @@ def test_pickled_model_is_refused(tmp_path):
         load_checkpoint(tiny_unet(), tmp_path / "model.pt")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch")  # torch.jit.script in torch 2.13
+def test_torchscript_file_is_refused_as_weights(tmp_path):
+    torch.jit.script(tiny_unet()).save(str(tmp_path / "scripted.pt"))
+    with pytest.raises(ValueError, match="weights-only") as info:
+        load_checkpoint(tiny_unet(), tmp_path / "scripted.pt")
+    assert "pass the TorchScript file as the model itself" in str(info.value)
+
+
 def test_not_a_state_dict(tmp_path):
     torch.save({"epoch": 3, "best_acc": 0.5}, tmp_path / "w.pt")
     with pytest.raises(ValueError, match="state dict"):
