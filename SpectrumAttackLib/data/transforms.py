@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -134,11 +135,18 @@ def _load_images(keys: tuple[str, ...]) -> LoadImaged:
     """LoadImaged for NIfTI datasets (the seed's).
 
     MONAI instantiates every reader it knows; with pydicom installed (the sample data needs it) but no GPU
-    decoder, its NvImgCodecPydicomReader warns on every construction, which says nothing about NIfTI input.
+    decoder, its NvImgCodecPydicomReader warns (and logs) on every construction, which says nothing about NIfTI
+    input.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader", category=UserWarning)
-        return LoadImaged(keys=keys, reader="NibabelReader", image_only=True)
+    plugin_log = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = plugin_log.level
+    try:
+        plugin_log.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader", category=UserWarning)
+            return LoadImaged(keys=keys, reader="NibabelReader", image_only=True)
+    finally:
+        plugin_log.setLevel(level)
 
 
 def _common(cfg: DataConfig, keys: tuple[str, ...]) -> list:
