@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from SpectrumAttackLib.cli import cmd_train
+from SpectrumAttackLib.cli.main import build_parser, main
 from SpectrumAttackLib.data.sample_data import SAMPLE_SPLIT, sample_data_path, sample_data_ready
 
 # Tiny values for the README's flags (and a few more sizes): 2 epochs, 32³ crops at 8 mm, a small ViT.
@@ -39,12 +40,10 @@ needs_data = pytest.mark.skipif(not sample_data_ready(),
 
 
 def parse(line: str) -> argparse.Namespace:
-    """Parse a ``spectrum-attack train ...`` line with the train subcommand's parser."""
-    parser = argparse.ArgumentParser(prog="spectrum-attack")
-    cmd_train.add_parser(parser.add_subparsers(dest="command"))
+    """Parse a ``spectrum-attack train ...`` line with the program's parser."""
     words = shlex.split(line)
-    assert words[0] == "spectrum-attack"
-    return parser.parse_args(words[1:])
+    assert words[:2] == ["spectrum-attack", "train"]
+    return build_parser().parse_args(words[1:])
 
 
 def command(template: str, out, extra: str = "", **fields) -> argparse.Namespace:
@@ -116,9 +115,11 @@ def test_freq_reg_needs_adv_training(tmp_path):
         cmd_train.run(args)
 
 
-def test_unknown_model_name(tmp_path):
+def test_unknown_model_name(capsys):
     with pytest.raises(ValueError, match="--model_name"):
         cmd_train.run(parse("spectrum-attack train --model_name resnet"))
+    assert main(["train", "--model_name", "resnet"]) == 2  # one line on stderr, no traceback
+    assert capsys.readouterr().err.strip().startswith("spectrum-attack: error: --model_name must be one of")
 
 
 def test_distributed_not_available():
