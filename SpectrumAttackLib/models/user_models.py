@@ -216,9 +216,12 @@ def load_bundle(
     from monai.bundle import ConfigParser
 
     folder = Path(folder)
-    metadata = json.loads((folder / "configs" / _METADATA).read_text(encoding="utf-8"))
     config_path = next((folder / "configs" / n for n in _CONFIG_NAMES if (folder / "configs" / n).is_file()), None)
-    config = ConfigParser.load_config_file(config_path) if config_path else {}
+    try:
+        metadata = json.loads((folder / "configs" / _METADATA).read_text(encoding="utf-8"))
+        config = ConfigParser.load_config_file(config_path) if config_path else {}
+    except ValueError as exc:  # json.JSONDecodeError
+        raise ValueError(f"bundle configs must be valid JSON/YAML, got {str(folder)!r} ({exc}).") from None
     weights = folder / "models" / "model.pt"
     if not weights.is_file():
         scripted = folder / "models" / "model.ts"
@@ -245,9 +248,9 @@ def load_bundle(
             )
         model = build_model(architecture, num_classes, **build_kwargs)
         arch_name, arguments = architecture, dict(build_kwargs)
-    report = load_checkpoint(model, weights)
     if num_classes is None:
         raise ValueError(f"num_classes must be given for bundle {str(folder)!r}, whose metadata has no channel_def.")
+    report = load_checkpoint(model, weights)
     entry = synthesise_entry(
         str(metadata.get("name", folder.name)), arch_name, num_classes, weights, arguments=arguments,
         preprocessing=_preprocessing_from(config, metadata, preprocessing), class_names=names,

@@ -182,3 +182,10 @@ def test_bundle_without_network_def_needs_architecture(tmp_path):
 def test_folder_that_is_not_a_bundle(tmp_path):
     with pytest.raises(ValueError, match="bundle"):
         load_model(tmp_path, "cpu")
+
+
+def test_bundle_with_broken_metadata(tmp_path):
+    folder = _bundle(tmp_path / "broken", None, tiny_unet().state_dict())
+    (folder / "configs" / "metadata.json").write_text("{'name': ")
+    with pytest.raises(ValueError, match="bundle configs must be valid"):
+        load_model(folder, "cpu", architecture="unet", num_classes=3, **TINY_UNET)
