@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from SpectrumAttackLib import attacks
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from SpectrumAttackLib.data.transforms import DataConfig
     from SpectrumAttackLib.models import LoadedModel
+    from SpectrumAttackLib.models.catalogue import Preprocessing
 
 __all__ = [
     "ATTACK_FLAGS",
@@ -33,9 +34,11 @@ __all__ = [
     "SEED_FLAGS",
     "add_seed_arguments",
     "attack_params_from_args",
+    "check_choices",
     "data_config_from_args",
     "flag_default",
     "flag_given",
+    "model_build_args",
     "model_from_args",
     "warn_ignored_flags",
 ]
@@ -149,6 +152,9 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
     ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
     ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
+    ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
+    ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
+    ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
 ]
 
 #: attack flag (argparse dest) → attack parameter name.
@@ -186,7 +192,8 @@ DATA_FLAGS: tuple[str, ...] = (
 MODEL_FLAGS: tuple[str, ...] = (
     "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
     "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
-    "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device",
+    "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device", "unet_channels",
+    "unet_strides", "num_res_units",
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -233,9 +240,13 @@ def flag_default(dest: str) -> Any:
     return _DEFAULTS[dest]
 
 
-def flag_given(args: argparse.Namespace, dest: str) -> bool:
-    """Whether flag ``dest`` differs from its default (argparse cannot tell "given with the default value")."""
-    return getattr(args, dest, _DEFAULTS[dest]) != _DEFAULTS[dest]
+def flag_given(args: argparse.Namespace, dest: str, defaults: Mapping[str, Any] | None = None) -> bool:
+    """Whether flag ``dest`` differs from its default (argparse cannot tell "given with the default value").
+
+    ``defaults`` overrides the seed's defaults for a subcommand with its own (``demo`` uses the README's SA²).
+    """
+    default = (defaults or {}).get(dest, _DEFAULTS[dest])
+    return getattr(args, dest, default) != default
 
 
 def _option(dest: str) -> str:
@@ -273,7 +284,9 @@ def check_choices(args: argparse.Namespace) -> None:
             check_choice(_option(dest), value, choices)
 
 
-def attack_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+def attack_params_from_args(
+    args: argparse.Namespace, defaults: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """The attack name and the keyword parameters it accepts, from the seed's attack flags.
 
     Only parameters the attack's constructor takes are passed (``attacks.attack_parameters``); every other
@@ -283,6 +296,7 @@ def attack_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, An
 
     Units: ``eps`` and ``std`` stay on the 0–255 scale (the attack divides by 255 once); ``alpha`` as given;
     ``block_size`` a tuple, its first two entries for ``-2d`` attacks when the seed default (8 8 8) is kept.
+    ``defaults`` replaces the seed's defaults when deciding whether a flag was given (see :func:`flag_given`).
 
     Raises:
         ValueError: no or unknown ``--attack_name``, or ``--targeted`` (the command line has no target maps).
@@ -303,14 +317,14 @@ def attack_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, An
     for dest, param in ATTACK_FLAGS.items():
         value = getattr(args, dest, _DEFAULTS[dest])
         if param not in accepted:
-            if flag_given(args, dest) and dest != "seed":
+            if flag_given(args, dest, defaults) and dest != "seed":
                 ignored.append(_option(dest))
             continue
         if value is None:
             continue
         if dest == "block_size":
             value = tuple(value)
-            if name.endswith("-2d") and not flag_given(args, dest):
+            if name.endswith("-2d") and len(value) == 3 and not flag_given(args, dest):
                 value = value[:2]
         params[param] = value
     if ignored:
@@ -323,65 +337,127 @@ def attack_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, An
     return name, params
 
 
-def data_config_from_args(args: argparse.Namespace) -> DataConfig:
-    """The preprocessing configuration (window, spacing, ROI, augmentation) from the seed's data flags."""
+def data_config_from_args(args: argparse.Namespace, preprocessing: Preprocessing | None = None) -> DataConfig:
+    """The preprocessing configuration (window, spacing, ROI, augmentation) from the seed's data flags.
+
+    Args:
+        args: the parsed flags (``--a_min`` ... ``--roi_z``, ``--RandFlipd_prob`` ..., ``--dataset``).
+        preprocessing: a catalogue model's own preprocessing; its window, spacing and ROI replace the seed's
+            defaults, and flags given on the command line still override them.
+
+    Raises:
+        ValueError: a value out of range (the message names the setting).
+    """
     from SpectrumAttackLib.data.transforms import DataConfig
 
+    def pick(dest: str, own: Any) -> Any:
+        return getattr(args, dest) if preprocessing is None or flag_given(args, dest) else own
+
+    spacing = preprocessing.spacing_mm if preprocessing is not None else (None,) * 3
+    roi = preprocessing.roi if preprocessing is not None else (None,) * 3
+    check_choice("--dataset", args.dataset or "btcv", ("btcv", "acdc"))
     return DataConfig(
-        a_min=args.a_min,
-        a_max=args.a_max,
-        b_min=args.b_min,
-        b_max=args.b_max,
-        spacing=(args.space_x, args.space_y, args.space_z),
-        roi=(args.roi_x, args.roi_y, args.roi_z),
+        a_min=pick("a_min", getattr(preprocessing, "a_min", None)),
+        a_max=pick("a_max", getattr(preprocessing, "a_max", None)),
+        b_min=pick("b_min", getattr(preprocessing, "b_min", None)),
+        b_max=pick("b_max", getattr(preprocessing, "b_max", None)),
+        spacing=(pick("space_x", spacing[0]), pick("space_y", spacing[1]), pick("space_z", spacing[2])),
+        roi=(pick("roi_x", roi[0]), pick("roi_y", roi[1]), pick("roi_z", roi[2])),
         flip_prob=args.RandFlipd_prob,
         rotate90_prob=args.RandRotate90d_prob,
         scale_intensity_prob=args.RandScaleIntensityd_prob,
         shift_intensity_prob=args.RandShiftIntensityd_prob,
+        dataset=args.dataset or "btcv",
     )
 
 
-def model_from_args(args: argparse.Namespace, device: torch.device | str) -> LoadedModel:
-    """Build and load the model named by ``--model`` or ``--model_name`` + ``--pretrained_path``.
+def model_build_args(
+    args: argparse.Namespace, architecture: str | None = None
+) -> tuple[str | None, dict[str, Any]]:
+    """``(architecture, build_model keywords)`` from the model flags; architecture ``None`` without ``--model_name``.
 
-    ``--model`` is a catalogue name or a checkpoint path (its architecture then comes from ``--model_name``).
-    Without ``--model``, ``--model_name`` picks the architecture and ``--pretrained_path`` the weights; the ViT
-    sizes, ``--feature_size``, ``--in_channels``, ``--out_channels`` and the ROI (UNETR's image size) are passed
-    to the builder.
+    ``architecture`` replaces ``--model_name`` (``transfer`` names one per model).
+
+    The keywords hold what the architecture uses: ``in_channels``, ``spatial_dims``, ``dropout_rate`` and ``roi``
+    always; ``feature_size``, ``norm_name`` (UNETR, Swin-UNETR); the ViT sizes and ``pos_embed`` (UNETR);
+    ``dropout_path_rate`` and ``use_checkpoint`` (Swin-UNETR); ``channels``, ``strides`` and ``num_res_units``
+    (UNet, only when given). ``--res_block`` / ``--conv_block`` are not passed: the reference built UNETR with
+    both on whatever the flags said, and so does :func:`~SpectrumAttackLib.models.build_model`.
 
     Raises:
-        ValueError: neither ``--model`` nor ``--model_name``; ``--use_pretrained`` without ``--pretrained_path``;
-            Swin-UNETR ``--feature_size`` not a multiple of 12; class count or architecture not matching the
-            checkpoint (from the loader).
-        FileNotFoundError: the checkpoint does not exist.
+        ValueError: unknown ``--model_name``; Swin-UNETR ``--feature_size`` not a multiple of 12.
     """
-    from SpectrumAttackLib.models import load_model
-
-    architecture = None if args.model_name in (None, "None") else args.model_name
+    if architecture is None:
+        architecture = None if args.model_name in (None, "None") else args.model_name
     if architecture is not None:
         check_choice("--model_name", architecture, ("unet", "unet-r", "swin-unetr"))
     if architecture == "swin-unetr" and args.feature_size % 12:
         raise ValueError(f"--feature_size must be a multiple of 12 for swin-unetr, got {args.feature_size!r}.")
-    if args.use_pretrained and not args.pretrained_path:
-        raise ValueError("--pretrained_path must be a checkpoint file when --use_pretrained is given, got ''.")
-    if args.model:
-        spec = args.model
-    elif architecture is None:
-        raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or give --model), got 'None'.")
-    elif args.pretrained_path:
-        spec = args.pretrained_path
-    else:
-        raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
-    build: dict[str, Any] = {"in_channels": args.in_channels}
+    build: dict[str, Any] = {
+        "in_channels": args.in_channels,
+        "spatial_dims": args.spatial_dims,
+        "dropout_rate": args.dropout_rate,
+        "roi": (args.roi_x, args.roi_y, args.roi_z),
+    }
     if architecture in ("unet-r", "swin-unetr"):
-        build["feature_size"] = args.feature_size
+        build.update(feature_size=args.feature_size, norm_name=args.norm_name)
     if architecture == "unet-r":
-        build.update(
-            hidden_size=args.hidden_size, mlp_dim=args.mlp_dim, num_heads=args.num_heads,
-            proj_type=args.pos_embed, norm_name=args.norm_name, dropout_rate=args.dropout_rate,
-            img_size=(args.roi_x, args.roi_y, args.roi_z),
-        )
+        build.update(hidden_size=args.hidden_size, mlp_dim=args.mlp_dim, num_heads=args.num_heads,
+                     pos_embed=args.pos_embed)
     if architecture == "swin-unetr":
         build.update(dropout_path_rate=args.dropout_path_rate, use_checkpoint=args.use_checkpoint)
-    num_classes = args.out_channels if (architecture or flag_given(args, "out_channels")) else None
-    return load_model(spec, device, architecture=architecture, num_classes=num_classes, **build)
+    if architecture == "unet":
+        if args.unet_channels is not None:
+            build["channels"] = tuple(args.unet_channels)
+        if args.unet_strides is not None:
+            build["strides"] = tuple(args.unet_strides)
+        if args.num_res_units is not None:
+            build["num_res_units"] = args.num_res_units
+    return architecture, build
+
+
+def model_from_args(
+    args: argparse.Namespace, device: torch.device | str, spec: str | None = None, architecture: str | None = None
+) -> LoadedModel:
+    """Load the model named by ``--model`` (or ``spec``), or by ``--model_name`` + ``--pretrained_path``.
+
+    ``--model`` is a catalogue name or a model file (a checkpoint then takes its architecture from
+    ``--model_name``; TorchScript files and MONAI bundle folders describe themselves). Without ``--model``,
+    ``--model_name`` picks the architecture and ``--pretrained_path`` the checkpoint. The architecture's sizes
+    (:func:`model_build_args`) and ``--out_channels`` are passed to the builder. For a catalogue model, a
+    ``--model_name`` or ``--out_channels`` given on the command line must agree with the catalogue.
+
+    Args:
+        args: the parsed flags.
+        device: where to load the model.
+        spec: a model to load instead of ``--model`` (used by ``transfer`` for each of ``--models``).
+        architecture: replaces ``--model_name`` for ``spec``.
+
+    Raises:
+        ValueError: no model named; ``--use_pretrained`` without ``--pretrained_path``; Swin-UNETR
+            ``--feature_size`` not a multiple of 12; class count or architecture not matching the checkpoint.
+        FileNotFoundError: the checkpoint does not exist.
+    """
+    from SpectrumAttackLib.models import load_model
+
+    architecture, build = model_build_args(args, architecture)
+    if args.use_pretrained and not args.pretrained_path and not (spec or args.model):
+        raise ValueError("--pretrained_path must be a checkpoint file when --use_pretrained is given, got ''.")
+    spec = spec or args.model
+    if not spec:
+        if architecture is None:
+            raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or give --model), "
+                             "got 'None'.")
+        if not args.pretrained_path:
+            raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
+        spec = args.pretrained_path
+    loaded = load_model(spec, device, architecture=architecture, num_classes=args.out_channels, **build)
+    entry = loaded.entry
+    if flag_given(args, "out_channels") and entry.num_classes != args.out_channels:
+        raise ValueError(f"--out_channels must match the {entry.num_classes} classes of model {entry.name!r}, "
+                         f"got {args.out_channels!r}.")
+    if architecture is not None and entry.architecture in ("unet", "unet-r", "swin-unetr") \
+            and entry.architecture != architecture:
+        raise ValueError(f"--model_name must match the architecture of model {entry.name!r} "
+                         f"({entry.architecture!r}), got {architecture!r}.")
+    return loaded

@@ -1,0 +1,191 @@
+"""``spectrum-attack attack``: the seed's ``generate_adv_samples.py`` with the same flags.
+
+For every case of the split (validation, or training with ``--gen_train_adv_mode``): preprocess with the seed's
+evaluation pipeline, predict with sliding-window inference, attack the whole volume (the reference's tiles,
+batched, or the evaluation's sliding windows with ``--attack_mode sliding-window``), predict again, and score.
+Unless ``--debugging``, write into ``<save_adv_images_dir>/<attack sub-folder>/`` (directly into
+``--save_adv_images_dir`` with ``--no_sub_dir_adv_images``), all in the preprocessed (model) grid with its
+IJK→RAS matrix:
+
+- ``<case>_adv.nii.gz`` — the adversarial image, float32 in [0, 1] (not the seed's truncated uint8, §13 item 13);
+- ``<case>_perturbation.nii.gz`` — adversarial minus clean, float32;
+- ``<case>_seg_clean.nii.gz``, ``<case>_seg_adv.nii.gz`` — predictions, uint8;
+- ``<case>_report.png`` — slices, perturbation, spectrum and per-organ Dice;
+- ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed.
+
+Example (the seed README's command with the program name changed)::
+
+    spectrum-attack attack --model_name unet-r --feature_size=16 --infer_overlap=0.5 --dataset btcv \\
+        --data_dir=DATA --json_list=dataset_synapse_18_12.json --use_pretrained --pretrained_path=MODEL.pt \\
+        --gen_val_adv_mode --save_adv_images_dir=OUT \\
+        --attack_name saa --rho 0.2 --steps 20 --block_size 32 32 32 --lambda_dice 0.01 --use_ssim_loss
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from SpectrumAttackLib.cli.adv_paths import adv_image_name, resolve_adv_dir
+from SpectrumAttackLib.cli.args import (
+    ATTACK_FLAGS,
+    DATA_FLAGS,
+    MODEL_FLAGS,
+    add_seed_arguments,
+    attack_params_from_args,
+    data_config_from_args,
+    model_from_args,
+    warn_ignored_flags,
+)
+from SpectrumAttackLib.cli.cases import Case, check_label_values, class_table, load_case, load_split
+from SpectrumAttackLib.cli.outputs import ATTACK_RESULTS, StagedOutput
+from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, score_case, segment
+
+__all__ = ["USED_FLAGS", "add_parser", "run", "weights_sha256"]
+
+logger = logging.getLogger(__name__)
+
+#: flags this subcommand reads; any other flag given is reported as having no effect.
+USED_FLAGS = {
+    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
+    "save_adv_images_dir", "no_sub_dir_adv_images", "debugging",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``attack`` subcommand (every seed flag, plus ours)."""
+    parser = subparsers.add_parser(
+        "attack",
+        help="attack the cases of a split and save adversarial images (generate_adv_samples.py)",
+        description="Generate adversarial versions of the validation (or training) cases of --json_list with "
+        "--attack_name, score them and save them in the model grid. Takes every flag of the reference scripts; "
+        "flags with no effect are named in a warning.",
+    )
+    add_seed_arguments(parser)
+
+
+def weights_sha256(loaded: Any) -> str | None:
+    """sha256 of the model's weights file, or None for a folder (bundle) or a model without a file."""
+    import hashlib
+
+    path = Path(getattr(loaded.entry, "weights_path", "") or "")
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_case(out: StagedOutput, case: Case, adv: Any, seg_clean: Any, seg_adv: Any, metrics: dict,
+                names: list[str], colours: list, block_size: Any, title: str) -> None:
+    from SpectrumAttackLib.io.volumes import write_volume
+    from SpectrumAttackLib.report.figure import write_case_report
+
+    clean = case.images[0, 0].numpy()
+    adversarial = adv[0, 0].detach().cpu().numpy().astype(np.float32)
+    label_dtype = np.uint8 if len(names) <= 256 else np.int16
+    write_volume(out.path(adv_image_name(case.name)), adversarial, case.affine, dtype=np.float32)
+    write_volume(out.path(f"{case.name}_perturbation.nii.gz"), adversarial - clean, case.affine, dtype=np.float32)
+    write_volume(out.path(f"{case.name}_seg_clean.nii.gz"), seg_clean[0, 0].cpu().numpy(), case.affine,
+                 dtype=label_dtype)
+    write_volume(out.path(f"{case.name}_seg_adv.nii.gz"), seg_adv[0, 0].cpu().numpy(), case.affine,
+                 dtype=label_dtype)
+    blocks = tuple(block_size) if block_size is not None and len(block_size) == 3 else None
+    if blocks is not None and any(b > n for b, n in zip(blocks, clean.shape, strict=True)):
+        blocks = None
+    write_case_report(out.path(f"{case.name}_report.png"), clean, adversarial, seg_clean, seg_adv,
+                      class_names=names, class_colors=colours, metrics=metrics, block_size=blocks,
+                      title=title, spacing_mm=case.spacing_mm)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Attack every case; write the results unless ``--debugging``. Returns 0."""
+    from SpectrumAttackLib import attacks
+    from SpectrumAttackLib.data.transforms import eval_transforms
+    from SpectrumAttackLib.inference.tiles import attack_volume
+    from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.report.manifest import write_manifest
+    from SpectrumAttackLib.report.progress import progress_bar
+    from SpectrumAttackLib.runtime import resolve_device
+
+    name, params = attack_params_from_args(args)
+    warn_ignored_flags(args, USED_FLAGS, "attack")
+    if not args.debugging and not args.save_adv_images_dir:
+        raise ValueError("--save_adv_images_dir must be a folder for the results (or give --debugging), got None.")
+    entries = load_split(args)
+    device = resolve_device(args.device)
+    loaded = model_from_args(args, device)
+    cfg = data_config_from_args(args, loaded.entry.preprocessing)
+    names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
+    attacker = attacks.create(name, loaded.model, **params)
+    transform = eval_transforms(cfg)
+    out = None
+    if not args.debugging:
+        folder = resolve_adv_dir(args.save_adv_images_dir, name, params, args.no_sub_dir_adv_images)
+        out = StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS)
+
+    table = MetricsTable()
+    start = time.perf_counter()
+    try:
+        for index, entry in enumerate(entries, start=1):
+            case = load_case(transform, entry)
+            check_label_values(case, len(names))
+            images = case.images.to(device)
+            labels = case.labels.to(device)
+            seg_clean = segment(loaded.model, images, cfg.roi, args)
+            with progress_bar(1, f"[{index}/{len(entries)}] {case.name} {name}", unit="step") as bar:
+                result = attack_volume(attacker, images, labels, roi=cfg.roi, mode=args.attack_mode,
+                                       tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
+                                       sw_batch_size=args.sw_batch_size, progress=bar.report)
+            seg_adv = segment(loaded.model, result.adversarial, cfg.roi, args)
+            metrics = score_case(images, result.adversarial, seg_clean, seg_adv, labels, class_names=names,
+                                 spacing_mm=case.spacing_mm, preset=args.metrics_preset)
+            metrics["seconds"] = result.seconds
+            metrics["tiles"] = result.tiles
+            table.add(case.name, metrics)
+            print(format_case_line(case.name, metrics), flush=True)
+            if out is not None:
+                _write_case(out, case, result.adversarial, seg_clean, seg_adv, metrics, names, colours,
+                            params.get("block_size"), f"{case.name}: {name} ({args.attack_mode})")
+        mean = table.aggregate()
+        print(format_summary(mean, f"mean over {len(table)} case(s), {args.metrics_preset} metrics"))
+        if out is None:
+            return 0
+        table.to_csv(out.path("metrics.csv"))
+        table.to_json(out.path("metrics.json"))
+        write_manifest(
+            out.staging, command="attack", arguments=vars(args), seed=args.seed, weights_sha256=weights_sha256(loaded),
+            extra=_manifest_extra(attacker, cfg, loaded, entries, args, time.perf_counter() - start),
+        )
+        folder = out.commit()
+    except BaseException:
+        if out is not None:
+            out.discard()
+        raise
+    print(f"results written to {folder}")
+    return 0
+
+
+def _manifest_extra(attacker: Any, cfg: Any, loaded: Any, entries: list, args: argparse.Namespace,
+                    seconds: float) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "attack": attacker.config,
+        "attack_mode": args.attack_mode,
+        "tile_batch_size": args.tile_batch_size,
+        "data_config": asdict(cfg),
+        "model": {"name": loaded.entry.name, "architecture": loaded.entry.architecture,
+                  "num_classes": loaded.entry.num_classes},
+        "cases": [str(e["image"]) for e in entries],
+        "grid": "model grid: RAS, resampled to data_config.spacing, intensity window, foreground crop",
+        "seconds": seconds,
+    }

@@ -1,0 +1,177 @@
+"""``spectrum-attack demo``: SA² on one sample CT with the bundled model, in a few minutes on a laptop CPU.
+
+Defaults: case ``img0001`` of the sample data (``spectrum-attack sample-data``; the abdomen CT the demo model
+``unet-btcv-3mm`` was trained on, so its clean Dice is a training-set figure), the seed README's SA² settings
+(``--rho 0.2 --steps 20 --block_size 32 32 32 --lambda_dice 0.01 --use_ssim_loss``) and the ``clinical`` metrics
+(foreground Dice per organ, HD95 in mm). Every flag of ``attack`` can override them; ``--no_ssim_loss`` turns the
+SSIM term off. The volume is attacked in its own grid through
+:func:`~SpectrumAttackLib.workflows.single.attack_single_volume` (resampled to the model's grid and back).
+
+Writes into ``--output`` (default ``demo-output``), all in the input CT's grid with its affine:
+``adversarial.nii.gz`` (float32, HU), ``perturbation.nii.gz`` (float32, HU), ``segmentation_clean.nii.gz`` and
+``segmentation_adversarial.nii.gz`` (uint8), ``report.png``, ``metrics.json`` and ``manifest.json``; then prints
+a table of clean vs adversarial Dice per organ, HD95, SSIM, PSNR, fooling rate and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from SpectrumAttackLib.cli.adv_paths import case_name, sub_dir_name
+from SpectrumAttackLib.cli.args import (
+    ATTACK_FLAGS,
+    MODEL_FLAGS,
+    add_seed_arguments,
+    attack_params_from_args,
+    data_config_from_args,
+    model_from_args,
+    warn_ignored_flags,
+)
+from SpectrumAttackLib.cli.outputs import DEMO_RESULTS, StagedOutput
+from SpectrumAttackLib.cli.scoring import format_summary
+
+__all__ = ["DEMO_DEFAULTS", "USED_FLAGS", "add_parser", "find_case", "run"]
+
+#: the seed README's SA² command, the demo model and the clinical metrics.
+DEMO_DEFAULTS: dict[str, Any] = {
+    "attack_name": "saa",
+    "rho": 0.2,
+    "steps": 20,
+    "block_size": [32, 32, 32],
+    "lambda_dice": 0.01,
+    "use_ssim_loss": True,
+    "model": "unet-btcv-3mm",
+    "metrics_preset": "clinical",
+}
+DEMO_CASE = "img0001"
+
+#: flags this subcommand reads; any other flag given is reported as having no effect.
+USED_FLAGS = {
+    *ATTACK_FLAGS, *MODEL_FLAGS, "attack_name", "data_dir", "json_list", "infer_overlap", "attack_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "a_min", "a_max", "b_min", "b_max", "space_x", "space_y",
+    "space_z", "dataset",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``demo`` subcommand (every seed flag with the demo's defaults, plus ``--output``/``--case``)."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="SA² on a sample CT with the bundled model; writes demo-output/ and prints a summary",
+        description="Attack one CT (default: img0001 of the sample data) with SA² (the seed README's settings) "
+        "using the bundled demo model, write the adversarial volume, perturbation, both segmentations, a report "
+        "figure, metrics and a manifest, and print a summary. Attack, model and preprocessing flags override "
+        "the defaults.",
+    )
+    parser.add_argument("--output", default="demo-output", help="result folder (default: demo-output)")
+    parser.add_argument("--case", default=DEMO_CASE,
+                        help=f"case name in the split file (default: {DEMO_CASE}; the sample data's cases are "
+                        "img0001 (training), img0002 and img0003 (validation))")
+    parser.add_argument("--no_ssim_loss", dest="use_ssim_loss", action="store_false",
+                        help="leave the SSIM term out of the attack objective (on by default in the demo)")
+    add_seed_arguments(parser)
+    parser.set_defaults(**DEMO_DEFAULTS)
+
+
+def find_case(args: argparse.Namespace) -> dict[str, Any]:
+    """The split entry of ``--case``: from ``--data_dir``/``--json_list``, else from the sample data.
+
+    Raises:
+        ValueError: ``--data_dir`` without ``--json_list``, or no case of that name (the message lists them).
+        RuntimeError: the sample data cannot be fetched.
+    """
+    from SpectrumAttackLib.data.datalist import load_datalist
+
+    if args.data_dir in (None, "", "None"):
+        from SpectrumAttackLib.data.sample_data import SAMPLE_SPLIT, ensure_sample_data
+
+        data_dir, json_list = ensure_sample_data(), SAMPLE_SPLIT
+    else:
+        data_dir, json_list = args.data_dir, args.json_list
+    cases = []
+    for key in ("training", "validation"):
+        try:
+            cases += load_datalist(data_dir, json_list, key)
+        except ValueError as exc:
+            if not str(exc).startswith("key must"):
+                raise
+    for case in cases:
+        if case_name(case["image"]) == args.case:
+            return case
+    found = ", ".join(sorted({case_name(c["image"]) for c in cases})) or "none"
+    raise ValueError(f"--case must name a case of the split file, got {args.case!r} (cases: {found}).")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; write the results and print the summary. Returns 0."""
+    from SpectrumAttackLib.io.volumes import read_volume, write_volume
+    from SpectrumAttackLib.models.catalogue import Preprocessing
+    from SpectrumAttackLib.report.figure import write_case_report
+    from SpectrumAttackLib.report.jsonable import dump_json
+    from SpectrumAttackLib.report.manifest import write_manifest
+    from SpectrumAttackLib.report.progress import progress_bar
+    from SpectrumAttackLib.runtime import resolve_device
+    from SpectrumAttackLib.workflows.single import attack_single_volume
+
+    start = time.perf_counter()
+    name, params = attack_params_from_args(args, DEMO_DEFAULTS)
+    warn_ignored_flags(args, USED_FLAGS, "demo")
+    params.pop("seed", None)
+    entry = find_case(args)
+    image = read_volume(entry["image"])
+    labels = read_volume(entry["label"]).array if entry.get("label") else None
+    device = resolve_device(args.device)
+    loaded = model_from_args(args, device)
+    cfg = data_config_from_args(args, loaded.entry.preprocessing)
+    own = loaded.entry.preprocessing
+    prep = Preprocessing(orientation=own.orientation, spacing_mm=cfg.spacing, a_min=cfg.a_min, a_max=cfg.a_max,
+                         b_min=cfg.b_min, b_max=cfg.b_max, roi=cfg.roi)
+    loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep))
+    if labels is not None and int(np.max(labels)) >= loaded.entry.num_classes:
+        raise ValueError(f"--out_channels must exceed every label value: case {args.case} has label "
+                         f"{int(np.max(labels))}, the model has {loaded.entry.num_classes} classes.")
+    out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS)
+    try:
+        with progress_bar(1, f"demo {args.case} {name}") as bar:
+            result = attack_single_volume(
+                image, model=loaded, attack=name, params=params, reference_labels=labels, seed=args.seed,
+                attack_mode=args.attack_mode, overlap=args.infer_overlap, tile_batch_size=args.tile_batch_size,
+                metrics_preset=args.metrics_preset, progress=bar.report,
+            )
+        label_dtype = np.uint8 if loaded.entry.num_classes <= 256 else np.int16
+        write_volume(out.path("adversarial.nii.gz"), result.adversarial, image.affine, dtype=np.float32)
+        write_volume(out.path("perturbation.nii.gz"), result.perturbation, image.affine, dtype=np.float32)
+        write_volume(out.path("segmentation_clean.nii.gz"), result.seg_clean, image.affine, dtype=label_dtype)
+        write_volume(out.path("segmentation_adversarial.nii.gz"), result.seg_adv, image.affine, dtype=label_dtype)
+        grid = result.model_grid
+        block = params.get("block_size")
+        block = tuple(block) if block is not None and len(block) == 3 and all(
+            b <= n for b, n in zip(block, grid["clean"].shape[2:], strict=True)) else None
+        write_case_report(
+            out.path("report.png"), grid["clean"][0, 0], grid["adversarial"][0, 0], grid["seg_clean"][0, 0],
+            grid["seg_adv"][0, 0], class_names=[c["name"] for c in result.classes],
+            class_colors=[c["rgb"] for c in result.classes], metrics=result.metrics, block_size=block,
+            title=f"{args.case}: {name} on {loaded.entry.name}", spacing_mm=grid["spacing_mm"],
+        )
+        metrics = dict(result.metrics)
+        metrics["attack_seconds"] = metrics.pop("seconds", None)
+        metrics["seconds"] = time.perf_counter() - start
+        metrics.update(case=args.case, image=str(entry["image"]), model=loaded.entry.name, attack=name,
+                       attack_config=result.attack_config)
+        dump_json(out.path("metrics.json"), metrics)
+        write_manifest(out.staging, command="demo", arguments=vars(args), seed=args.seed,
+                       extra={"attack_config": result.attack_config, "seconds": metrics["seconds"]})
+        folder = out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    print(format_summary(metrics, f"demo: {args.case} ({Path(entry['image']).name}), model {loaded.entry.name}, "
+                                  f"{sub_dir_name(name, params)}, {args.metrics_preset} metrics"))
+    print(f"results written to {folder}")
+    return 0
