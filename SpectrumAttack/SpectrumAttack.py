@@ -49,7 +49,7 @@ from SpectrumAttackAdapter.arguments import (  # noqa: E402 - after the source p
     run_engine,
 )
 from SpectrumAttackAdapter.results import SpectrumAttackResult, write_result  # noqa: E402
-from SpectrumAttackAdapter.segmentations import reference_labels  # noqa: E402
+from SpectrumAttackAdapter.segmentations import reference_labels, segmentations_logic  # noqa: E402
 from SpectrumAttackAdapter.volumes import check_input_volume, volume_to_ijk  # noqa: E402
 
 from SpectrumAttackLib import attacks  # noqa: E402 - torch-free registry
@@ -307,20 +307,14 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             ScriptedLoadableModuleLogic.__init__(self)
         self._cancelRequested = False
         self._job: Any = None
-        self._segmentationsLogic: Any = None
 
     # ------------------------------------------------------------------------------------------- scene
     def _scene(self) -> Any:
-        """``slicer.mrmlScene``, with the module logics the run needs when no application provides them."""
+        """``slicer.mrmlScene``, with the module logics a run needs when no application provides them."""
         scene = getattr(slicer, "mrmlScene", None)
         if scene is None:
             raise ValueError("slicer.mrmlScene must be a vtkMRMLScene (assign one outside the application), got None.")
-        if getattr(getattr(slicer, "modules", None), "segmentations", None) is None:
-            # The Segmentations logic registers the segmentation converters (AddEmptySegment needs them).
-            if self._segmentationsLogic is None:
-                self._segmentationsLogic = slicer.vtkSlicerSegmentationsModuleLogic()
-            if self._segmentationsLogic.GetMRMLScene() is not scene:
-                self._segmentationsLogic.SetMRMLScene(scene)
+        segmentations_logic(scene)
         return scene
 
     # ---------------------------------------------------------------------------------- console API

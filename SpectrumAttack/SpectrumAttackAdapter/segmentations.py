@@ -8,6 +8,7 @@ Reference segmentations (ground truth for Dice) come back as class-id arrays on 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,34 @@ import vtk
 
 from SpectrumAttackAdapter.volumes import new_volume_like, same_geometry
 
-__all__ = ["class_color", "labelmap_to_segmentation", "labels_to_segmentation", "reference_labels", "remove_nodes"]
+__all__ = [
+    "class_color",
+    "labelmap_to_segmentation",
+    "labels_to_segmentation",
+    "reference_labels",
+    "remove_nodes",
+    "segmentations_logic",
+]
+
+
+@functools.cache
+def _standalone_logic() -> object:
+    return slicer.vtkSlicerSegmentationsModuleLogic()
+
+
+def segmentations_logic(scene: object) -> object:
+    """The Segmentations module logic: the application's, or (slicer-core) one made here and given ``scene``.
+
+    Creating the logic registers the segmentation converter rules; without them ``AddEmptySegment`` fails with
+    "Unable to construct empty representation type 'Binary labelmap'".
+    """
+    modules = getattr(slicer, "modules", None)
+    if modules is not None and hasattr(modules, "segmentations"):
+        return modules.segmentations.logic()
+    logic = _standalone_logic()
+    if logic.GetMRMLScene() is not scene:
+        logic.SetMRMLScene(scene)
+    return logic
 
 
 def class_color(entry: dict[str, Any]) -> tuple[float, float, float]:
@@ -66,6 +94,7 @@ def labelmap_to_segmentation(
         ValueError: class ids are not ``0..K-1``.
         RuntimeError: Slicer could not import the labelmap.
     """
+    segmentations_logic(scene)
     ordered = sorted(classes, key=lambda c: int(c["id"]))
     if [int(c["id"]) for c in ordered] != list(range(len(ordered))):
         raise ValueError(f"classes must have ids 0..K-1, got {[c['id'] for c in classes]!r}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is not installed")
 if not hasattr(slicer, "vtkMRMLScene"):
     pytest.skip("the installed 'slicer' package is not slicer-core", allow_module_level=True)
 
-from slicer_helpers import CROP, MODULE_DIR, TINY_UNET, load_volume  # noqa: E402 - after the skip
+from slicer_helpers import CLI_DIR, CROP, MODULE_DIR, TINY_UNET, load_volume  # noqa: E402 - after the skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -116,10 +117,12 @@ def tiny_torchscript(tiny_loaded: Any, tmp_path_factory: pytest.TempPathFactory)
         {"_target_": "ScaleIntensityRanged", "a_min": pre.a_min, "a_max": pre.a_max, "b_min": pre.b_min,
          "b_max": pre.b_max}],
         "inferer": {"_target_": "SlidingWindowInferer", "roi_size": list(pre.roi)}}
-    traced = torch.jit.trace(tiny_loaded.model, torch.zeros(1, 1, *pre.roi), check_trace=False)
     path = tmp_path_factory.mktemp("torchscript") / "tiny_unet.ts"
-    torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata),
-                                                    "inference.json": json.dumps(inference)})
+    with warnings.catch_warnings():  # torch.jit's deprecation and tracer notes are not about this code
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(tiny_loaded.model, torch.zeros(1, 1, *pre.roi), check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata),
+                                                        "inference.json": json.dumps(inference)})
     return path
 
 
@@ -161,3 +164,14 @@ def band_model(tiny_loaded: Any) -> Any:
                ClassInfo(2, "dense", (240, 240, 210)))
     entry = ModelEntry("intensity-bands", "unet", 3, classes, tiny_loaded.entry.preprocessing)
     return LoadedModel(model=conv.eval(), entry=entry, report=None)
+
+
+@pytest.fixture(scope="session")
+def cli_script() -> Any:
+    """``SpectrumAttackCLI/SpectrumAttackCLI.py`` imported as a module (for its parser and ``main``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("SpectrumAttackCLI", CLI_DIR / "SpectrumAttackCLI.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script

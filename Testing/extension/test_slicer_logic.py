@@ -160,10 +160,12 @@ def test_oblique_copy_agrees_once_mapped_back(module: Any, scene: Any, ct_node: 
 
 
 def test_cancelled_run_leaves_no_new_nodes(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any) -> None:
+    from SpectrumAttackAdapter.segmentations import segmentations_logic
+
     from SpectrumAttackLib.inference.tiles import Cancelled
 
     logic = module.SpectrumAttackLogic()
-    logic._scene()  # the Segmentations logic may add its singletons once; they are not results
+    segmentations_logic(scene)  # the Segmentations logic may add its singletons once; they are not results
     before = _ids(scene)
     seen: list[str] = []
 
@@ -232,8 +234,10 @@ def test_reference_with_more_classes_than_the_model_is_refused(module: Any, scen
 
 
 def test_segment_without_a_class_is_refused(module: Any, scene: Any, ct_node: Any, band_model: Any) -> None:
+    from SpectrumAttackAdapter.segmentations import segmentations_logic
+
+    segmentations_logic(scene)  # registers the converters AddEmptySegment needs
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "notes")
-    module.SpectrumAttackLogic()._scene()
     segmentation.GetSegmentation().AddEmptySegment("tumour", "tumour", (1, 0, 0))
     segmentation.GetSegmentation().GetSegment("tumour").SetLabelValue(7)
     with pytest.raises(ValueError, match="referenceSegmentation segments must be named after"):
