@@ -9,7 +9,7 @@ IJK→RAS matrix:
 
 - ``<case>_adv.nii.gz`` — the adversarial image, float32 in [0, 1] (not the seed's truncated uint8, §13 item 13);
 - ``<case>_perturbation.nii.gz`` — adversarial minus clean, float32;
-- ``<case>_seg_clean.nii.gz``, ``<case>_seg_adv.nii.gz`` — predictions, uint8;
+- ``<case>_pred_clean.nii.gz``, ``<case>_pred_adversarial.nii.gz`` — predictions, uint8;
 - ``<case>_report.png`` — slices, perturbation, spectrum and per-organ Dice;
 - ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed.
 
@@ -94,9 +94,9 @@ def _write_case(out: StagedOutput, case: Case, adv: Any, seg_clean: Any, seg_adv
     label_dtype = np.uint8 if len(names) <= 256 else np.int16
     write_volume(out.path(adv_image_name(case.name)), adversarial, case.affine, dtype=np.float32)
     write_volume(out.path(f"{case.name}_perturbation.nii.gz"), adversarial - clean, case.affine, dtype=np.float32)
-    write_volume(out.path(f"{case.name}_seg_clean.nii.gz"), seg_clean[0, 0].cpu().numpy(), case.affine,
+    write_volume(out.path(f"{case.name}_pred_clean.nii.gz"), seg_clean[0, 0].cpu().numpy(), case.affine,
                  dtype=label_dtype)
-    write_volume(out.path(f"{case.name}_seg_adv.nii.gz"), seg_adv[0, 0].cpu().numpy(), case.affine,
+    write_volume(out.path(f"{case.name}_pred_adversarial.nii.gz"), seg_adv[0, 0].cpu().numpy(), case.affine,
                  dtype=label_dtype)
     blocks = tuple(block_size) if block_size is not None and len(block_size) == 3 else None
     if blocks is not None and any(b > n for b, n in zip(blocks, clean.shape, strict=True)):

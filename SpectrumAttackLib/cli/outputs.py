@@ -18,7 +18,7 @@ from types import TracebackType
 __all__ = ["ATTACK_RESULTS", "DEMO_RESULTS", "EVALUATE_RESULTS", "TRANSFER_RESULTS", "StagedOutput"]
 
 #: file patterns each subcommand writes (and replaces with ``--overwrite``).
-ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_seg_clean.nii.gz", "*_seg_adv.nii.gz",
+ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_pred_clean.nii.gz", "*_pred_adversarial.nii.gz",
                   "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
 EVALUATE_RESULTS = ("metrics.csv", "metrics.json", "manifest.json")
 TRANSFER_RESULTS = ("transfer_matrix.csv", "transfer.json", "transfer_heatmap.png", "manifest.json")
