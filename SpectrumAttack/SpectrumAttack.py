@@ -15,7 +15,6 @@ Console use (see ``SpectrumAttackLogic.run``)::
 
 import dataclasses
 import logging
-import os
 import sys
 import unittest
 from collections.abc import Callable
@@ -76,6 +75,8 @@ except ImportError:  # slicer-core: the Logic and the self-test's checks only
 
 #: Model choice meaning "the file in modelPath".
 USER_MODEL = "my model (file)"
+#: Non-torch Python packages of the engine, installed on first use in the application.
+REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
 
 
 def _catalogueNames() -> list[str]:
@@ -136,7 +137,7 @@ if APPLICATION:
         model: Annotated[str, Choice((*_catalogueNames(), USER_MODEL))] = (_catalogueNames() or [USER_MODEL])[0]
         modelPath: Path = Path()
         architecture: Annotated[str, Choice(ARCHITECTURES)] = "unet"
-        numClasses: Annotated[int, WithinRange(2, 1000)] = 14
+        numClasses: Annotated[int, WithinRange(0, 1000)] = 14
         attack: Annotated[str, Choice(tuple(attacks.available()))] = "saa"
         steps: Annotated[int, WithinRange(1, 1000)] = 20
         rho: Annotated[float, WithinRange(0.001, 0.999)] = 0.2
@@ -255,7 +256,6 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelling...")
                 return
             with slicer.util.tryWithErrorDisplay(_("Failed to start the attack."), waitCursor=True):
-                self.logic.ensureDependencies(self.resourcePath("requirements.txt"))
                 self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
                                                             onFinished=self._onFinished)
                 self.ui.applyButton.text = _("Cancel")
@@ -377,6 +377,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
                       numClasses=numClasses, modelArguments=modelArguments)
         check_input_volume(inputVolume)
         arguments = engine_arguments(values, strict=True)
+        self.ensureDependencies()
         if wait:
             return self._runInProcess(inputVolume, arguments, referenceSegmentation, onProgress, showResult)
         return self._runInBackground(inputVolume, arguments, referenceSegmentation, onProgress, onFinished,
@@ -467,6 +468,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         """Start a background run (CLI module) with the parameter node's settings; returns the job."""
         arguments = engine_arguments(self.parameterValues(parameterNode), strict=False)
         check_input_volume(parameterNode.inputVolume)
+        self.ensureDependencies()
         return self._runInBackground(parameterNode.inputVolume, arguments, parameterNode.referenceSegmentation,
                                      onProgress, onFinished, True)
 
@@ -500,11 +502,14 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         except Exception as error:  # a broken torch install must not break the module panel
             return f"PyTorch could not be loaded: {error}"
 
-    def ensureDependencies(self, requirementsFile: str | os.PathLike) -> None:
-        """Install torch (PyTorch extension) and the engine's packages on first use, after asking."""
+    def ensureDependencies(self) -> None:
+        """In the application: install torch (PyTorch extension) and the engine's packages on first use, after
+        asking. Outside it (slicer-core, pytest) the environment is the caller's business."""
+        if not APPLICATION:
+            return
         from SpectrumAttackAdapter.dependencies import ensure_dependencies
 
-        ensure_dependencies(requirementsFile)
+        ensure_dependencies(REQUIREMENTS_FILE)
 
 
 #
@@ -526,6 +531,8 @@ class SpectrumAttackTest(_TestBase):
         self.test_bad_inputs()
         self.setUp()
         self.test_attack_adds_results()
+        self.setUp()
+        self.test_background_run_and_cancel()
 
     def _message(self, text: str) -> None:
         if APPLICATION:
@@ -584,4 +591,45 @@ class SpectrumAttackTest(_TestBase):
         self.assertEqual(segmentation.GetNumberOfSegments(), entry.num_classes - 1)
         self.assertEqual(segmentation.GetNthSegment(0).GetName(), entry.classes[1].name)
         self.assertGreater(result.metricsTable.GetNumberOfRows(), entry.num_classes)
+        self._message("Test passed")
+
+    def test_background_run_and_cancel(self) -> None:
+        """The Widget's path: the CLI module in the background, then a cancelled run (application only)."""
+        if getattr(getattr(slicer, "modules", None), "spectrumattackcli", None) is None:
+            self._message("No SpectrumAttackCLI module (not the application): background run skipped")
+            return
+        import tempfile
+        import time
+
+        from SpectrumAttackLib.models import build_model, save_checkpoint
+
+        self._message("FGSM in the background through the CLI module")
+        checkpoint = Path(tempfile.mkdtemp(prefix="SpectrumAttackTest-")) / "unet.pt"
+        save_checkpoint(checkpoint, build_model("unet", 3))
+        volume = self._volume()
+        logic = SpectrumAttackLogic()
+
+        def runAndWait(cancel: bool) -> tuple[Any, Any]:
+            finished: list[tuple[Any, Any]] = []
+            job = logic.run(volume, model=str(checkpoint), attack="fgsm", params={"eps": 4}, architecture="unet",
+                            numClasses=3, wait=False, onFinished=lambda r, e: finished.append((r, e)),
+                            showResult=False)
+            if cancel:
+                job.cancel()
+            deadline = time.monotonic() + 600
+            while not finished and time.monotonic() < deadline:
+                slicer.app.processEvents()
+                time.sleep(0.05)
+            self.assertTrue(finished, "the background run did not finish in 10 minutes")
+            return finished[0]
+
+        result, error = runAndWait(cancel=False)
+        self.assertIsNone(error)
+        self.assertEqual(result.cleanSegmentation.GetSegmentation().GetNumberOfSegments(), 2)
+        self.assertEqual(result.adversarialVolume.GetImageData().GetDimensions(),
+                         volume.GetImageData().GetDimensions())
+        before = slicer.mrmlScene.GetNumberOfNodes()
+        result, error = runAndWait(cancel=True)
+        self.assertEqual((result, error), (None, "cancelled"))
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
         self._message("Test passed")

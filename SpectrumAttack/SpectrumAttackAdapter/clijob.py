@@ -15,9 +15,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import qt
 import slicer
 
 from SpectrumAttackAdapter.results import SpectrumAttackResult, import_cli_outputs, output_names
@@ -29,6 +31,7 @@ __all__ = ["CLIJob", "JobProgress"]
 _STEP = re.compile(r"SpectrumAttack step (\d+)/(\d+) (\S+)")
 
 
+@dataclass(frozen=True)
 class JobProgress:
     """One progress report of a background run.
 
@@ -39,8 +42,11 @@ class JobProgress:
         seconds: time since the job started.
     """
 
-    def __init__(self, fraction: float, done: int, total: int, stage: str, seconds: float) -> None:
-        self.fraction, self.done, self.total, self.stage, self.seconds = fraction, done, total, stage, seconds
+    fraction: float
+    done: int
+    total: int
+    stage: str
+    seconds: float
 
     @property
     def eta_seconds(self) -> float | None:
@@ -99,6 +105,9 @@ class CLIJob:
         }
         if self._reference is not None:
             self.parameters["referenceLabel"] = self._reference
+        for node in (self.outputs["cleanLabel"], self.outputs["adversarialLabel"], self._reference):
+            if node is not None:
+                node.HideFromEditorsOn()  # intermediate files of the run, replaced by segmentations
 
     @property
     def running(self) -> bool:
@@ -106,9 +115,15 @@ class CLIJob:
         return not self._done
 
     def start(self) -> CLIJob:
-        """Start the CLI process; returns at once."""
-        self.cli_node = slicer.cli.run(slicer.modules.spectrumattackcli, None, self.parameters,
-                                       wait_for_completion=False, update_display=False)
+        """Start the CLI process; returns at once. If it cannot start, the job's nodes are removed."""
+        try:
+            self.cli_node = slicer.cli.run(slicer.modules.spectrumattackcli, None, self.parameters,
+                                           wait_for_completion=False, update_display=False)
+        except BaseException:
+            self._done = True
+            remove_nodes(self.scene, [*self.outputs.values(), self._reference])
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
         self._observer = self.cli_node.AddObserver("ModifiedEvent", self._on_modified)
         return self
 
@@ -134,10 +149,11 @@ class CLIJob:
                 self.on_progress(self._progress())
             return
         if status in (caller.Completed, caller.Cancelled) or status & caller.ErrorsMask:
-            self._finish(status)
+            self._done = True
+            # Finish after this event: the CLI node is removed from the scene there.
+            qt.QTimer.singleShot(0, lambda: self._finish(status))
 
     def _finish(self, status: int) -> None:
-        self._done = True
         node = self.cli_node
         node.RemoveObserver(self._observer)
         result: SpectrumAttackResult | None = None

@@ -17,7 +17,7 @@ import numpy as np
 import slicer
 import vtk
 
-from SpectrumAttackAdapter.volumes import new_volume_like, same_geometry
+from SpectrumAttackAdapter.volumes import array_ijk, new_volume_like, same_geometry
 
 __all__ = [
     "class_color",
@@ -167,7 +167,7 @@ def _segmentation_to_labels(scene: object, segmentation_node: object, input_volu
             segmentation_node, list(mapping), labelmap, input_volume, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
         if not ok:
             raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()!r} onto the input volume.")
-        exported = np.array(slicer.util.arrayFromVolume(labelmap).transpose(2, 1, 0))
+        exported = np.array(array_ijk(labelmap))
     finally:
         remove_nodes(scene, [labelmap])
     # The export numbers the listed segments 1..N in order; map those numbers to class ids.
@@ -201,7 +201,7 @@ def reference_labels(scene: object, node: object, input_volume: object,
             return _segmentation_to_labels(scene, temporary, input_volume, classes)
         finally:
             remove_nodes(scene, [temporary])
-    labels = np.array(slicer.util.arrayFromVolume(node).transpose(2, 1, 0))
+    labels = np.array(array_ijk(node))
     outside = labels[(labels < 0) | (labels >= len(classes))]
     if outside.size:
         raise ValueError(f"referenceSegmentation must hold class ids in [0, {len(classes) - 1}] "

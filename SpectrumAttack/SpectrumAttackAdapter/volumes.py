@@ -11,7 +11,14 @@ import numpy as np
 import slicer
 import vtk
 
-__all__ = ["check_input_volume", "ijk_to_ras_matrix", "new_volume_like", "same_geometry", "volume_to_ijk"]
+__all__ = [
+    "array_ijk",
+    "check_input_volume",
+    "ijk_to_ras_matrix",
+    "new_volume_like",
+    "same_geometry",
+    "volume_to_ijk",
+]
 
 
 def check_input_volume(node: object, name: str = "inputVolume") -> None:
@@ -46,6 +53,11 @@ def ijk_to_ras_matrix(node: object) -> np.ndarray:
     return slicer.util.arrayFromVTKMatrix(matrix).astype(np.float64)
 
 
+def array_ijk(node: object) -> np.ndarray:
+    """A volume node's voxels as ``array[i, j, k]``: a **view** of ``arrayFromVolume``'s ``[k, j, i]`` array."""
+    return slicer.util.arrayFromVolume(node).transpose(2, 1, 0)
+
+
 def volume_to_ijk(node: object, name: str = "inputVolume") -> tuple[np.ndarray, np.ndarray]:
     """The voxels of a grey-level volume node in IJK order and its IJK→RAS matrix.
 
@@ -57,7 +69,7 @@ def volume_to_ijk(node: object, name: str = "inputVolume") -> tuple[np.ndarray, 
         ValueError: see :func:`check_input_volume`.
     """
     check_input_volume(node, name)
-    view = slicer.util.arrayFromVolume(node).transpose(2, 1, 0)
+    view = array_ijk(node)
     view.flags.writeable = False  # the engine must never write into the input node
     return view, ijk_to_ras_matrix(node)
 
@@ -72,7 +84,7 @@ def same_geometry(a: object, b: object) -> bool:
 def new_volume_like(
     scene: object,
     reference: object,
-    array_ijk: np.ndarray,
+    voxels: np.ndarray,
     name: str,
     class_name: str = "vtkMRMLScalarVolumeNode",
 ) -> object:
@@ -81,8 +93,8 @@ def new_volume_like(
     Args:
         scene: the ``vtkMRMLScene``.
         reference: volume node whose origin, spacing and directions are copied.
-        array_ijk: ``[I, J, K]`` voxels with the reference's dimensions; int64 is stored as int32 (VTK volumes
-            do not take int64).
+        voxels: ``[I, J, K]`` voxels with the reference's dimensions; int64 is stored as int32 (VTK volumes do
+            not take int64).
         name: node name (made unique in the scene).
         class_name: ``vtkMRMLScalarVolumeNode`` or ``vtkMRMLLabelMapVolumeNode``.
 
@@ -90,11 +102,11 @@ def new_volume_like(
         ValueError: the array's shape is not the reference's dimensions.
     """
     dims = tuple(reference.GetImageData().GetDimensions())
-    if tuple(array_ijk.shape) != dims:
-        raise ValueError(f"array_ijk must have the reference volume's dimensions {dims}, got {array_ijk.shape}.")
-    if array_ijk.dtype == np.int64:
-        array_ijk = array_ijk.astype(np.int32)
+    if tuple(voxels.shape) != dims:
+        raise ValueError(f"voxels must have the reference volume's dimensions {dims}, got {voxels.shape}.")
+    if voxels.dtype == np.int64:
+        voxels = voxels.astype(np.int32)
     node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
     node.CopyOrientation(reference)
-    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array_ijk.transpose(2, 1, 0)))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(voxels.transpose(2, 1, 0)))
     return node
