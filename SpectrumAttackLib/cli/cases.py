@@ -67,7 +67,14 @@ def load_split(args: argparse.Namespace) -> list[dict[str, Any]]:
         ValueError: flags not given, an unreadable file, no list of that name, duplicate case names.
         FileNotFoundError: the folder, the split file or a listed file does not exist.
     """
-    cases = load_datalist(args.data_dir, args.json_list, split_key(args))
+    key = split_key(args)
+    try:
+        cases = load_datalist(args.data_dir, args.json_list, key)
+    except ValueError as exc:
+        if not str(exc).startswith("key must"):
+            raise
+        flag = "--gen_train_adv_mode" if key == "training" else "--gen_val_adv_mode (the default)"
+        raise ValueError(f"--json_list must hold a non-empty {key!r} list for {flag}; {exc}") from None
     seen: dict[str, str] = {}
     for case in cases:
         for key in ("image", "label"):

@@ -33,6 +33,7 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.cli.cases import class_table
 from SpectrumAttackLib.cli.outputs import DEMO_RESULTS, StagedOutput
 from SpectrumAttackLib.cli.scoring import format_summary
 
@@ -111,7 +112,7 @@ def find_case(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; write the results and print the summary. Returns 0."""
     from SpectrumAttackLib.io.volumes import read_volume, write_volume
-    from SpectrumAttackLib.models.catalogue import Preprocessing
+    from SpectrumAttackLib.models.catalogue import ClassInfo, Preprocessing
     from SpectrumAttackLib.report.figure import write_case_report
     from SpectrumAttackLib.report.jsonable import dump_json
     from SpectrumAttackLib.report.manifest import write_manifest
@@ -132,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
     own = loaded.entry.preprocessing
     prep = Preprocessing(orientation=own.orientation, spacing_mm=cfg.spacing, a_min=cfg.a_min, a_max=cfg.a_max,
                          b_min=cfg.b_min, b_max=cfg.b_max, roi=cfg.roi)
-    loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep))
+    names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
+    classes = tuple(ClassInfo(i, n, tuple(c)) for i, (n, c) in enumerate(zip(names, colours, strict=True)))
+    loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep, classes=classes))
     if labels is not None and int(np.max(labels)) >= loaded.entry.num_classes:
         raise ValueError(f"--out_channels must exceed every label value: case {args.case} has label "
                          f"{int(np.max(labels))}, the model has {loaded.entry.num_classes} classes.")
