@@ -271,3 +271,26 @@ def test_out_of_range_value_is_refused_by_the_attack(module: Any, scene: Any, ct
     with pytest.raises(ValueError, match="rho"):
         module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack="saa", params={"rho": 1.5})
     assert _new_nodes(scene, before) == []
+
+
+def test_anisotropic_copy_agrees_with_the_original_at_its_voxels(module: Any, scene: Any, ct_node: Any,
+                                                                band_model: Any) -> None:
+    """Every second axial slice (3 × 3 × 6 mm voxels): the model sees it resampled to 3 mm, and its clean
+    segmentation brought back to its own grid matches the original's at the same places; read as if the slices
+    were 3 mm apart it does not."""
+    voxels, matrix = ijk_array(ct_node), ijk_to_ras(ct_node)
+    coarse_matrix = matrix.copy()
+    coarse_matrix[:3, 2] *= 2
+    coarse = volume_from_ijk(scene, voxels[:, :, ::2], coarse_matrix, "every second slice")
+    logic = module.SpectrumAttackLogic()
+    original = logic.run(ct_node, model=band_model, attack="pgd", params={"steps": 1}, showResult=False)
+    thinned = logic.run(coarse, model=band_model, attack="pgd", params={"steps": 1}, showResult=False)
+    assert thinned.adversarialVolume.GetSpacing() == pytest.approx((3.0, 3.0, 6.0))
+    np.testing.assert_allclose(ijk_to_ras(thinned.adversarialVolume), coarse_matrix, atol=1e-6)
+    names = [c.name for c in band_model.entry.classes]
+    seen = segmentation_labels(scene, thinned.cleanSegmentation, coarse, names)
+    reference = segmentation_labels(scene, original.cleanSegmentation, ct_node, names)
+    same_place = np.mean([_dice(seen, reference[:, :, ::2], c) for c in range(3)])
+    ignoring_spacing = np.mean([_dice(seen, reference[:, :, : seen.shape[2]], c) for c in range(3)])
+    assert same_place >= 0.8
+    assert same_place >= ignoring_spacing + 0.1
