@@ -150,28 +150,23 @@ def _run_single(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
     return summary_scalars(result.metrics, result.seconds)
 
 
-def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".nrrd"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def _run_folder(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
     from SpectrumAttackAdapter.arguments import summary_scalars
+
+    from SpectrumAttackLib.io.volumes import SUFFIXES
 
     folder = Path(args.inputDirectory)
     if not folder.is_dir():
         raise ValueError(f"inputDirectory must be an existing folder, got {args.inputDirectory!r}.")
-    cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz", ".nrrd")))
+    suffixes = tuple(SUFFIXES)
+    cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
     if not cases:
         raise ValueError(f"inputDirectory must contain .nii, .nii.gz or .nrrd volumes, got none in {str(folder)!r}.")
     target = Path(args.outputDirectory)
     target.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, path in enumerate(cases):
-        case = _case_name(path)
+        case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]
         print(f"<filter-comment>{case}</filter-comment>", flush=True)
         outputs = {key: str(target / f"{case}_{suffix}") for key, suffix in (
             ("adversarial", "adversarial.nii.gz"), ("perturbation", "perturbation.nii.gz"),
