@@ -11,15 +11,27 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from pytorch_msssim import ssim
+from pytorch_msssim.ssim import gaussian_filter
 
 from SpectrumAttackLib.transforms import split_blocks_2d, split_blocks_3d
 
-__all__ = ["SSIM_WINDOW", "LossFn", "dice_ce_loss", "ssim3d", "ssim_blockwise", "voxel_cross_entropy"]
+__all__ = [
+    "SSIM_WINDOW",
+    "LossFn",
+    "ReferenceSSIM",
+    "dice_ce_loss",
+    "ssim3d",
+    "ssim_blockwise",
+    "voxel_cross_entropy",
+]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Edge of the reference's SSIM window (Gaussian, σ 1.5); every axis an SSIM runs over needs at least this many voxels.
 SSIM_WINDOW = 3
+SSIM_SIGMA = 1.5
+#: pytorch-msssim's constants K1, K2 (data range 1).
+SSIM_K = (0.01, 0.03)
 
 
 def dice_ce_loss(smooth_nr: float = 0.0, smooth_dr: float = 1e-6) -> DiceCELoss:
@@ -66,3 +78,43 @@ def ssim_blockwise(x: torch.Tensor, y: torch.Tensor, block_size: Sequence[int]) 
     bx = split(x, block_size).reshape(-1, 1, *block_size)
     by = split(y, block_size).reshape(-1, 1, *block_size)
     return ssim(bx, by, data_range=1.0, win_size=SSIM_WINDOW, nonnegative_ssim=True, size_average=True)
+
+
+class ReferenceSSIM:
+    """:func:`ssim3d` against fixed clean images, for repeated use inside an attack loop.
+
+    The clean images' local means and variances are computed once, and the last result is kept, so that an SSIM
+    penalty and the step's history share one computation. Same operations as pytorch-msssim (its
+    ``gaussian_filter``), so the value equals :func:`ssim3d` to float rounding; differentiable.
+
+    Args:
+        images: clean ``[B, C, H, W, D]`` in [0, 1], every spatial edge ≥ :data:`SSIM_WINDOW`.
+    """
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+        coords = torch.arange(SSIM_WINDOW, dtype=torch.float) - SSIM_WINDOW // 2
+        window = torch.exp(-(coords**2) / (2 * SSIM_SIGMA**2))
+        window = (window / window.sum()).reshape(1, 1, 1, 1, SSIM_WINDOW).repeat(images.shape[1], 1, 1, 1, 1)
+        self._window = window.to(device=images.device, dtype=images.dtype)
+        with torch.no_grad():
+            self._mu1 = gaussian_filter(images, self._window)
+            self._mu1_sq = self._mu1.pow(2)
+            self._sigma1_sq = gaussian_filter(images * images, self._window) - self._mu1_sq
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, adversarial: torch.Tensor) -> torch.Tensor:
+        """Mean 3D SSIM (scalar) of ``adversarial`` against the clean images; reused if called again on it."""
+        if self._last is not None and self._last[0] is adversarial:
+            return self._last[1]
+        c1, c2 = SSIM_K[0] ** 2, SSIM_K[1] ** 2
+        mu2 = gaussian_filter(adversarial, self._window)
+        mu2_sq = mu2.pow(2)
+        mu1_mu2 = self._mu1 * mu2
+        sigma2_sq = gaussian_filter(adversarial * adversarial, self._window) - mu2_sq
+        sigma12 = gaussian_filter(self.images * adversarial, self._window) - mu1_mu2
+        cs_map = (2 * sigma12 + c2) / (self._sigma1_sq + sigma2_sq + c2)
+        ssim_map = ((2 * mu1_mu2 + c1) / (self._mu1_sq + mu2_sq + c1)) * cs_map
+        value = torch.relu(torch.flatten(ssim_map, 2).mean(-1)).mean()
+        self._last = (adversarial, value)
+        return value

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from SpectrumAttackLib.attacks.base import Attack
-from SpectrumAttackLib.attacks.losses import SSIM_WINDOW, LossFn, ssim_blockwise
+from SpectrumAttackLib.attacks.losses import SSIM_WINDOW, LossFn, ReferenceSSIM, ssim_blockwise
 from SpectrumAttackLib.attacks.spectral import SpectralContext, spectral_context, spectral_image
 from SpectrumAttackLib.checks import check_block_size, check_choice, check_range
 
@@ -144,10 +144,10 @@ class VAFA(Attack):
     def project(self, q: torch.Tensor, images: torch.Tensor, context: SpectralContext) -> torch.Tensor:
         return q.clamp(self.q_min, self.q_max)
 
-    def perceptual_penalty(self, images: torch.Tensor, adversarial: torch.Tensor,
+    def perceptual_penalty(self, similarity: ReferenceSSIM, adversarial: torch.Tensor,
                            context: SpectralContext) -> torch.Tensor:
         """``1 −`` the mean SSIM inside each DCT block (3D blocks, or 2D blocks of each slice for VAFA-2D)."""
-        return 1 - ssim_blockwise(images, adversarial, self.block_size)
+        return 1 - ssim_blockwise(similarity.images, adversarial, self.block_size)
 
 
 class VAFA2D(VAFA):

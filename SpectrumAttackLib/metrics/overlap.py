@@ -1,10 +1,29 @@
-"""Voxel-overlap scores on hard label maps, batched and differentiable-free (used inside attack loops)."""
+"""Voxel-overlap scores on hard label maps, batched and without gradients (used inside attack loops)."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["dice_per_sample"]
+__all__ = ["confusion_per_sample", "dice_per_sample"]
+
+
+def confusion_per_sample(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-sample confusion counts ``[B, K + 1, K + 1]`` (rows: prediction, columns: labels), one pass.
+
+    Index ``K`` collects every value outside ``[0, K)`` on either side, so such voxels count for no class.
+
+    Shape:
+        pred, labels: ``[B, 1, H, W, D]`` (or ``[B, H, W, D]``) integer class maps.
+    """
+    batch = pred.shape[0]
+    k1 = num_classes + 1
+    p = pred.reshape(batch, -1).long()
+    g = labels.reshape(batch, -1).long()
+    p = torch.where((p >= 0) & (p < num_classes), p, num_classes)
+    g = torch.where((g >= 0) & (g < num_classes), g, num_classes)
+    offset = torch.arange(batch, device=p.device).unsqueeze(1) * (k1 * k1)
+    counts = torch.bincount((offset + p * k1 + g).reshape(-1), minlength=batch * k1 * k1)
+    return counts.reshape(batch, k1, k1)
 
 
 def dice_per_sample(
@@ -13,22 +32,17 @@ def dice_per_sample(
     """Mean Dice per sample over the classes present in the prediction or the labels.
 
     A class absent from both maps is skipped (it would be NaN); a sample where every counted class is
-    absent from both gets Dice 1.
+    absent from both gets Dice 1. Values outside ``[0, num_classes)`` count for no class.
 
     Shape:
-        pred, labels: ``[B, 1, H, W, D]`` (or ``[B, H, W, D]``) integer class maps; returns ``[B]`` float32.
+        pred, labels: ``[B, 1, H, W, D]`` (or ``[B, H, W, D]``) integer class maps; returns ``[B]`` float32 on
+        their device.
     """
-    pred = pred.reshape(pred.shape[0], -1)
-    labels = labels.reshape(labels.shape[0], -1)
+    confusion = confusion_per_sample(pred, labels, num_classes)
     first = 0 if include_background else 1
-    scores = []
-    for k in range(first, num_classes):
-        p = pred == k
-        g = labels == k
-        inter = (p & g).sum(1).float()
-        size = p.sum(1).float() + g.sum(1).float()
-        scores.append(torch.where(size > 0, 2 * inter / size.clamp_min(1), torch.nan))
-    if not scores:
-        return torch.ones(pred.shape[0])
-    stacked = torch.stack(scores, 1)
-    return torch.nan_to_num(stacked.nanmean(1), nan=1.0)
+    inter = confusion.diagonal(dim1=1, dim2=2)[:, first:num_classes].float()
+    size = (confusion.sum(2) + confusion.sum(1))[:, first:num_classes].float()
+    if size.shape[1] == 0:
+        return torch.ones(pred.shape[0], device=pred.device)
+    scores = torch.where(size > 0, 2 * inter / size.clamp_min(1), torch.nan)
+    return torch.nan_to_num(scores.nanmean(1), nan=1.0)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim
 
-from SpectrumAttackLib.attacks.losses import dice_ce_loss, ssim3d, ssim_blockwise, voxel_cross_entropy
+from SpectrumAttackLib.attacks.losses import ReferenceSSIM, dice_ce_loss, ssim3d, ssim_blockwise, voxel_cross_entropy
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 from SpectrumAttackLib.transforms import split_blocks_3d
 
@@ -37,6 +37,19 @@ def test_ssim3d_is_one_for_equal_volumes_and_axis_order_free():
     y = (x + 0.1 * torch.rand(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
     assert float(ssim3d(x, x)) == pytest.approx(1.0)
     assert float(ssim3d(x, y)) == pytest.approx(float(ssim3d(x.permute(0, 1, 4, 2, 3), y.permute(0, 1, 4, 2, 3))))
+
+
+def test_reference_ssim_equals_ssim3d_with_gradients_and_reuses_its_last_result():
+    x = torch.rand(2, 1, 12, 9, 7, generator=torch.Generator().manual_seed(5))
+    y = (x + 0.2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(6))).clamp(0, 1)
+    reference = ReferenceSSIM(x)
+    a = y.clone().requires_grad_(True)
+    b = y.clone().requires_grad_(True)
+    value = reference(a)
+    torch.testing.assert_close(value, ssim3d(x, b), rtol=0, atol=1e-7)
+    torch.testing.assert_close(torch.autograd.grad(value, a)[0], torch.autograd.grad(ssim3d(x, b), b)[0])
+    assert reference(a) is value  # the history reuses the objective's computation
+    assert reference(a.detach().clone()) is not value
 
 
 def test_ssim_blockwise_is_the_mean_of_per_block_ssim():

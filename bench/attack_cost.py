@@ -1,0 +1,187 @@
+"""Cost of the attack engine, measured side by side in one run (a script, not a test).
+
+1. Block DCT + inverse DCT of a 96³ tile split into 8³, 16³ and 32³ blocks: SpectrumAttackLib's matrix DCT
+   against torch-dct's FFT-based ``dct_3d`` / ``idct_3d`` (``norm="ortho"``) on the same blocks.
+   Target: ours ≥ 5× faster.
+2. One SA² step (render, forward, objective, backward to ξ, update, history) against the model's own forward +
+   backward to the input (DiceCE, parameters frozen) on the same 96³ tile, for MONAI UNet and UNETR with the seed's
+   settings (14 classes). Target: SA² step ≤ 1.05× forward + backward.
+
+Measurements are interleaved (baseline, attack, baseline, ...) and medians are reported, so load changes on a shared
+machine hit both sides alike.
+
+Usage::
+
+    python bench/attack_cost.py --repeats 3 --threads 2
+    python bench/attack_cost.py --models unet --blocks 8 16 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks import frozen_model
+from SpectrumAttackLib.attacks.losses import dice_ce_loss
+from SpectrumAttackLib.runtime import resolve_device
+from SpectrumAttackLib.transforms import dct_nd, idct_nd, split_blocks_3d
+
+TILE = 96
+NUM_CLASSES = 14
+DCT_TARGET = 5.0
+STEP_TARGET = 1.05
+
+#: SA² settings timed per model: the seed CLI defaults and the seed README command.
+SAA_SETTINGS = {
+    "cli defaults (8³)": {"block_size": (8, 8, 8), "rho": 0.2, "lambda_dice": 0.01},
+    "README (16³, SSIM)": {"block_size": (16, 16, 16), "rho": 0.4, "lambda_dice": 0.2, "use_ssim_loss": True,
+                           "lambda_ssim": 0.75},
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def bench_dct(blocks: list[int], repeats: int, device: torch.device) -> list[tuple[str, ...]]:
+    """Rows ``(block, N, ours ms, torch-dct ms, ratio)`` for DCT + IDCT of one 96³ tile."""
+    try:
+        import torch_dct
+    except ImportError:
+        torch_dct = None
+        print("torch-dct is not installed (pip install torch-dct): its column is skipped.")
+    tile = torch.rand(1, 1, TILE, TILE, TILE, device=device)
+    rows = []
+    for b in blocks:
+        split = split_blocks_3d(tile, (b, b, b)).contiguous()
+        ours = lambda s=split: idct_nd(dct_nd(s, 3), 3)  # noqa: E731
+        theirs = (lambda s=split: torch_dct.idct_3d(torch_dct.dct_3d(s, norm="ortho"), norm="ortho")) \
+            if torch_dct else None
+        if theirs is not None:
+            error = float((ours() - theirs()).abs().max())
+            if error > 1e-4:
+                raise RuntimeError(f"DCT round trips disagree by {error:g} on {b}³ blocks.")
+        t_ours, t_theirs = [], []
+        for _ in range(repeats + 1):  # the first round warms up both and is dropped
+            t_ours.append(_timed(ours, device))
+            if theirs is not None:
+                t_theirs.append(_timed(theirs, device))
+        ms_ours = 1000 * statistics.median(t_ours[1:])
+        if theirs is None:
+            rows.append((f"{b}³", str(split.shape[2]), f"{ms_ours:.2f}", "skipped", "-"))
+            continue
+        ms_theirs = 1000 * statistics.median(t_theirs[1:])
+        rows.append((f"{b}³", str(split.shape[2]), f"{ms_ours:.2f}", f"{ms_theirs:.2f}", f"{ms_theirs / ms_ours:.1f}×"))
+    return rows
+
+
+def build_model(name: str) -> torch.nn.Module:
+    """The seed's UNet or UNETR (seed-algorithms §8), 1 input channel, 14 classes."""
+    from monai.networks.nets import UNETR, UNet
+
+    if name == "unet":
+        return UNet(spatial_dims=3, in_channels=1, out_channels=NUM_CLASSES, channels=(32, 64, 128, 256, 512),
+                    strides=(2, 2, 2, 2), num_res_units=2)
+    if name == "unetr":
+        return UNETR(in_channels=1, out_channels=NUM_CLASSES, img_size=(TILE, TILE, TILE), feature_size=16,
+                     hidden_size=768, mlp_dim=3072, num_heads=12, proj_type="perceptron", norm_name="instance",
+                     conv_block=True, res_block=True, dropout_rate=0.0, spatial_dims=3)
+    raise ValueError(f"model must be one of 'unet', 'unetr', got {name!r}.")
+
+
+class _Stamps:
+    """Progress callback that records the time at the end of every attack step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.times: list[float] = []
+
+    def __call__(self, _progress: object) -> None:
+        _sync(self.device)
+        self.times.append(time.perf_counter())
+
+
+def bench_step(model: torch.nn.Module, repeats: int, device: torch.device) -> list[tuple[str, float, float]]:
+    """``(setting, forward+backward s, SA² step s)`` medians, interleaved, on one 96³ tile."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(1, 1, TILE, TILE, TILE, generator=g).to(device)
+    labels = torch.randint(0, NUM_CLASSES, (1, 1, TILE, TILE, TILE), generator=g).to(device)
+    loss_fn = dice_ce_loss()
+
+    def forward_backward() -> None:
+        with frozen_model(model):
+            x = images.clone().requires_grad_(True)
+            torch.autograd.grad(loss_fn(model(x), labels), x)
+
+    results = []
+    for setting, params in SAA_SETTINGS.items():
+        attack = attacks.create("saa", model, steps=3, seed=0, **params)
+        base, steps = [], []
+        forward_backward()  # warm-up
+        for _ in range(repeats):
+            base.append(_timed(forward_backward, device))
+            stamps = _Stamps(device)
+            attack(images, labels, progress=stamps)
+            steps += [b - a for a, b in itertools.pairwise(stamps.times)]  # whole steps only (not the set-up)
+        results.append((setting, statistics.median(base), statistics.median(steps)))
+    return results
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement (median)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--blocks", type=int, nargs="+", default=[8, 16, 32], help="cubic DCT block edges")
+    parser.add_argument("--models", nargs="*", default=["unet", "unetr"], help="unet and/or unetr; none to skip")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    print(f"torch {torch.__version__}, {name}, tile {TILE}³, repeats {args.repeats}\n")
+
+    print(f"Block DCT + IDCT of one {TILE}³ tile (target: torch-dct / ours ≥ {DCT_TARGET:g}×)")
+    dct_rows = bench_dct(args.blocks, args.repeats, device)
+    print_table(("block", "N", "ours ms", "torch-dct ms", "speed-up"), dct_rows)
+
+    step_rows = []
+    for model_name in args.models:
+        model = build_model(model_name).to(device)
+        for setting, base, step in bench_step(model, args.repeats, device):
+            step_rows.append((model_name, setting, f"{base:.3f}", f"{step:.3f}", f"{step / base:.3f}",
+                              "ok" if step / base <= STEP_TARGET else "MISSED"))
+        del model
+    if step_rows:
+        print(f"\nSA² step vs forward + backward to the input, one {TILE}³ tile, {NUM_CLASSES} classes "
+              f"(target ≤ {STEP_TARGET:g}×)")
+        print_table(("model", "SA² setting", "fwd+bwd s", "SA² step s", "ratio", "target"), step_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
