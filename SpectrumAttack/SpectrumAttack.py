@@ -591,6 +591,13 @@ class SpectrumAttackTest(_TestBase):
         self.assertEqual(segmentation.GetNumberOfSegments(), entry.num_classes - 1)
         self.assertEqual(segmentation.GetNthSegment(0).GetName(), entry.classes[1].name)
         self.assertGreater(result.metricsTable.GetNumberOfRows(), entry.num_classes)
+
+        from SpectrumAttackAdapter.layout import show_side_by_side
+
+        self.assertEqual(show_side_by_side(volume, result), APPLICATION)
+        if APPLICATION:
+            yellow = slicer.app.layoutManager().sliceWidget("Yellow").mrmlSliceCompositeNode()
+            self.assertEqual(yellow.GetBackgroundVolumeID(), result.adversarialVolume.GetID())
         self._message("Test passed")
 
     def test_background_run_and_cancel(self) -> None:
