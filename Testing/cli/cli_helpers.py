@@ -18,8 +18,10 @@ BLOB_MODEL = ("--model_name unet --unet_channels 4 8 16 --unet_strides 2 2 --num
               "--space_x 1 --space_y 1 --space_z 1 --roi_x 24 --roi_y 24 --roi_z 24")
 
 #: tiny settings appended to the seed README's lines: 8 mm voxels, 32³ tiles, a small ViT, 2 steps.
-TINY = ("--space_x 8 --space_y 8 --space_z 8 --roi_x 32 --roi_y 32 --roi_z 32 --hidden_size 32 --mlp_dim 64 "
-        "--num_heads 2 --steps 2 --sw_batch_size 4")
+TINY = ("--space_x 8 --space_y 8 --space_z 8 --roi_x 32 --roi_y 32 --roi_z 32 --feature_size 4 --hidden_size 32 "
+        "--mlp_dim 64 --num_heads 2 --steps 2 --sw_batch_size 4")
+#: the README's split file name; the tests' copy lists img0001 for training and img0002 for validation.
+README_SPLIT = "dataset_synapse_18_12.json"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class BlobData:
 
 @dataclass(frozen=True)
 class SampleSplit:
-    """The sample data (``data_dir``, ``json_list``) and a random tiny UNETR checkpoint (14 classes, ROI 32)."""
+    """A dataset folder over the sample CTs (``data_dir``, ``json_list``; validation case img0002) and a random
+    tiny UNETR checkpoint (14 classes, ROI 32, the ViT of :data:`TINY`)."""
 
     data_dir: Path
     json_list: str
