@@ -9,6 +9,28 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+#: Every flag of seed-flags.md with its default (argparse dest → default).
+SEED_DEFAULTS = {
+    "use_pretrained": False, "pretrained_path": "", "resume": False, "resume_latest": False, "resume_best": False,
+    "resume_but_restart": False, "logdir": "None", "data_dir": "None", "json_list": "None", "save_checkpoint": False,
+    "max_epochs": 5000, "val_every": 100, "batch_size": 1, "sw_batch_size": 1, "optim_lr": 1e-4,
+    "optim_name": "adamw", "reg_weight": 1e-5, "momentum": 0.99, "noamp": False, "lrschedule": "warmup_cosine",
+    "warmup_epochs": 50, "distributed": False, "world_size": 1, "rank": 0, "dist_url": "tcp://127.0.0.1:23456",
+    "dist_backend": "nccl", "workers": 8, "model_name": "None", "pos_embed": "perceptron", "norm_name": "instance",
+    "num_heads": 12, "mlp_dim": 3072, "hidden_size": 768, "feature_size": 16, "in_channels": 1, "out_channels": 14,
+    "res_block": False, "conv_block": False, "dropout_rate": 0.0, "dropout_path_rate": 0.0, "spatial_dims": 3,
+    "use_checkpoint": False, "dataset": None, "use_normal_dataset": False, "a_min": -175.0, "a_max": 250.0,
+    "b_min": 0.0, "b_max": 1.0, "space_x": 1.5, "space_y": 1.5, "space_z": 2.0, "roi_x": 96, "roi_y": 96,
+    "roi_z": 96, "RandFlipd_prob": 0.2, "RandRotate90d_prob": 0.2, "RandScaleIntensityd_prob": 0.1,
+    "RandShiftIntensityd_prob": 0.1, "smooth_dr": 1e-6, "smooth_nr": 0.0, "infer_overlap": 0.5,
+    "attack_name": None, "steps": 20, "alpha": 0.01, "eps": 4, "std": 4, "targeted": False, "q_max": 20,
+    "num_spectrum_augs": 10, "rho": 0.2, "use_ssim_loss": False, "lambda_dice": 0.01, "lambda_ce": 0.01,
+    "lambda_ssim": 1, "block_size": [8, 8, 8], "freq_band": "all", "gen_train_adv_mode": False,
+    "gen_val_adv_mode": False, "adv_training_mode": False, "freq_reg_mode": False, "adv_images_dir": "",
+    "save_adv_images_dir": None, "save_model_dir": None, "no_sub_dir_model": False, "no_sub_dir_adv_images": False,
+    "debugging": False, "exp_name": None,
+}
+
 #: HU window of the seed: the blob intensities in [0, 1] are written as a_min + x·(a_max − a_min).
 A_MIN, A_MAX = -175.0, 250.0
 BLOB_AFFINE = np.array([[1.0, 0, 0, 10.0], [0, 1.0, 0, -20.0], [0, 0, 1.0, 5.0], [0, 0, 0, 1]])

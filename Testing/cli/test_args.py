@@ -6,6 +6,7 @@ import argparse
 import warnings
 
 import pytest
+from cli_helpers import SEED_DEFAULTS
 
 from SpectrumAttackLib.cli.args import (
     add_seed_arguments,
@@ -13,28 +14,6 @@ from SpectrumAttackLib.cli.args import (
     flag_given,
     warn_ignored_flags,
 )
-
-# Every flag of seed-flags.md with its default (argparse dest → default).
-SEED_DEFAULTS = {
-    "use_pretrained": False, "pretrained_path": "", "resume": False, "resume_latest": False, "resume_best": False,
-    "resume_but_restart": False, "logdir": "None", "data_dir": "None", "json_list": "None", "save_checkpoint": False,
-    "max_epochs": 5000, "val_every": 100, "batch_size": 1, "sw_batch_size": 1, "optim_lr": 1e-4,
-    "optim_name": "adamw", "reg_weight": 1e-5, "momentum": 0.99, "noamp": False, "lrschedule": "warmup_cosine",
-    "warmup_epochs": 50, "distributed": False, "world_size": 1, "rank": 0, "dist_url": "tcp://127.0.0.1:23456",
-    "dist_backend": "nccl", "workers": 8, "model_name": "None", "pos_embed": "perceptron", "norm_name": "instance",
-    "num_heads": 12, "mlp_dim": 3072, "hidden_size": 768, "feature_size": 16, "in_channels": 1, "out_channels": 14,
-    "res_block": False, "conv_block": False, "dropout_rate": 0.0, "dropout_path_rate": 0.0, "spatial_dims": 3,
-    "use_checkpoint": False, "dataset": None, "use_normal_dataset": False, "a_min": -175.0, "a_max": 250.0,
-    "b_min": 0.0, "b_max": 1.0, "space_x": 1.5, "space_y": 1.5, "space_z": 2.0, "roi_x": 96, "roi_y": 96,
-    "roi_z": 96, "RandFlipd_prob": 0.2, "RandRotate90d_prob": 0.2, "RandScaleIntensityd_prob": 0.1,
-    "RandShiftIntensityd_prob": 0.1, "smooth_dr": 1e-6, "smooth_nr": 0.0, "infer_overlap": 0.5,
-    "attack_name": None, "steps": 20, "alpha": 0.01, "eps": 4, "std": 4, "targeted": False, "q_max": 20,
-    "num_spectrum_augs": 10, "rho": 0.2, "use_ssim_loss": False, "lambda_dice": 0.01, "lambda_ce": 0.01,
-    "lambda_ssim": 1, "block_size": [8, 8, 8], "freq_band": "all", "gen_train_adv_mode": False,
-    "gen_val_adv_mode": False, "adv_training_mode": False, "freq_reg_mode": False, "adv_images_dir": "",
-    "save_adv_images_dir": None, "save_model_dir": None, "no_sub_dir_model": False, "no_sub_dir_adv_images": False,
-    "debugging": False, "exp_name": None,
-}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -181,3 +160,56 @@ def test_ignored_subcommand_flags_warn() -> None:
     with pytest.warns(UserWarning, match=r"--max_epochs, --optim_lr have no effect with spectrum-attack attack"):
         ignored = warn_ignored_flags(args, used={"rho"}, command="attack")
     assert ignored == ["--max_epochs", "--optim_lr"]
+
+
+def test_data_config_from_flags_and_from_a_model_preprocessing() -> None:
+    from SpectrumAttackLib.cli.args import data_config_from_args
+    from SpectrumAttackLib.models.catalogue import Preprocessing
+
+    seed = data_config_from_args(parse(""))
+    assert seed.spacing == (1.5, 1.5, 2.0) and seed.roi == (96, 96, 96) and (seed.a_min, seed.a_max) == (-175, 250)
+    assert seed.flip_prob == 0.2 and seed.dataset == "btcv"
+    own = Preprocessing(spacing_mm=(3.0, 3.0, 3.0), a_min=-100.0, a_max=200.0, roi=(64, 64, 64))
+    cfg = data_config_from_args(parse("--space_z 5 --roi_x 32"), own)
+    assert cfg.spacing == (3.0, 3.0, 5.0)  # the model's own spacing, except the flag given
+    assert cfg.roi == (32, 64, 64)
+    assert (cfg.a_min, cfg.a_max) == (-100.0, 200.0)
+    acdc = data_config_from_args(parse("--dataset acdc"))
+    assert acdc.num_classes == 4
+    with pytest.raises(ValueError, match="--dataset"):
+        data_config_from_args(parse("--dataset brats"))
+    with pytest.raises(ValueError, match="a_max"):
+        data_config_from_args(parse("--a_min 300"))
+
+
+def test_model_build_args_per_architecture() -> None:
+    from SpectrumAttackLib.cli.args import model_build_args
+
+    arch, build = model_build_args(parse("--model_name unet-r --feature_size 8 --hidden_size 64 --num_heads 4 "
+                                         "--mlp_dim 128 --pos_embed conv --roi_x 32 --roi_y 32 --roi_z 32"))
+    assert arch == "unet-r"
+    assert build == {"in_channels": 1, "spatial_dims": 3, "dropout_rate": 0.0, "roi": (32, 32, 32),
+                     "feature_size": 8, "norm_name": "instance", "hidden_size": 64, "mlp_dim": 128,
+                     "num_heads": 4, "pos_embed": "conv"}
+    arch, build = model_build_args(parse("--model_name unet --unet_channels 4 8 16 --unet_strides 2 2"))
+    assert build["channels"] == (4, 8, 16) and build["strides"] == (2, 2) and "num_res_units" not in build
+    assert "feature_size" not in build
+    arch, build = model_build_args(parse("--model_name swin-unetr --feature_size 24 --use_checkpoint"))
+    assert build["feature_size"] == 24 and build["use_checkpoint"] is True
+    assert model_build_args(parse(""))[0] is None
+    assert model_build_args(parse(""), "unet-r")[0] == "unet-r"
+
+
+def test_model_flag_errors_name_the_flag() -> None:
+    from SpectrumAttackLib.cli.args import model_build_args, model_from_args
+
+    with pytest.raises(ValueError, match="--feature_size must be a multiple of 12"):
+        model_build_args(parse("--model_name swin-unetr --feature_size 16"))
+    with pytest.raises(ValueError, match="--model_name"):
+        model_build_args(parse("--model_name resnet"))
+    with pytest.raises(ValueError, match="--model_name"):
+        model_from_args(parse(""), "cpu")
+    with pytest.raises(ValueError, match="--pretrained_path"):
+        model_from_args(parse("--model_name unet --use_pretrained"), "cpu")
+    with pytest.raises(ValueError, match="--pretrained_path"):
+        model_from_args(parse("--model_name unet"), "cpu")

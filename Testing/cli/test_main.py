@@ -1,0 +1,56 @@
+"""``spectrum-attack`` itself: subcommands, help, version, and the seed flags on every seed subcommand."""
+
+from __future__ import annotations
+
+import pytest
+from cli_helpers import SEED_DEFAULTS
+
+from SpectrumAttackLib import __version__
+from SpectrumAttackLib.cli.main import COMMANDS, build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("attack", "evaluate", "train", "transfer", "demo", "sample-data"):
+        assert command in out
+    assert set(COMMANDS) == {"attack", "evaluate", "train", "transfer", "demo", "sample-data"}
+
+
+def test_version(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"spectrum-attack {__version__}"
+
+
+def test_no_subcommand_is_a_usage_error(capsys) -> None:
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["attack", "evaluate", "train"])
+def test_seed_subcommands_take_every_seed_flag_with_its_default(command) -> None:
+    args = vars(build_parser().parse_args([command]))
+    for dest, default in SEED_DEFAULTS.items():
+        assert args[dest] == default, (command, dest)
+
+
+def test_subcommand_help_shows_the_odd_seed_flags(capsys) -> None:
+    assert main(["attack", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--dist-url", "--RandFlipd_prob", "--out_channels", "--block_size", "--attack_mode", "--model"):
+        assert flag in out
+
+
+def test_demo_defaults_are_the_readme_sa2_command() -> None:
+    args = build_parser().parse_args(["demo"])
+    assert (args.attack_name, args.rho, args.steps, args.block_size) == ("saa", 0.2, 20, [32, 32, 32])
+    assert (args.lambda_dice, args.use_ssim_loss) == (0.01, True)
+    assert (args.model, args.case, args.output, args.metrics_preset) == ("unet-btcv-3mm", "img0001", "demo-output",
+                                                                         "clinical")
+    assert build_parser().parse_args(["demo", "--no_ssim_loss"]).use_ssim_loss is False
+
+
+def test_transfer_requires_models_and_output(capsys) -> None:
+    assert main(["transfer", "--attack_name", "pgd"]) == 2
+    assert "--models" in capsys.readouterr().err
+
