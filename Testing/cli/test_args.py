@@ -213,3 +213,14 @@ def test_model_flag_errors_name_the_flag() -> None:
         model_from_args(parse("--model_name unet --use_pretrained"), "cpu")
     with pytest.raises(ValueError, match="--pretrained_path"):
         model_from_args(parse("--model_name unet"), "cpu")
+
+
+def test_vafa_flags_of_ours() -> None:
+    _, params = attack_params_from_args(parse("--attack_name vafa-3d --vafa_variant paper --q_min 2 --q_max 30"))
+    assert params["variant"] == "paper" and params["q_min"] == 2.0 and params["q_max"] == 30.0
+    _, params = attack_params_from_args(parse("--attack_name vafa-2d"))
+    assert "variant" not in params and "q_min" not in params  # the attack's own defaults apply
+    with pytest.warns(UserWarning, match="--vafa_variant has no effect with attack 'saa'"):
+        attack_params_from_args(parse("--attack_name saa --vafa_variant paper"))
+    with pytest.raises(ValueError, match="--vafa_variant"):
+        attack_params_from_args(parse("--attack_name vafa-3d --vafa_variant best"))
