@@ -32,6 +32,20 @@ def test_voxel_cross_entropy_is_unreduced_ce():
     torch.testing.assert_close(out.mean(), F.cross_entropy(logits, labels[:, 0]))
 
 
+@pytest.mark.parametrize("shape", [(2, 1, 20, 17, 9), (3, 2, 8, 8, 8), (4, 1, 9, 6)])
+def test_ssim3d_equals_pytorch_msssim(shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(7))
+    y = (x + 0.3 * torch.rand(shape, generator=torch.Generator().manual_seed(8))).clamp(0, 1)
+    expected = ssim(x, y, data_range=1, win_size=3, nonnegative_ssim=True)
+    torch.testing.assert_close(ssim3d(x, y), expected, atol=1e-6, rtol=0)
+
+
+def test_ssim3d_gradient():
+    x = torch.rand(1, 1, 6, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    y = (x + 0.1).clamp(0, 1).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda b: ssim3d(x, b), (y,))
+
+
 def test_ssim3d_is_one_for_equal_volumes_and_axis_order_free():
     x = torch.rand(1, 1, 12, 10, 8, generator=torch.Generator().manual_seed(1))
     y = (x + 0.1 * torch.rand(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
