@@ -94,19 +94,16 @@ class SAA(Attack):
         xi = torch.empty_like(context.coefs)
         return xi.uniform_(1 - self.rho, 1 + self.rho, generator=generator)
 
-    def applied_factors(self, xi: torch.Tensor, context: SpectralContext) -> torch.Tensor:
-        """ξ with 1 on DC and outside the band (applied without writing into ξ)."""
-        return torch.where(context.mask, xi, torch.ones_like(xi))
-
     def render(self, images: torch.Tensor, xi: torch.Tensor, context: SpectralContext, t: int) -> torch.Tensor:
-        return spectral_image(context.coefs * self.applied_factors(xi, context), context, self.ndim)
+        return spectral_image(context.coefs * xi, context, self.ndim)
 
     def project(self, xi: torch.Tensor, images: torch.Tensor, context: SpectralContext) -> torch.Tensor:
-        return xi.clamp(1 - self.rho, 1 + self.rho)
+        """Clamp to the box and set DC and the coefficients outside the band to 1 (they are never perturbed).
 
-    def state_of(self, xi: torch.Tensor, images: torch.Tensor, adversarial: torch.Tensor,
-                 context: SpectralContext) -> torch.Tensor:
-        return self.applied_factors(xi, context)
+        Keeping those entries at 1 in ξ itself (instead of masking at every render) gives the same images and the
+        same updates of the perturbed entries, with one operation less in every step's graph.
+        """
+        return torch.where(context.mask, xi.clamp(1 - self.rho, 1 + self.rho), 1.0)
 
 
 class SAA2D(SAA):

@@ -19,8 +19,9 @@ def confusion_per_sample(pred: torch.Tensor, labels: torch.Tensor, num_classes: 
     k1 = num_classes + 1
     p = pred.reshape(batch, -1).long()
     g = labels.reshape(batch, -1).long()
-    p = torch.where((p >= 0) & (p < num_classes), p, num_classes)
-    g = torch.where((g >= 0) & (g < num_classes), g, num_classes)
+    # clamp to [-1, K], then -1 → K: every value outside [0, K) lands in bin K (two cheap passes)
+    p = p.clamp(-1, num_classes).remainder_(k1)
+    g = g.clamp(-1, num_classes).remainder_(k1)
     offset = torch.arange(batch, device=p.device).unsqueeze(1) * (k1 * k1)
     counts = torch.bincount((offset + p * k1 + g).reshape(-1), minlength=batch * k1 * k1)
     return counts.reshape(batch, k1, k1)
