@@ -49,12 +49,15 @@ RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd")
 ITERATIVE = tuple(n for n in attacks.available() if "steps" in attacks.attack_parameters(n))
 
 
-def make_unet(seed: int = 0) -> UNet:
-    """MONAI UNet, channels (4, 8, 16), strides (2, 2), 3 classes, deterministic weights (global RNG untouched)."""
+def make_unet(seed: int = 0, norm: str = "instance") -> UNet:
+    """MONAI UNet, channels (4, 8, 16), strides (2, 2), 3 classes, deterministic weights (global RNG untouched).
+
+    ``norm="batch"`` gives batch-norm layers, whose running statistics change if a forward pass runs in training mode.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return UNet(spatial_dims=3, in_channels=1, out_channels=NUM_CLASSES, channels=(4, 8, 16), strides=(2, 2),
-                    num_res_units=1)
+                    num_res_units=1, norm=norm)
 
 
 def random_batch(batch: int = 2, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

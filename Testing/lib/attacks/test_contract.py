@@ -55,11 +55,13 @@ def test_output_shape_dtype_range_and_inputs_untouched(name, unet, batch):
 
 @pytest.mark.parametrize("name", ALL)
 def test_model_mode_flags_restored_and_no_param_grads(name, batch):
-    model = make_unet()
+    model = make_unet(norm="batch")  # running statistics would change under a training-mode forward pass
     model.train()
     frozen = next(iter(model.parameters()))
     frozen.requires_grad_(False)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
     build(name, model)(*batch)
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     assert model.training and all(m.training for m in model.modules())
     assert not frozen.requires_grad
     assert all(p.requires_grad for p in list(model.parameters())[1:])
