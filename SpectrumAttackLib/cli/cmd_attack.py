@@ -13,6 +13,11 @@ IJK→RAS matrix:
 - ``<case>_report.png`` — slices, perturbation, spectrum and per-organ Dice;
 - ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed.
 
+Under ``torchrun`` (or the seed's ``--distributed`` flags) rank ``r`` of ``n`` attacks cases ``r, r + n, ...`` and
+writes their files into the one staging folder made by rank 0 (on a filesystem all nodes share); rank 0 gathers
+the metric rows, writes the merged metrics and the manifest and moves the folder into place. Every case is
+attacked with the same ``--seed`` whichever rank takes it, so the results equal a single-process run's.
+
 Example (the seed README's command with the program name changed)::
 
     spectrum-attack attack --model_name unet-r --feature_size=16 --infer_overlap=0.5 --dataset btcv \\
@@ -27,7 +32,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +51,9 @@ from SpectrumAttackLib.cli.cases import Case, check_label_values, class_table, l
 from SpectrumAttackLib.cli.outputs import ATTACK_RESULTS, StagedOutput
 from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, score_case, segment
 
+if TYPE_CHECKING:
+    from SpectrumAttackLib.distributed import DistContext
+
 __all__ = ["USED_FLAGS", "add_parser", "run", "weights_sha256"]
 
 logger = logging.getLogger(__name__)
@@ -54,7 +62,8 @@ logger = logging.getLogger(__name__)
 USED_FLAGS = {
     *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
-    "save_adv_images_dir", "no_sub_dir_adv_images", "debugging",
+    "save_adv_images_dir", "no_sub_dir_adv_images", "debugging", "distributed", "world_size", "rank", "dist_url",
+    "dist_backend",
 }
 
 
@@ -107,21 +116,31 @@ def _write_case(out: StagedOutput, case: Case, adv: Any, seg_clean: Any, seg_adv
 
 
 def run(args: argparse.Namespace) -> int:
-    """Attack every case; write the results unless ``--debugging``. Returns 0."""
+    """Attack every case; write the results unless ``--debugging``. Returns 0.
+
+    Runs in every process of a distributed run (torchrun or ``--distributed``); see the module docstring.
+    """
+    from SpectrumAttackLib.distributed import launch
+
+    return launch(_attack, args)
+
+
+def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
+    """Attack this process's share of the cases; rank 0 writes the merged results."""
     from SpectrumAttackLib import attacks
     from SpectrumAttackLib.data.transforms import eval_transforms
+    from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
-    from SpectrumAttackLib.runtime import resolve_device
 
     name, params = attack_params_from_args(args)
     warn_ignored_flags(args, USED_FLAGS, "attack")
     if not args.debugging and not args.save_adv_images_dir:
         raise ValueError("--save_adv_images_dir must be a folder for the results (or give --debugging), got None.")
     entries = load_split(args)
-    device = resolve_device(args.device)
+    device = ctx.device
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
@@ -130,18 +149,18 @@ def run(args: argparse.Namespace) -> int:
     out = None
     if not args.debugging:
         folder = resolve_adv_dir(args.save_adv_images_dir, name, params, args.no_sub_dir_adv_images)
-        out = StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS)
+        # One staging folder for all ranks: rank 0 checks the target and makes it, the others write into it.
+        out = on_main(lambda: StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS), ctx)
 
-    table = MetricsTable()
-    start = time.perf_counter()
-    try:
-        for index, entry in enumerate(entries, start=1):
-            case = load_case(transform, entry)
+    def attack_share() -> list[tuple[int, str, dict]]:
+        rows = []
+        for index in shard_indices(len(entries), ctx.rank, ctx.world_size):
+            case = load_case(transform, entries[index])
             check_label_values(case, len(names))
             images = case.images.to(device)
             labels = case.labels.to(device)
             seg_clean = segment(loaded.model, images, cfg.roi, args)
-            with progress_bar(1, f"[{index}/{len(entries)}] {case.name} {name}", unit="step") as bar:
+            with progress_bar(1, f"[{index + 1}/{len(entries)}] {case.name} {name}", unit="step") as bar:
                 result = attack_volume(attacker, images, labels, roi=cfg.roi, mode=args.attack_mode,
                                        tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
                                        sw_batch_size=args.sw_batch_size, progress=bar.report)
@@ -150,11 +169,21 @@ def run(args: argparse.Namespace) -> int:
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
             metrics["seconds"] = result.seconds
             metrics["tiles"] = result.tiles
-            table.add(case.name, metrics)
             print(format_case_line(case.name, metrics), flush=True)
             if out is not None:
                 _write_case(out, case, result.adversarial, seg_clean, seg_adv, metrics, names, colours,
                             params.get("block_size"), f"{case.name}: {name} ({args.attack_mode})")
+            rows.append((index, case.name, metrics))
+        return rows
+
+    table = MetricsTable()
+    start = time.perf_counter()
+    try:
+        shares = gather_results(attack_share, ctx)  # every rank's files are written once this returns
+        if not ctx.is_main:
+            return 0
+        for _, case_name, metrics in sorted((row for share in shares for row in share), key=lambda row: row[0]):
+            table.add(case_name, metrics)
         mean = table.aggregate()
         print(format_summary(mean, f"mean over {len(table)} case(s), {args.metrics_preset} metrics"))
         if out is None:
@@ -163,11 +192,11 @@ def run(args: argparse.Namespace) -> int:
         table.to_json(out.path("metrics.json"))
         write_manifest(
             out.staging, command="attack", arguments=vars(args), seed=args.seed, weights_sha256=weights_sha256(loaded),
-            extra=_manifest_extra(attacker, cfg, loaded, entries, args, time.perf_counter() - start),
+            extra=_manifest_extra(attacker, cfg, loaded, entries, args, time.perf_counter() - start, ctx.world_size),
         )
         folder = out.commit()
     except BaseException:
-        if out is not None:
+        if out is not None and ctx.is_main:
             out.discard()
         raise
     print(f"results written to {folder}")
@@ -175,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _manifest_extra(attacker: Any, cfg: Any, loaded: Any, entries: list, args: argparse.Namespace,
-                    seconds: float) -> dict[str, Any]:
+                    seconds: float, processes: int) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {
@@ -188,4 +217,5 @@ def _manifest_extra(attacker: Any, cfg: Any, loaded: Any, entries: list, args: a
         "cases": [str(e["image"]) for e in entries],
         "grid": "model grid: RAS, resampled to data_config.spacing, intensity window, foreground crop",
         "seconds": seconds,
+        "processes": processes,
     }

@@ -8,6 +8,10 @@ volumes of ``--json_list``. Results go to ``<save_model_dir>/<run folder>/`` (``
 ``save_model_dir`` itself with ``--no_sub_dir_model``. Existing checkpoints are never replaced unless
 ``--overwrite`` (start again) or ``--resume`` (continue) is given.
 
+Under ``torchrun`` (or the seed's ``--distributed`` flags) every process trains the same network wrapped in
+``DistributedDataParallel`` on its ``DistributedSampler`` share of the crops, makes its own adversarial examples,
+validates its share of the cases (the mean Dice is all-reduced over the ranks); rank 0 alone writes the run folder.
+
 Example (the seed README's VAFT command, only the program name changed)::
 
     spectrum-attack train --model_name unet-r --in_channels 1 --out_channel 14 --feature_size=16 --batch_size=3 \\
@@ -20,9 +24,10 @@ Example (the seed README's VAFT command, only the program name changed)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from SpectrumAttackLib.checks import check_choice
 from SpectrumAttackLib.cli.adv_paths import sub_dir_name
@@ -34,9 +39,13 @@ from SpectrumAttackLib.cli.args import (
     attack_params_from_args,
     data_config_from_args,
     flag_given,
+    model_build_args,
     warn_ignored_flags,
 )
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME
+
+if TYPE_CHECKING:
+    from SpectrumAttackLib.distributed import DistContext
 
 __all__ = ["TRAIN_FLAGS", "add_parser", "run", "run_dir_name"]
 
@@ -46,6 +55,7 @@ TRAIN_FLAGS: tuple[str, ...] = (
     "batch_size", "sw_batch_size", "optim_lr", "optim_name", "reg_weight", "momentum", "noamp", "lrschedule",
     "warmup_epochs", "distributed", "smooth_dr", "smooth_nr", "infer_overlap", "adv_training_mode", "freq_reg_mode",
     "save_model_dir", "no_sub_dir_model", "debugging", "exp_name", "overwrite", "seed",
+    "world_size", "rank", "dist_url", "dist_backend",
 )
 _OUTPUTS = (CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME)
 
@@ -108,12 +118,7 @@ def _model_spec(args: argparse.Namespace) -> tuple[str, int, dict[str, Any], str
     if args.model_name in (None, "None"):
         raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or --model NAME), got 'None'.")
     check_choice("--model_name", args.model_name, ("unet", "unet-r", "swin-unetr"))
-    kwargs = dict(
-        in_channels=args.in_channels, roi=roi, feature_size=args.feature_size, hidden_size=args.hidden_size,
-        mlp_dim=args.mlp_dim, num_heads=args.num_heads, pos_embed=args.pos_embed, norm_name=args.norm_name,
-        dropout_rate=args.dropout_rate, dropout_path_rate=args.dropout_path_rate,
-        use_checkpoint=args.use_checkpoint, spatial_dims=args.spatial_dims,
-    )
+    _, kwargs = model_build_args(args)  # the architecture's sizes, UNet's --unet_channels ... included
     return args.model_name, args.out_channels, kwargs, pretrained
 
 
@@ -150,27 +155,35 @@ def _run_dir(args: argparse.Namespace, attack_name: str | None, params: dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train as the flags say; print the best validation Dice and where the checkpoints are. Returns 0."""
+    """Train as the flags say; print the best validation Dice and where the checkpoints are. Returns 0.
+
+    Runs in every process of a distributed run (torchrun or ``--distributed``); see the module docstring.
+    """
+    from SpectrumAttackLib.distributed import launch
+
+    return launch(_train, args)
+
+
+def _train(args: argparse.Namespace, ctx: DistContext) -> int:
+    """The training run of one process."""
     import torch
 
     from SpectrumAttackLib.data.datalist import load_datalist
     from SpectrumAttackLib.data.loaders import make_loader
     from SpectrumAttackLib.data.transforms import eval_transforms, train_transforms
+    from SpectrumAttackLib.distributed import distributed_sampler, on_main, wrap_model
     from SpectrumAttackLib.models import build_model
     from SpectrumAttackLib.report.progress import progress_bar
-    from SpectrumAttackLib.runtime import resolve_device
     from SpectrumAttackLib.training.config import TrainConfig
     from SpectrumAttackLib.training.loop import train
 
-    if args.distributed:
-        raise NotImplementedError("--distributed training is not available yet; train in one process without it.")
     used = {*TRAIN_FLAGS, *DATA_FLAGS, *MODEL_FLAGS}
     if args.adv_training_mode:
         used |= {"attack_name", *ATTACK_FLAGS}
     warn_ignored_flags(args, used, "train")
     attack_name, attack_params = _attack(args)
     architecture, num_classes, build_kwargs, pretrained = _model_spec(args)
-    folder = _run_dir(args, attack_name, attack_params)
+    folder = on_main(lambda: _run_dir(args, attack_name, attack_params), ctx)  # rank 0 checks and clears it
     config = TrainConfig(
         max_epochs=args.max_epochs, val_every=args.val_every, batch_size=args.batch_size,
         optim_name=args.optim_name, optim_lr=args.optim_lr, reg_weight=args.reg_weight, momentum=args.momentum,
@@ -183,19 +196,24 @@ def run(args: argparse.Namespace) -> int:
         sw_batch_size=args.sw_batch_size, smooth_nr=args.smooth_nr, smooth_dr=args.smooth_dr, seed=args.seed,
         pretrained_path=pretrained,
     )
-    device = resolve_device(args.device)
     data = data_config_from_args(args)
     cache = not args.use_normal_dataset
+    train_files = load_datalist(args.data_dir, args.json_list, "training")
+    sampler = distributed_sampler(train_files, ctx, seed=args.seed)
     train_loader = make_loader(
-        load_datalist(args.data_dir, args.json_list, "training"), train_transforms(data, seed=args.seed),
-        batch_size=args.batch_size, shuffle=True, workers=args.workers, cache=cache, seed=args.seed,
+        train_files, train_transforms(data, seed=args.seed), batch_size=args.batch_size, shuffle=sampler is None,
+        workers=args.workers, cache=cache, sampler=sampler, seed=args.seed,
     )
     val_loader = make_loader(load_datalist(args.data_dir, args.json_list, "validation"), eval_transforms(data),
                              batch_size=1, shuffle=False, workers=args.workers, cache=cache)  # fmt: skip
     torch.manual_seed(args.seed)  # initial weights
-    model = build_model(architecture, num_classes, **build_kwargs)
-    with progress_bar(0, "train") as bar:
-        result = train(model, train_loader, val_loader, config, device=device, progress=bar.as_callback())
+    model = wrap_model(build_model(architecture, num_classes, **build_kwargs), ctx)
+    bar = progress_bar(0, "train") if ctx.is_main else None
+    with bar or contextlib.nullcontext():
+        result = train(model, train_loader, val_loader, config, device=ctx.device,
+                       progress=bar.as_callback() if bar else None, rank=ctx.rank, world_size=ctx.world_size)
+    if not ctx.is_main:
+        return 0
     print(f"trained {result.last_epoch} epochs ({config.mode.value}) in {result.seconds:.0f} s; best mean validation "
           f"Dice {result.best_metric:.4f} at epoch {result.best_epoch}")  # fmt: skip
     if folder is not None:

@@ -298,7 +298,8 @@ def train(
 
 def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: TrainConfig, use_amp: bool,
               rank: int, world_size: int) -> float:
-    outcome = validate(model, val_cases, roi=config.roi, overlap=config.infer_overlap,
+    # The bare network: ranks validate different numbers of cases, so no DDP forward (which may sync buffers).
+    outcome = validate(unwrap_model(model), val_cases, roi=config.roi, overlap=config.infer_overlap,
                        sw_batch_size=config.sw_batch_size, amp=use_amp, rank=rank, world_size=world_size)
     if world_size > 1:
         outcome.all_reduce()

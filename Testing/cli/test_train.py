@@ -122,9 +122,10 @@ def test_unknown_model_name(capsys):
     assert capsys.readouterr().err.strip().startswith("spectrum-attack: error: --model_name must be one of")
 
 
-def test_distributed_not_available():
-    with pytest.raises(NotImplementedError, match="--distributed"):
-        cmd_train.run(parse("spectrum-attack train --model_name unet --distributed"))
+def test_distributed_rank_outside_the_nodes():
+    # Distributed runs themselves are tested in Testing/distributed.
+    with pytest.raises(ValueError, match="--rank"):
+        cmd_train.run(parse("spectrum-attack train --model_name unet --distributed --world_size 2 --rank 2"))
 
 
 def test_attack_flags_ignored_in_normal_training(tmp_path):
