@@ -34,7 +34,7 @@ from SpectrumAttackLib.distributed.context import (
     resolve_context,
 )
 from SpectrumAttackLib.distributed.ddp import wrap_model
-from SpectrumAttackLib.distributed.launch import Worker, launch
+from SpectrumAttackLib.distributed.launcher import Worker, launch
 from SpectrumAttackLib.distributed.sharding import SHARD_MODES, distributed_sampler, shard, shard_indices
 
 __all__ = [
