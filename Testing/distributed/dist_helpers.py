@@ -1,4 +1,4 @@
-"""Helpers of the distributed tests: process launching with time limits, a free port, and a spawned worker.
+"""Helpers of the distributed tests: the test dataset's flags, process launching with time limits, a spawned worker.
 
 Every run is a real multi-process run on gloo over the loopback interface; a run that hangs is killed (with its
 whole process group) after ``TIMEOUT_S`` and fails the test with the output it produced.
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,38 @@ from SpectrumAttackLib.distributed import (
     on_main,
     wrap_model,
 )
+from SpectrumAttackLib.models import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180
 #: torchrun's variables: removed from the children's environment unless a test sets them.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
 CLI = ("-m", "SpectrumAttackLib.cli.main")
+#: validation cases of the test split, in split order (uneven over two ranks, not sorted).
+VALIDATION = (3, 1, 2)
+#: model flags of the tiny UNet and the tiny data settings (8 mm voxels, 32³ windows).
+UNET_FLAGS = ("--model_name", "unet", "--unet_channels", "4", "8", "16", "--unet_strides", "2", "2",
+              "--num_res_units", "1")
+TINY_DATA = ("--roi_x", "32", "--roi_y", "32", "--roi_z", "32", "--space_x", "8", "--space_y", "8", "--space_z", "8",
+             "--sw_batch_size", "4", "--workers", "0")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """``data_dir`` holding ``split.json`` and the tiny UNet checkpoint."""
+
+    data_dir: Path
+    checkpoint: Path
+
+    def data_flags(self) -> list[str]:
+        return ["--data_dir", str(self.data_dir), "--json_list", "split.json", *UNET_FLAGS, *TINY_DATA]
+
+
+def build_tiny_unet() -> torch.nn.Module:
+    """The network of :data:`UNET_FLAGS` (14 BTCV classes), weights drawn from seed 0."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_model("unet", 14, channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
 
 
 def free_port() -> int:

@@ -16,8 +16,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_DATA, VALIDATION, build_tiny_unet
-from dist_helpers import check_ok, run_together, seed_flag_ranks, single, torchrun
+from dist_helpers import (
+    TINY_DATA,
+    VALIDATION,
+    build_tiny_unet,
+    check_ok,
+    run_together,
+    seed_flag_ranks,
+    single,
+    torchrun,
+)
 
 from SpectrumAttackLib.cli.args import data_config_from_args
 from SpectrumAttackLib.cli.main import build_parser
