@@ -7,6 +7,16 @@ import torch
 __all__ = ["confusion_per_sample", "dice_per_sample"]
 
 
+def _out_of_range_to_last_bin(values: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Map values outside ``[0, K)`` to ``K``; one min/max pass when (as in attack loops) none is outside."""
+    if values.numel() == 0:
+        return values
+    low, high = torch.aminmax(values)
+    if int(low) >= 0 and int(high) < num_classes:
+        return values
+    return torch.where((values >= 0) & (values < num_classes), values, num_classes)
+
+
 def confusion_per_sample(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-sample confusion counts ``[B, K + 1, K + 1]`` (rows: prediction, columns: labels), one pass.
 
@@ -19,9 +29,7 @@ def confusion_per_sample(pred: torch.Tensor, labels: torch.Tensor, num_classes: 
     k1 = num_classes + 1
     p = pred.reshape(batch, -1).long()
     g = labels.reshape(batch, -1).long()
-    # clamp to [-1, K], then -1 → K: every value outside [0, K) lands in bin K (two cheap passes)
-    p = p.clamp(-1, num_classes).remainder_(k1)
-    g = g.clamp(-1, num_classes).remainder_(k1)
+    p, g = _out_of_range_to_last_bin(p, num_classes), _out_of_range_to_last_bin(g, num_classes)
     offset = torch.arange(batch, device=p.device).unsqueeze(1) * (k1 * k1)
     counts = torch.bincount((offset + p * k1 + g).reshape(-1), minlength=batch * k1 * k1)
     return counts.reshape(batch, k1, k1)
