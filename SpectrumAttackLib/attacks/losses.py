@@ -6,6 +6,7 @@ All objectives here are *maximised* by the attacks (untargeted: push the segment
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -130,26 +131,82 @@ def ssim_blockwise(x: torch.Tensor, y: torch.Tensor, block_size: Sequence[int]) 
     return _ssim(bx, by)
 
 
+def _blur_transposed(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Adjoint of :func:`_blur` ("full" correlation with the same symmetric window) back to ``shape``."""
+    for axis in range(2, grad.dim()):
+        n = shape[axis]
+        if n < SSIM_WINDOW:
+            continue
+        size = list(grad.shape)
+        size[axis] = n
+        out = grad.new_zeros(size)
+        out.narrow(axis, 0, n - 2).add_(grad, alpha=_EDGE)
+        out.narrow(axis, 1, n - 2).add_(grad, alpha=_CENTRE)
+        out.narrow(axis, 2, n - 2).add_(grad, alpha=_EDGE)
+        grad = out
+    return grad
+
+
+class _SSIMAgainstClean(torch.autograd.Function):
+    """Mean non-negative SSIM of ``y`` against constant clean images, with a hand-written gradient for ``y``.
+
+    With ``S = A1·A2 / (B1·B2)``, ``A1 = 2μxμy + C1``, ``A2 = 2σxy + C2``, ``B1 = μx² + μy² + C1``,
+    ``B2 = σx² + σy² + C2``, ``σy² = blur(y²) − μy²`` and ``σxy = blur(xy) − μxμy``, the gradient is
+    ``blurᵀ(∂S/∂μy) + 2y·blurᵀ(∂S/∂blur(y²)) + x·blurᵀ(∂S/∂blur(xy))``; about 20 % cheaper than autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, mu1: torch.Tensor, mu1_sq: torch.Tensor,
+                sigma1_sq: torch.Tensor) -> torch.Tensor:
+        c1, c2 = SSIM_K[0] ** 2, SSIM_K[1] ** 2
+        mu2 = _blur(y)
+        mu2_sq = mu2 * mu2
+        mu1_mu2 = mu1 * mu2
+        a1 = 2 * mu1_mu2 + c1
+        a2 = 2 * (_blur(x * y) - mu1_mu2) + c2
+        b1 = mu1_sq + mu2_sq + c1
+        b2 = sigma1_sq + (_blur(y * y) - mu2_sq) + c2
+        ssim_map = a1 * a2 / (b1 * b2)
+        per_channel = torch.flatten(ssim_map, 2).mean(-1)
+        ctx.save_for_backward(y, x, mu1, mu2, a1, a2, b1, b2, ssim_map, per_channel)
+        return torch.relu(per_channel).mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        y, x, mu1, mu2, a1, a2, b1, b2, ssim_map, per_channel = ctx.saved_tensors
+        weight = grad * (per_channel > 0).to(y.dtype) / (per_channel.numel() * ssim_map[0, 0].numel())
+        weight = weight.view(*weight.shape, *[1] * (y.dim() - 2))
+        scaled = weight / (b1 * b2)
+        d_xy = 2 * a1 * scaled  # ∂S/∂blur(xy)
+        d_yy = -weight * ssim_map / b2  # ∂S/∂blur(y²)
+        d_mu = 2 * mu1 * a2 * scaled - 2 * mu2 * weight * ssim_map / b1 - mu1 * d_xy - 2 * mu2 * d_yy
+        shape = y.shape
+        grad_y = _blur_transposed(d_mu, shape) + 2 * y * _blur_transposed(d_yy, shape) \
+            + x * _blur_transposed(d_xy, shape)
+        return grad_y, None, None, None, None
+
+
 class ReferenceSSIM:
     """:func:`ssim3d` against fixed clean images, for repeated use inside an attack loop.
 
-    The clean images' local means and variances are computed once, and the last result is kept, so that an SSIM
-    penalty and the step's history share one computation. Differentiable.
+    The clean images' local means and variances are computed once, the gradient is hand-written, and the last
+    result is kept, so that an SSIM penalty and the step's history share one computation. Differentiable with
+    respect to the adversarial images (the clean ones are constants).
 
     Args:
         images: clean ``[B, C, H, W, D]`` in [0, 1].
     """
 
     def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
+        self.images = images.detach()
         with torch.no_grad():
-            self._statistics = _clean_statistics(images)
+            self._statistics = _clean_statistics(self.images)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(self, adversarial: torch.Tensor) -> torch.Tensor:
         """Mean 3D SSIM (scalar) of ``adversarial`` against the clean images; reused if called again on it."""
         if self._last is not None and self._last[0] is adversarial:
             return self._last[1]
-        value = torch.relu(_ssim_per_channel(*self._statistics, self.images, adversarial)).mean()
+        value = _SSIMAgainstClean.apply(adversarial, self.images, *self._statistics)
         self._last = (adversarial, value)
         return value

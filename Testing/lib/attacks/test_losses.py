@@ -66,6 +66,25 @@ def test_reference_ssim_equals_ssim3d_with_gradients_and_reuses_its_last_result(
     assert reference(a.detach().clone()) is not value
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 6, 5, 7), (1, 1, 2, 6, 5), (3, 1, 7, 6)])
+def test_reference_ssim_hand_written_gradient(shape):
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    y = (x + 0.2 * torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(11))).clamp(0, 1)
+    assert torch.autograd.gradcheck(lambda b: ReferenceSSIM(x)(b), (y.requires_grad_(True),))
+
+
+def test_reference_ssim_clips_negative_channels_to_zero():
+    x = torch.rand(1, 2, 6, 6, 6, generator=torch.Generator().manual_seed(12))
+    y = x.clone()
+    y[:, 1] = 1 - x[:, 1]  # anti-correlated channel: negative SSIM, clipped to 0 as pytorch-msssim does
+    y.requires_grad_(True)
+    value = ReferenceSSIM(x)(y)
+    torch.testing.assert_close(value, ssim(x, y.detach(), data_range=1, win_size=3, nonnegative_ssim=True),
+                               atol=1e-6, rtol=0)
+    (grad,) = torch.autograd.grad(value, y)
+    assert float(grad[:, 1].abs().max()) == 0.0 and float(grad[:, 0].abs().max()) > 0.0
+
+
 def test_ssim_blockwise_is_the_mean_of_per_block_ssim():
     x = torch.rand(2, 1, 8, 8, 16, generator=torch.Generator().manual_seed(3))
     y = (x + 0.2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
