@@ -34,10 +34,12 @@ class AttackResult:
 
     Attributes:
         adversarial: ``[B, C, H, W, D]``, the input's dtype and device, values in [0, 1].
-        state: the optimised variable, detached; its layout is given in each attack's docstring.
+        state: the optimised variable, detached, on the model's device; its layout is given in each attack's
+            docstring.
         history: per step ``loss`` (the maximised objective), ``dice`` (mean foreground Dice of the prediction vs
             ``labels``) and ``ssim`` (3D SSIM of the unclamped adversarial vs the clean images); with restarts the
-            lists run on across restarts and ``restart`` gives each entry's restart index.
+            lists run on across restarts and ``restart`` gives each entry's restart index. One-shot attacks (GN,
+            DFB) have one entry, scoring their output.
         seconds: wall-clock time of the call.
         steps_run: optimisation steps taken (summed over restarts).
         stopped_early: whether the early-stop rule ended the (last) restart.
