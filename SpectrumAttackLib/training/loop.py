@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib.attacks.losses import dice_ce_loss
+from SpectrumAttackLib.models.checkpoints import load_checkpoint, save_checkpoint
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME, TrainConfig, TrainingMode
 from SpectrumAttackLib.training.log import TrainLog
@@ -137,14 +138,10 @@ class _TrainerState:
         return True
 
 
-def _load_initial_weights(core: nn.Module, config: TrainConfig, run_dir: Path | None,
-                          device: torch.device) -> Mapping[str, Any] | None:
+def _load_initial_weights(core: nn.Module, config: TrainConfig, device: torch.device) -> Mapping[str, Any] | None:
     """Load resume or pretrained weights into ``core``; return the checkpoint to continue from, if any."""
-    from SpectrumAttackLib.models import load_checkpoint
-
     if config.resume:
-        assert run_dir is not None  # guaranteed by TrainConfig
-        path = run_dir / config.resume_checkpoint
+        path = Path(config.save_model_dir) / config.resume_checkpoint  # TrainConfig requires the folder
         if not path.is_file():
             raise FileNotFoundError(f"--resume needs a checkpoint at {path}, but there is none.")
         if config.pretrained_path:
@@ -223,7 +220,7 @@ def train(
     run_dir = None if config.save_model_dir is None else Path(config.save_model_dir)
     writer = rank == 0
     use_amp = config.amp and device.type == "cuda"
-    checkpoint = _load_initial_weights(core, config, run_dir, device)
+    checkpoint = _load_initial_weights(core, config, device)
     state = _TrainerState(model, config, use_amp)
     if checkpoint is not None:
         state.restore(checkpoint)
@@ -309,6 +306,4 @@ def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: 
 
 
 def _save(path: Path, core: nn.Module, state: _TrainerState) -> None:
-    from SpectrumAttackLib.models import save_checkpoint
-
     save_checkpoint(path, core, **state.checkpoint_extra())
