@@ -128,6 +128,11 @@ def test_distributed_rank_outside_the_nodes():
         cmd_train.run(parse("spectrum-attack train --model_name unet --distributed --world_size 2 --rank 2"))
 
 
+def test_catalogue_model_class_count():
+    with pytest.raises(ValueError, match="--out_channels"):
+        cmd_train.run(parse("spectrum-attack train --model unet-btcv-3mm --out_channels 4"))
+
+
 def test_attack_flags_ignored_in_normal_training(tmp_path):
     args = parse("spectrum-attack train --model_name unet --rho 0.3 --freq_reg_mode")
     with pytest.warns(UserWarning, match="--rho"), pytest.raises(ValueError, match="--freq_reg_mode"):
