@@ -25,7 +25,7 @@ from SpectrumAttackLib.checks import check_int
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, make_generator
 
-__all__ = ["Attack", "AttackResult", "frozen_model", "model_device"]
+__all__ = ["Attack", "AttackResult", "frozen_model", "logits_of", "model_device"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class _Run:
     progress: ProgressCallback | None
 
 
-def _logits(output: Any) -> torch.Tensor:
+def logits_of(output: Any) -> torch.Tensor:
     """Networks with deep supervision return a list; the first entry is the full-resolution output."""
     return output[0] if isinstance(output, (list, tuple)) else output
 
@@ -299,7 +299,7 @@ class Attack(abc.ABC):
         for t in range(self.steps):
             variable = variable.detach().requires_grad_(True)
             adv = self.render(x, variable, context, t)
-            value, pred = self._evaluate(_logits(self.model(adv)), adv, run, t)
+            value, pred = self._evaluate(logits_of(self.model(adv)), adv, run, t)
             (grad,) = torch.autograd.grad(value, variable)
             if run.progress is not None:
                 run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
@@ -313,7 +313,7 @@ class Attack(abc.ABC):
         with torch.no_grad():
             adv = self.render(x, variable, context, t)
             if self.steps == 0:  # one-shot attacks: score the output once (and check the class count)
-                self._evaluate(_logits(self.model(adv)), adv, run, 0)
+                self._evaluate(logits_of(self.model(adv)), adv, run, 0)
                 if run.progress is not None:
                     run.progress(Progress(run.restart + 1, total, "attack", ""))
             adv = adv.clamp(0.0, 1.0)
@@ -357,7 +357,7 @@ class Attack(abc.ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per sample, keep the restart whose prediction has the lowest Dice vs labels (targeted: highest vs goal)."""
         with torch.no_grad():
-            logits = _logits(self.model(adv))
+            logits = logits_of(self.model(adv))
         reference = run.goal if self.targeted else run.labels
         score = dice_per_sample(_predict(logits), reference, logits.shape[1]).to(adv.device)
         if self.targeted:

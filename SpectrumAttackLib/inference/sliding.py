@@ -15,7 +15,7 @@ from monai.inferers import sliding_window_inference
 from monai.networks.utils import eval_mode
 from torch import nn
 
-from SpectrumAttackLib.attacks.base import model_device
+from SpectrumAttackLib.attacks.base import logits_of, model_device
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
 
 __all__ = ["BLEND_MODES", "SlidingWindowModel", "check_roi", "predict_logits", "window_count"]
@@ -66,11 +66,6 @@ def window_count(shape: Sequence[int], roi: Sequence[int], overlap: float) -> in
     return count
 
 
-def _logits(output: Any) -> torch.Tensor:
-    """Networks with deep supervision return a list; the first entry is the full-resolution output."""
-    return output[0] if isinstance(output, (list, tuple)) else output
-
-
 def _check_window_args(overlap: float, sw_batch_size: int, mode: str) -> tuple[float, int, str]:
     overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
     sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
@@ -116,7 +111,7 @@ def predict_logits(
     device = model_device(model)
     with eval_mode(model):
         return sliding_window_inference(
-            images, roi, sw_batch_size, lambda x: _logits(model(x)), overlap=overlap, mode=mode,
+            images, roi, sw_batch_size, lambda x: logits_of(model(x)), overlap=overlap, mode=mode,
             sw_device=device, device=images.device,
         )
 
@@ -152,7 +147,7 @@ class SlidingWindowModel(nn.Module):
     def _window(self, x: torch.Tensor) -> torch.Tensor:
         # MONAI scales each window's output in place; a copy keeps the model's own output (which some final
         # activations save for their backward pass) untouched.
-        return _logits(self.model(x)).clone()
+        return logits_of(self.model(x)).clone()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images)

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks.base import logits_of
 from SpectrumAttackLib.attacks.losses import LossFn
 from SpectrumAttackLib.training.config import TrainingMode
 from SpectrumAttackLib.transforms import dct_nd
 
-__all__ = ["LossTerms", "adversarial_examples", "frequency_consistency_loss", "logits_of", "training_loss"]
+__all__ = ["LossTerms", "adversarial_examples", "frequency_consistency_loss", "training_loss"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,6 @@ class LossTerms:
             for name, value in (("loss", self.total), ("loss_clean", self.clean),
                                 ("loss_adversarial", self.adversarial), ("loss_freq", self.freq))
         }
-
-
-def logits_of(output: Any) -> torch.Tensor:
-    """Networks with deep supervision return a list; the first entry is the full-resolution output."""
-    return output[0] if isinstance(output, (list, tuple)) else output
 
 
 def frequency_consistency_loss(clean_logits: torch.Tensor, adversarial_logits: torch.Tensor) -> torch.Tensor:
