@@ -94,11 +94,18 @@ def fit_tiny_unet(steps: int = 150, seed: int = 0) -> FittedNet:
     loss_fn = dice_ce_loss()
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     model.train()
-    for step in range(steps):
-        batch = [blob_volume(1000 + 2 * step + i) for i in range(2)]
-        optimiser.zero_grad()
-        loss_fn(model(torch.cat([a for a, _ in batch])), torch.cat([b for _, b in batch])).backward()
-        optimiser.step()
+    # One thread while fitting: reductions split over threads round differently, and the fitted weights (hence
+    # every test built on them) must not depend on the machine's core count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for step in range(steps):
+            batch = [blob_volume(1000 + 2 * step + i) for i in range(2)]
+            optimiser.zero_grad()
+            loss_fn(model(torch.cat([a for a, _ in batch])), torch.cat([b for _, b in batch])).backward()
+            optimiser.step()
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
     held_out = [blob_volume(i) for i in range(2)]
     images = torch.cat([a for a, _ in held_out])
