@@ -56,8 +56,8 @@ def test_demo_uses_the_readme_sa2_settings_by_default(blob_data, run_cli, tmp_pa
     assert code == 0, err
     config = json.loads((out / "metrics.json").read_text())["attack_config"]
     assert config["attack"] == "saa"
-    assert config["rho"] == 0.2 and config["lambda_dice"] == 0.01 and config["use_ssim_loss"] is True
-    assert config["block_size"] == [32, 32, 32] and config["steps"] == 1
+    assert config["rho"] == 0.4 and config["lambda_dice"] == 0.2 and config["use_ssim_loss"] is True
+    assert config["lambda_ssim"] == 0.75 and config["block_size"] == [16, 16, 16] and config["steps"] == 1
     with pytest.warns(UserWarning, match="--use_ssim_loss has no effect with attack 'pgd'"):
         code, _, err = run_cli(f"demo {blob_data.flags()} --model {blob_data.checkpoint} --case img0002 "
                                f"--output {out} --overwrite --attack_name pgd --steps 1 --no_ssim_loss")

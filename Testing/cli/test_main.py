@@ -41,10 +41,10 @@ def test_subcommand_help_shows_the_odd_seed_flags(capsys) -> None:
         assert flag in out
 
 
-def test_demo_defaults_are_the_readme_sa2_command() -> None:
+def test_demo_defaults_are_the_readme_sa2_example() -> None:
     args = build_parser().parse_args(["demo"])
-    assert (args.attack_name, args.rho, args.steps, args.block_size) == ("saa", 0.2, 20, [32, 32, 32])
-    assert (args.lambda_dice, args.use_ssim_loss) == (0.01, True)
+    assert (args.attack_name, args.rho, args.steps, args.block_size) == ("saa", 0.4, 10, [16, 16, 16])
+    assert (args.lambda_dice, args.lambda_ssim, args.use_ssim_loss) == (0.2, 0.75, True)
     assert (args.model, args.case, args.output, args.metrics_preset) == ("unet-btcv-3mm", "img0001", "demo-output",
                                                                          "clinical")
     assert build_parser().parse_args(["demo", "--no_ssim_loss"]).use_ssim_loss is False
