@@ -26,7 +26,8 @@ from SpectrumAttack import SpectrumAttackLogic
 volume = slicer.util.getNode("img0001")  # a CT loaded with File > Add Data
 logic = SpectrumAttackLogic()  # in Slicer also: slicer.util.getModuleLogic("SpectrumAttack")
 result = logic.run(volume, model="unet-btcv-3mm", attack="saa",
-                   params={"steps": 10, "rho": 0.2, "block_size": 32, "lambda_dice": 0.01, "use_ssim_loss": True})
+                   params={"steps": 10, "rho": 0.4, "block_size": 16, "lambda_dice": 0.2,
+                           "use_ssim_loss": True, "lambda_ssim": 0.75})
 for organ, dice in result.metrics["adversarial"]["dice_per_class"].items():
     print(f"{organ:30s} Dice vs clean prediction {dice:.3f}")
 print(result.adversarialVolume.GetName(), result.perturbationVolume.GetName(), result.metricsTable.GetName())
