@@ -14,6 +14,8 @@ import importlib
 import inspect
 from typing import Any
 
+from SpectrumAttackLib.lazy import lazy_getattr
+
 __all__ = [
     "REGISTRY",
     "Attack",
@@ -47,10 +49,7 @@ REGISTRY: dict[str, str] = {
 _BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FROM_BASE:
-        return getattr(importlib.import_module(f"{__name__}.base"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(_FROM_BASE, "base"))
 
 
 def available() -> list[str]:

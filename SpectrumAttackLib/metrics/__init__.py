@@ -6,9 +6,7 @@ scikit-image on first use, so importing the attack loop stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from SpectrumAttackLib.lazy import lazy_getattr
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 
 __all__ = ["MetricsPreset", "MetricsTable", "compute_case_metrics", "dice_per_sample", "overlap_per_class"]
@@ -21,7 +19,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -9,8 +9,7 @@ Public names are resolved lazily, so ``from SpectrumAttackLib.models import cata
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from SpectrumAttackLib.lazy import lazy_getattr
 
 __all__ = [
     "ARCHITECTURES",
@@ -41,10 +40,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:
