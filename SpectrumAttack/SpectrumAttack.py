@@ -13,17 +13,29 @@ Console use (see ``SpectrumAttackLogic.run``)::
     print(result.metrics["adversarial"]["dice"])
 """
 
-import dataclasses
-import logging
-import sys
-import unittest
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, Union
+from __future__ import annotations  # annotations stay text: nothing of 3.10+ is evaluated before the check below
 
-import numpy as np
-import slicer
-import vtk
+import sys
+
+#: Slicer 5.10 and later ship Python 3.12; Slicer 5.8 and older ship Python 3.9, which the engine does not support.
+MINIMUM_PYTHON = (3, 10)
+if sys.version_info < MINIMUM_PYTHON:
+    raise ImportError(
+        "SpectrumAttack needs 3D Slicer 5.10 or later (Python 3.12); this Slicer runs Python "
+        + sys.version.split()[0] + ". Install the current Slicer from https://download.slicer.org."
+    )
+
+import dataclasses  # noqa: E402 - after the version check, as every import below
+import importlib.util  # noqa: E402
+import logging  # noqa: E402
+import unittest  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any, Union  # noqa: E402
+
+import numpy as np  # noqa: E402
+import slicer  # noqa: E402
+import vtk  # noqa: E402
 
 
 def _addSourcePaths() -> None:
@@ -40,9 +52,7 @@ def _addSourcePaths() -> None:
 _addSourcePaths()
 
 from SpectrumAttackAdapter.arguments import (  # noqa: E402 - after the source paths
-    ATTACK_PARAMETERS,
-    DEVICES,
-    GENERAL_SETTINGS,
+    MODEL_SETTINGS,
     EngineArguments,
     engine_arguments,
     run_engine,
@@ -52,14 +62,30 @@ from SpectrumAttackAdapter.segmentations import reference_labels, segmentations_
 from SpectrumAttackAdapter.volumes import check_input_volume, volume_to_ijk  # noqa: E402
 
 from SpectrumAttackLib import attacks  # noqa: E402 - torch-free registry
+from SpectrumAttackLib.attacks.parameters import (  # noqa: E402 - the one table of attack parameters, torch-free
+    GENERAL_SETTINGS,
+    SLICER_PARAMETERS,
+    Parameter,
+    parameters_of,
+)
 from SpectrumAttackLib.models.catalogue import ARCHITECTURES, get_entry, load_catalogue  # noqa: E402
 
-try:  # the application: Qt, the scripted-module base classes, the parameter node wrapper
+#: Whether this runs inside the Slicer application (PythonQt's ``qt`` exists) or on slicer-core alone (pytest,
+#: PythonSlicer scripts). Only the application has Qt, the scripted-module base classes and the parameter node
+#: wrapper; an import error there is a real error and is not hidden.
+APPLICATION = importlib.util.find_spec("qt") is not None
+
+if APPLICATION:
     import ctk  # noqa: F401 - loaded for the .ui file's ctk widgets
     from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
     from slicer.i18n import tr as _
     from slicer.i18n import translate
-    from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+    from slicer.parameterNodeWrapper import (
+        Choice,
+        WithinRange,
+        findChildWidgetForParameter,
+        parameterNodeWrapper,
+    )
     from slicer.ScriptedLoadableModule import (
         ScriptedLoadableModule,
         ScriptedLoadableModuleLogic,
@@ -67,10 +93,7 @@ try:  # the application: Qt, the scripted-module base classes, the parameter nod
         ScriptedLoadableModuleWidget,
     )
     from slicer.util import VTKObservationMixin
-
-    APPLICATION = True
-except ImportError:  # slicer-core: the Logic and the self-test's checks only
-    APPLICATION = False
+else:  # slicer-core: the Logic and the self-test's checks only
     ScriptedLoadableModuleLogic = object
 
 #: Model choice meaning "the file in modelPath".
@@ -128,43 +151,41 @@ if APPLICATION:
 
 if APPLICATION:
 
-    @parameterNodeWrapper
+    def _fieldType(row: Parameter) -> Any:
+        """The parameter-node type of a table row: its validator (range or choices) from the table. (Step and
+        decimals are in the .ui file; Slicer's wrapper logs GUI-only annotations as unused.)"""
+        if row.kind == "bool":
+            return bool
+        if row.kind == "choice":
+            return Annotated[str, Choice(row.choices)]
+        if row.kind == "float":
+            return Annotated[float, WithinRange(row.minimum, row.maximum)]
+        return Annotated[int, WithinRange(row.minimum, row.maximum)]  # int, and block: one edge (cubic blocks)
+
     class SpectrumAttackParameterNode:
-        """Everything needed to repeat a run from a saved scene; names as in ``SpectrumAttackCLI.xml``."""
+        """Everything needed to repeat a run from a saved scene; names as in ``SpectrumAttackCLI.xml``.
+
+        The attack parameters, the device and the seed are added below from the engine's table
+        (``SpectrumAttackLib.attacks.parameters``), with their types, ranges and defaults.
+        """
 
         inputVolume: vtkMRMLScalarVolumeNode
-        referenceSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]  # noqa: UP007
-        model: Annotated[str, Choice((*_catalogueNames(), USER_MODEL))] = (_catalogueNames() or [USER_MODEL])[0]
+        referenceSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]  # noqa: UP007
+        model: str = "unet-btcv-3mm"  # not a Choice: the catalogue is read when the GUI shows it (a saved scene
+        # may name a model that is no longer in it); the Widget fills the model list itself
         modelPath: Path = Path()
         architecture: Annotated[str, Choice(ARCHITECTURES)] = "unet"
         numClasses: Annotated[int, WithinRange(0, 1000)] = 14
         attack: Annotated[str, Choice(tuple(attacks.available()))] = "saa"
-        steps: Annotated[int, WithinRange(1, 1000)] = 20
-        rho: Annotated[float, WithinRange(0.001, 0.999)] = 0.2
-        blockSize: Annotated[int, WithinRange(2, 128)] = 32
-        lambdaDice: Annotated[float, WithinRange(0.0, 100.0)] = 0.01
-        useSsimLoss: bool = True
-        lambdaSsim: Annotated[float, WithinRange(0.0, 100.0)] = 1.0
-        freqBand: Annotated[str, Choice(("all", "low", "middle", "high"))] = "all"
-        qMax: Annotated[float, WithinRange(1.0, 255.0)] = 20.0
-        vafaVariant: Annotated[str, Choice(("code", "paper"))] = "code"
-        eps: Annotated[float, WithinRange(0.0, 255.0)] = 4.0
-        alpha: Annotated[float, WithinRange(0.0001, 1.0)] = 0.01
-        std: Annotated[float, WithinRange(0.0, 255.0)] = 4.0
-        device: Annotated[str, Choice(DEVICES)] = "auto"
-        seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
+
+    for _row in SLICER_PARAMETERS:
+        SpectrumAttackParameterNode.__annotations__[_row.slicer] = _fieldType(_row)
+        setattr(SpectrumAttackParameterNode, _row.slicer, _row.default)
+    SpectrumAttackParameterNode = parameterNodeWrapper(SpectrumAttackParameterNode)
 
 #
 # Widget
 #
-
-#: Field widget of every attack parameter (its label is ``<name>Label``); rows the chosen attack does not use hide.
-PARAMETER_WIDGETS = {
-    "steps": "stepsSpinBox", "rho": "rhoSpinBox", "blockSize": "blockSizeSpinBox", "lambdaDice": "lambdaDiceSpinBox",
-    "useSsimLoss": "useSsimLossCheckBox", "lambdaSsim": "lambdaSsimSpinBox", "freqBand": "freqBandComboBox",
-    "qMax": "qMaxSpinBox", "vafaVariant": "vafaVariantComboBox", "eps": "epsSpinBox", "alpha": "alphaSpinBox",
-    "std": "stdSpinBox",
-}
 
 if APPLICATION:
 
@@ -184,12 +205,16 @@ if APPLICATION:
             uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpectrumAttack.ui"))
             self.layout.addWidget(uiWidget)
             self.ui = slicer.util.childWidgetVariables(uiWidget)
+            #: The widget bound to each table row (its ``SlicerParameterName``); its label is ``<name>Label``.
+            self._parameterWidgets = {row.slicer: findChildWidgetForParameter(uiWidget, row.slicer)
+                                      for row in SLICER_PARAMETERS}
             uiWidget.setMRMLScene(slicer.mrmlScene)
             self.logic = SpectrumAttackLogic()
             self.ui.progressBar.visible = False
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
             self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+            self.ui.modelSelector.connect("currentIndexChanged(int)", self._onModelSelected)
             self.initializeParameterNode()
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
@@ -198,6 +223,8 @@ if APPLICATION:
 
         def enter(self) -> None:
             self.initializeParameterNode()
+            self._showModelList()  # the catalogue may have changed since the module was last shown
+            self.ui.deviceInfoLabel.text = self.logic.deviceSummary()  # torch may have been installed meanwhile
 
         def exit(self) -> None:
             if self._parameterNode:
@@ -235,15 +262,32 @@ if APPLICATION:
                 self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
                 self._onParameterNodeModified()
 
+        def _showModelList(self) -> None:
+            """The catalogue as it is now, plus "my model (file)"; a saved model name that is no longer in the
+            catalogue stays selected (Apply then says why it cannot run)."""
+            names = [*_catalogueNames(), USER_MODEL]
+            current = self._parameterNode.model
+            wasBlocked = self.ui.modelSelector.blockSignals(True)
+            self.ui.modelSelector.clear()
+            self.ui.modelSelector.addItems(names if current in names else [*names, current])
+            self.ui.modelSelector.currentText = current
+            self.ui.modelSelector.blockSignals(wasBlocked)
+
+        def _onModelSelected(self, index: int) -> None:
+            if self._parameterNode is not None and index >= 0:
+                self._parameterNode.model = self.ui.modelSelector.currentText
+
         def _onParameterNodeModified(self, caller: Any = None, event: Any = None) -> None:
             p = self._parameterNode
+            if self.ui.modelSelector.currentText != p.model or self.ui.modelSelector.count == 0:
+                self._showModelList()
             self.ui.userModelWidget.visible = p.model == USER_MODEL
             self.ui.modelDescriptionLabel.text = self.logic.modelDescription(p.model)
             used = self.logic.attackParameterNames(p.attack)
-            for name, fieldName in PARAMETER_WIDGETS.items():
-                shown = used is None or name in used
-                getattr(self.ui, fieldName).visible = shown
-                getattr(self.ui, f"{name}Label").visible = shown
+            for row in SLICER_PARAMETERS:
+                if row.attacks is not None:  # attack parameters: only the chosen attack's rows are shown
+                    self._parameterWidgets[row.slicer].visible = row.slicer in used
+                    getattr(self.ui, f"{row.slicer}Label").visible = row.slicer in used
             if self._job is None:
                 reason = self.logic.validationError(p)
                 self.ui.applyButton.enabled = not reason
@@ -370,18 +414,19 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             SpectrumAttackLib.inference.tiles.Cancelled: :meth:`cancel` was called; no node was added.
         """
         values = dict(params or {})
-        clash = sorted(set(values) & set(GENERAL_SETTINGS))
+        settings = {*MODEL_SETTINGS, *(name for row in GENERAL_SETTINGS for name in (row.slicer, row.engine))}
+        clash = sorted(set(values) & settings)
         if clash:
             raise ValueError(f"params must hold attack parameters only; pass {', '.join(clash)} as arguments of run.")
         values.update(model=model, attack=attack, device=device, seed=seed, architecture=architecture,
                       numClasses=numClasses, modelArguments=modelArguments)
         check_input_volume(inputVolume)
+        self.ensureDependencies()  # before anything imports torch or MONAI
         arguments = engine_arguments(values, strict=True)
-        self.ensureDependencies()
         if wait:
             return self._runInProcess(inputVolume, arguments, referenceSegmentation, onProgress, showResult)
-        return self._runInBackground(inputVolume, arguments, referenceSegmentation, onProgress, onFinished,
-                                     showResult)
+        return self._runInBackground(inputVolume, arguments.cli_parameters(), referenceSegmentation, onProgress,
+                                     onFinished, showResult)
 
     def cancel(self) -> None:
         """Stop the running attack (in-process: at the next step; background: the CLI process is killed)."""
@@ -409,8 +454,10 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         logging.info("SpectrumAttack: %s on %s in %.1f s", arguments.attack, inputVolume.GetName(), result.seconds)
         return output
 
-    def _runInBackground(self, inputVolume: Any, arguments: EngineArguments, referenceSegmentation: Any,
+    def _runInBackground(self, inputVolume: Any, cliParameters: dict[str, Any], referenceSegmentation: Any,
                          onProgress: Any, onFinished: Any, showResult: bool) -> Any:
+        """Start the CLI module with ``cliParameters`` (XML names, values as the front end holds them: the CLI
+        process converts them, once)."""
         if getattr(getattr(slicer, "modules", None), "spectrumattackcli", None) is None:
             raise ValueError("wait must be True outside the Slicer application (wait=False runs the "
                              "SpectrumAttackCLI module), got False.")
@@ -418,11 +465,11 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         from SpectrumAttackAdapter.layout import show_side_by_side
 
         scene = self._scene()
-        cliParameters = arguments.cli_parameters()
         reference = None
         if referenceSegmentation is not None:
-            classes = (get_entry(arguments.model).classes if arguments.model in _catalogueNames()
-                       else arguments.load_model().entry.classes)
+            model = cliParameters["model"]
+            classes = (get_entry(model).classes if model in _catalogueNames()
+                       else engine_arguments(cliParameters, strict=False).load_model().entry.classes)
             reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(classes))
 
         def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
@@ -432,25 +479,29 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             if onFinished is not None:
                 onFinished(result, error)
 
-        self._job = CLIJob(scene, inputVolume, cliParameters, reference, arguments.attack, onProgress, finished)
+        self._job = CLIJob(scene, inputVolume, cliParameters, reference, cliParameters["attack"], onProgress,
+                           finished)
         return self._job.start()
 
     # ------------------------------------------------------------------------------ parameter node
     def getParameterNode(self) -> Any:
         return SpectrumAttackParameterNode(super().getParameterNode())
 
-    def parameterValues(self, parameterNode: Any) -> dict[str, Any]:
-        """The parameter node's settings by name, as :func:`engine_arguments` takes them."""
+    def cliParameters(self, parameterNode: Any) -> dict[str, Any]:
+        """The parameter node's settings as CLI-module parameters (XML names), values as they are.
+
+        Raises:
+            ValueError: "my model (file)" is chosen without a model file.
+        """
         p = parameterNode
-        userModel = p.model == USER_MODEL
-        values = {
-            "model": str(p.modelPath) if userModel and str(p.modelPath) not in ("", ".") else (
-                None if userModel else p.model),
-            "attack": p.attack, "device": p.device, "seed": p.seed,
-            "architecture": p.architecture if userModel else None,
-            "numClasses": p.numClasses if userModel else None,
-        }
-        values.update({spec.name: getattr(p, spec.name) for spec in ATTACK_PARAMETERS})
+        if p.model != USER_MODEL:
+            values = {"model": p.model}
+        elif str(p.modelPath) in ("", "."):
+            raise ValueError(f"modelPath must name a model file when model is {USER_MODEL!r}, got ''.")
+        else:
+            values = {"model": str(p.modelPath), "architecture": p.architecture, "numClasses": p.numClasses}
+        values["attack"] = p.attack
+        values.update({row.slicer: getattr(p, row.slicer) for row in SLICER_PARAMETERS})
         return values
 
     def validationError(self, parameterNode: Any) -> str:
@@ -460,27 +511,23 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             check_input_volume(p.inputVolume)
         except ValueError as error:
             return str(error)
-        if p.model == USER_MODEL and str(p.modelPath) in ("", "."):
-            return "Choose the model file."
+        if p.model == USER_MODEL:
+            return "Choose the model file." if str(p.modelPath) in ("", ".") else ""
+        if p.model not in _catalogueNames():
+            return f"Model {p.model!r} is not in the model catalogue; choose another."
         return ""
 
     def runFromParameterNode(self, parameterNode: Any, onProgress: Any = None, onFinished: Any = None) -> Any:
         """Start a background run (CLI module) with the parameter node's settings; returns the job."""
-        arguments = engine_arguments(self.parameterValues(parameterNode), strict=False)
         check_input_volume(parameterNode.inputVolume)
-        self.ensureDependencies()
-        return self._runInBackground(parameterNode.inputVolume, arguments, parameterNode.referenceSegmentation,
-                                     onProgress, onFinished, True)
+        self.ensureDependencies()  # before anything imports torch or MONAI
+        return self._runInBackground(parameterNode.inputVolume, self.cliParameters(parameterNode),
+                                     parameterNode.referenceSegmentation, onProgress, onFinished, True)
 
     # ------------------------------------------------------------------------------------ GUI helpers
-    def attackParameterNames(self, attack: str) -> set[str] | None:
-        """camelCase names of the GUI parameters that ``attack`` takes; None when that needs torch and torch is
-        missing (the Widget then shows every parameter)."""
-        try:
-            accepted = attacks.attack_parameters(attack)
-        except ImportError:
-            return None
-        return {spec.name for spec in ATTACK_PARAMETERS if spec.engine in accepted}
+    def attackParameterNames(self, attack: str) -> set[str]:
+        """Slicer names of the GUI's attack parameters that ``attack`` takes (from the table; no torch)."""
+        return {row.slicer for row in parameters_of(attack) if row.slicer}
 
     def modelDescription(self, name: str) -> str:
         """One line about a catalogue model for the GUI."""

@@ -46,7 +46,14 @@ def _float_text(value: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``SpectrumAttackCLI.xml``: one argument per XML parameter, same names and defaults."""
+    """The command line of ``SpectrumAttackCLI.xml``: one argument per XML parameter, same names and defaults.
+
+    The attack parameters, the device and the seed are the rows of ``SpectrumAttackLib.attacks.parameters`` that
+    have a Slicer name; their values stay as given (strings) for the one conversion in ``engine_arguments``.
+    """
+    _import_paths()
+    from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
+
     parser = argparse.ArgumentParser(prog="SpectrumAttackCLI", description=__doc__.splitlines()[0])
     parser.add_argument("--xml", action="store_true", help="print the SlicerExecutionModel descriptor and exit")
     parser.add_argument("--returnparameterfile", help="file receiving the output scalars (written by Slicer's CLI)")
@@ -61,31 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--architecture", default="none", choices=("none", "unet", "unet-r", "swin-unetr"))
     parser.add_argument("--numClasses", type=int, default=0, help="classes of a checkpoint given by path")
     parser.add_argument("--attack", default="saa", help="attack name (saa, vafa-3d, pgd, ...)")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rho", type=float, default=0.2)
-    parser.add_argument("--blockSize", default="32,32,32", help="comma-separated block size")
-    parser.add_argument("--lambdaDice", type=float, default=0.01)
-    parser.add_argument("--useSsimLoss", action="store_true")
-    parser.add_argument("--lambdaSsim", type=float, default=1.0)
-    parser.add_argument("--freqBand", default="all", choices=("all", "low", "middle", "high"))
-    parser.add_argument("--qMax", type=float, default=20.0)
-    parser.add_argument("--vafaVariant", default="code", choices=("code", "paper"))
-    parser.add_argument("--eps", type=float, default=4.0, help="0-255 scale")
-    parser.add_argument("--alpha", type=float, default=0.01)
-    parser.add_argument("--std", type=float, default=4.0, help="0-255 scale")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    for row in SLICER_PARAMETERS:  # attack parameters, device and seed: the engine's table
+        if row.kind == "bool":  # Slicer passes a boolean as the bare flag, and only when true
+            parser.add_argument(f"--{row.slicer}", action="store_true", help=row.help)
+        else:  # kept as given; engine_arguments converts every value once
+            parser.add_argument(f"--{row.slicer}", default=row.default, help=f"{row.help} (default: {row.default})")
     parser.add_argument("--inputDirectory", help="batch mode: folder of volumes to attack")
     parser.add_argument("--outputDirectory", help="batch mode: folder receiving the results")
     return parser
 
 
 def _engine_values(args: argparse.Namespace) -> dict[str, Any]:
-    from SpectrumAttackAdapter.arguments import ATTACK_PARAMETERS, GENERAL_SETTINGS
+    """The settings of the command line by Slicer name, as ``engine_arguments`` takes them (unconverted)."""
+    from SpectrumAttackAdapter.arguments import MODEL_SETTINGS
 
-    values = {name: getattr(args, name) for name in GENERAL_SETTINGS if hasattr(args, name)}
+    from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
+
+    values = {name: getattr(args, name) for name in MODEL_SETTINGS if hasattr(args, name)}
     values["architecture"] = None if args.architecture == "none" else args.architecture
-    values.update({p.name: getattr(args, p.name) for p in ATTACK_PARAMETERS})
+    values.update({row.slicer: getattr(args, row.slicer) for row in SLICER_PARAMETERS})
     return values
 
 

@@ -1,11 +1,12 @@
 """Run settings of the Slicer front ends → engine arguments, in one place.
 
 Three front ends name the settings of a run: the parameter node (and the Widget bound to it), the console API
-(``SpectrumAttackLogic.run``) and the CLI module (the parameter names of ``SpectrumAttackCLI.xml``). They all use
-the camelCase names of :data:`ATTACK_PARAMETERS` and :data:`GENERAL_SETTINGS`; the console also accepts the
-engine's own snake_case names (``block_size``, ``lambda_dice``, ``beta``, ...). :func:`engine_arguments` is the only
-function that turns them into engine arguments, and :func:`run_engine` is the only call into the engine, used by
-the Logic (in-process runs) and by the CLI module alike.
+(``SpectrumAttackLogic.run``) and the CLI module (the parameter names of ``SpectrumAttackCLI.xml``). The names,
+types and defaults are the rows of the engine's table, ``SpectrumAttackLib.attacks.parameters``: the Slicer side
+uses their camelCase ``slicer`` names, the console also accepts the engine names (``block_size``, ``beta``, ...).
+:func:`engine_arguments` is the only function that turns them into engine arguments; it runs in the process that
+does the work (the CLI process for the GUI, the console's process for ``run(wait=True)``). :func:`run_engine` is
+the only call into the engine.
 
 This module imports neither ``slicer`` nor ``torch`` at import time: the CLI process and the Widget import it
 before the engine's dependencies are known to be installed.
@@ -20,12 +21,21 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks.parameters import (
+    GENERAL_SETTINGS,
+    SLICER_PARAMETERS,
+    Parameter,
+    attack_ndim,
+    by_engine,
+    by_slicer,
+    fit_block_size,
+    parameters_of,
+)
 from SpectrumAttackLib.checks import check_choice, check_int
 
 if TYPE_CHECKING:
@@ -36,91 +46,16 @@ if TYPE_CHECKING:
     from SpectrumAttackLib.workflows.single import SingleVolumeResult
 
 __all__ = [
-    "ATTACK_PARAMETERS",
-    "DEVICES",
-    "GENERAL_SETTINGS",
-    "AttackParameter",
+    "MODEL_SETTINGS",
     "EngineArguments",
     "engine_arguments",
     "run_engine",
     "summary_scalars",
 ]
 
-#: Device choices offered by the Widget and the CLI; ``cuda:N`` is accepted as well.
-DEVICES = ("auto", "cpu", "cuda")
-
-#: Settings that are not attack parameters (camelCase, as in the parameter node and the CLI).
-GENERAL_SETTINGS = ("model", "attack", "device", "seed", "architecture", "numClasses", "modelArguments")
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(value)
-    return bool(value)
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    number = float(value)
-    if not number.is_integer():
-        raise ValueError(value)
-    return int(number)
-
-
-def _block_size(value: Any) -> tuple[int, ...]:
-    """``32``, ``"32"``, ``"32,32,32"``, ``"32, 32, 32"`` (Slicer's list form) or a sequence → a tuple of ints."""
-    if isinstance(value, str):
-        value = [part for part in re.split(r"[\s,]+", value.strip()) if part]
-    elif not isinstance(value, (list, tuple)):
-        value = [value]
-    if not value:
-        raise ValueError(value)
-    return tuple(_integer(v) for v in value)
-
-
-@dataclass(frozen=True)
-class AttackParameter:
-    """One attack parameter as the front ends name it.
-
-    Attributes:
-        name: camelCase name: parameter-node field, CLI long flag and CLI parameter name.
-        engine: the keyword of the attack constructors (``attacks.attack_parameters``).
-        convert: turns a front-end value (string from the CLI, number from the GUI) into the engine's type.
-        kind: what ``convert`` expects, for error messages.
-    """
-
-    name: str
-    engine: str
-    convert: Callable[[Any], Any]
-    kind: str
-
-
-#: Every attack parameter the Widget and the CLI expose. Units as in the engine: ``eps`` and ``std`` on the seed's
-#: 0–255 scale, ``alpha`` in [0, 1] intensity units.
-ATTACK_PARAMETERS: tuple[AttackParameter, ...] = (
-    AttackParameter("steps", "steps", _integer, "an integer"),
-    AttackParameter("rho", "rho", float, "a number"),
-    AttackParameter("blockSize", "block_size", _block_size, "an integer or a list of integers"),
-    AttackParameter("lambdaDice", "lambda_dice", float, "a number"),
-    AttackParameter("useSsimLoss", "use_ssim_loss", _boolean, "true or false"),
-    AttackParameter("lambdaSsim", "lambda_ssim", float, "a number"),
-    AttackParameter("freqBand", "freq_band", str, "a string"),
-    AttackParameter("qMax", "q_max", float, "a number"),
-    AttackParameter("vafaVariant", "variant", str, "a string"),
-    AttackParameter("eps", "eps", float, "a number (0–255 scale)"),
-    AttackParameter("alpha", "alpha", float, "a number"),
-    AttackParameter("std", "std", float, "a number (0–255 scale)"),
-)
-_BY_NAME = {p.name: p for p in ATTACK_PARAMETERS}
-_SEED = AttackParameter("seed", "seed", _integer, "an integer")
-_NUM_CLASSES = AttackParameter("numClasses", "num_classes", _integer, "an integer")
-_BY_ENGINE = {p.engine: p for p in ATTACK_PARAMETERS}
+#: Settings that choose the model and the attack (camelCase, as in the parameter node and the CLI); the other
+#: settings are the rows of ``attacks.parameters``.
+MODEL_SETTINGS = ("model", "attack", "architecture", "numClasses", "modelArguments")
 
 
 @dataclass(frozen=True)
@@ -178,42 +113,37 @@ class EngineArguments:
         if self.num_classes:
             out["numClasses"] = self.num_classes
         for key, value in self.params.items():
-            if key not in _BY_ENGINE:
-                exposed = ", ".join(p.engine for p in ATTACK_PARAMETERS)
+            row = by_engine(key)
+            if row is None or row.slicer is None:
+                exposed = ", ".join(p.engine for p in SLICER_PARAMETERS if p.attacks is not None)
                 raise ValueError(f"params for a background run (wait=False) must be among {exposed}, got {key!r}.")
-            out[_BY_ENGINE[key].name] = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+            out[row.slicer] = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
         return out
 
 
-def _convert(spec: AttackParameter, key: str, value: Any) -> Any:
-    try:
-        return spec.convert(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be {spec.kind}, got {value!r}.") from None
-
-
-def _fit_block_size(block: tuple[int, ...], default: Any) -> tuple[int, ...]:
-    """A cubic block given with another length than the attack's (``32,32,32`` for a 2-D attack) is broadcast."""
-    ndim = len(default) if isinstance(default, (tuple, list)) else len(block)
-    if len(block) != ndim and len(set(block)) == 1:
-        return (block[0],) * ndim
-    return block
+def _setting(row: Parameter, values: dict[str, Any]) -> Any:
+    """Pop a general setting given by its Slicer or engine name; its table default when absent."""
+    for name in dict.fromkeys((row.slicer, row.engine)):
+        if name in values:
+            return row.parse(values.pop(name), name)
+    return row.default
 
 
 def engine_arguments(values: Mapping[str, Any], *, strict: bool) -> EngineArguments:
     """Turn front-end settings into :class:`EngineArguments` (the one conversion of the Slicer side).
 
     Args:
-        values: settings by name: the :data:`GENERAL_SETTINGS` (``model`` and ``attack`` required) and attack
-            parameters, by their camelCase name (:data:`ATTACK_PARAMETERS`) or their engine name. Values may be
-            strings (CLI) or numbers. ``None`` values are ignored.
+        values: settings by name: :data:`MODEL_SETTINGS` (``model`` and ``attack`` required), the general
+            settings and the attack parameters of ``attacks.parameters`` by their Slicer or engine name, and (console)
+            further keyword arguments of the attack by engine name. Values may be strings (CLI) or numbers.
+            ``None`` values are ignored.
         strict: True for the console API: a parameter the attack does not accept raises. False for the Widget and
-            the CLI, which hold a value for every parameter of every attack: the ones the chosen attack does not
-            take are dropped.
+            the CLI, which hold a value for every parameter of the table: the ones the chosen attack does not take
+            are dropped.
 
     Returns:
-        The arguments, attack parameters converted to the engine's types and units (unchanged: ``eps`` and
-        ``std`` stay on the 0–255 scale, the attacks convert them).
+        The arguments, attack parameters in the engine's types and units (``eps`` and ``std`` stay on the 0–255
+        scale, the attacks convert them); the block size fitted by ``fit_block_size``.
 
     Raises:
         ValueError: missing model, unknown attack or device, negative seed, a value of the wrong kind, a name that
@@ -227,34 +157,42 @@ def engine_arguments(values: Mapping[str, Any], *, strict: bool) -> EngineArgume
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     attack = check_choice("attack", values.pop("attack", None), attacks.available())
-    device = str(values.pop("device", "auto"))
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise ValueError(f"device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', got {device!r}.")
-    seed = check_int("seed", _convert(_SEED, "seed", values.pop("seed", 0)), 0)
+    general = {row.engine: _setting(row, values) for row in GENERAL_SETTINGS}
+    seed = check_int("seed", general.pop("seed"), 0)
     architecture = values.pop("architecture", None) or None
     num_classes = values.pop("numClasses", None)
     if num_classes is not None:
-        num_classes = check_int("numClasses", _convert(_NUM_CLASSES, "numClasses", num_classes), 0) or None
+        try:
+            num_classes = int(str(num_classes))
+        except ValueError:
+            raise ValueError(f"numClasses must be an integer, got {num_classes!r}.") from None
+        num_classes = check_int("numClasses", num_classes, 0) or None
     model_arguments = dict(values.pop("modelArguments", None) or {})
 
-    accepted = attacks.attack_parameters(attack)
     params: dict[str, Any] = {}
     for key, value in values.items():
-        spec = _BY_NAME.get(key) or _BY_ENGINE.get(key)
-        engine_name = spec.engine if spec else key
-        if engine_name == "seed":
-            raise ValueError("params must not contain 'seed'; pass it as the seed setting.")
-        if engine_name not in accepted:
-            if spec is not None and not strict:
+        row = by_slicer(key) or by_engine(key)
+        if row is not None and row.attacks is not None:
+            if attack not in row.attacks:
+                if strict:
+                    allowed = ", ".join(k for k in attacks.attack_parameters(attack) if k != "seed")
+                    raise ValueError(f"parameter {key} is not accepted by attack {attack!r}; allowed: {allowed}.")
                 continue
-            allowed = ", ".join(k for k in accepted if k != "seed")
-            raise ValueError(f"parameter {key} is not accepted by attack {attack!r}; allowed: {allowed}.")
-        if spec is not None:
-            value = _convert(spec, key, value)
-        if engine_name == "block_size":
-            value = _fit_block_size(value, accepted["block_size"])
-        params[engine_name] = value
-    return EngineArguments(model=model, attack=attack, params=params, device=device, seed=seed,
+            value = row.parse(value, key)
+            if row.kind == "block":
+                value = fit_block_size(value, attack_ndim(attack))
+            params[row.engine] = value
+            continue
+        if strict:  # an engine keyword the table does not list (clip_input, random_start, ...)
+            accepted = [k for k in attacks.attack_parameters(attack) if k != "seed"]
+            if key in accepted:
+                params[key] = value
+                continue
+            allowed = ", ".join(accepted)
+        else:
+            allowed = ", ".join(p.slicer or p.engine for p in parameters_of(attack))
+        raise ValueError(f"parameter {key} is not accepted by attack {attack!r}; allowed: {allowed}.")
+    return EngineArguments(model=model, attack=attack, params=params, device=general["device"], seed=seed,
                            architecture=architecture, num_classes=num_classes, model_arguments=model_arguments)
 
 

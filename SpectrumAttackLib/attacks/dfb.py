@@ -28,7 +28,8 @@ class DFB(Attack):
     Args:
         model, loss_fn, seed, clip_input: see :class:`Attack` (``loss_fn`` only scores the output).
         freq_band: ``"low"``, ``"middle"``, ``"high"`` or ``"all"`` (every non-DC coefficient: each block becomes
-            its mean); DC is always kept. Default "high".
+            its mean); DC is always kept. Default "all", the seed's ``--freq_band`` default (one default for every
+            attack that takes the band, ``attacks.parameters``).
         block_size: DCT block ``(b1, b2, b3)``, each ≥ 2 and ≤ the volume; non-cubic allowed. Default (8, 8, 8).
 
     Shape:
@@ -51,7 +52,7 @@ class DFB(Attack):
         model: torch.nn.Module,
         loss_fn: LossFn | None = None,
         *,
-        freq_band: str = "high",
+        freq_band: str = "all",
         block_size: Sequence[int] | int = (8, 8, 8),
         **kwargs: Any,
     ) -> None:

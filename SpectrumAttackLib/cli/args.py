@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks.parameters import ATTACK_PARAMETERS, attack_ndim, fit_block_size
 from SpectrumAttackLib.checks import check_choice
 
 if TYPE_CHECKING:
@@ -148,8 +149,8 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--metrics_preset", str, "paper", None, "'paper' (Dice incl. background, HD95 in voxels, as the reference) "
                                              "or 'clinical' (foreground Dice, HD95 in mm)"),
     ("--q_min", float, None, None, "VAFA lower bound of the quantisation table (reference: 5, hard-coded)"),
-    ("--beta", float, None, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
-    ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
+    ("--beta", float, 0.1, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
+    ("--vafa_variant", str, "code", None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
     ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
     ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
@@ -157,29 +158,8 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
 ]
 
-#: attack flag (argparse dest) → attack parameter name.
-ATTACK_FLAGS: dict[str, str] = {
-    "steps": "steps",
-    "alpha": "alpha",
-    "eps": "eps",
-    "std": "std",
-    "targeted": "targeted",
-    "q_max": "q_max",
-    "q_min": "q_min",
-    "num_spectrum_augs": "num_spectrum_augs",
-    "rho": "rho",
-    "use_ssim_loss": "use_ssim_loss",
-    "lambda_dice": "lambda_dice",
-    "lambda_ce": "lambda_ce",
-    "lambda_ssim": "lambda_ssim",
-    "block_size": "block_size",
-    "freq_band": "freq_band",
-    "beta": "beta",
-    "vafa_variant": "variant",
-    "restarts": "restarts",
-    "early_stop": "early_stop",
-    "seed": "seed",
-}
+#: attack flag (argparse dest) → attack parameter name: the attack rows of ``attacks.parameters`` plus the seed.
+ATTACK_FLAGS: dict[str, str] = {**{p.dest: p.engine for p in ATTACK_PARAMETERS}, "seed": "seed"}
 
 #: flags read by :func:`data_config_from_args`.
 DATA_FLAGS: tuple[str, ...] = (
@@ -203,8 +183,7 @@ _DEFAULTS: dict[str, Any] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "attack_mode": ("tiles", "sliding-window"),
     "metrics_preset": ("paper", "clinical"),
-    "vafa_variant": ("code", "paper"),
-    "freq_band": ("all", "low", "middle", "high"),
+    **{p.dest: p.choices for p in ATTACK_PARAMETERS if p.kind == "choice"},
 }
 
 
@@ -291,11 +270,12 @@ def attack_params_from_args(
 
     Only parameters the attack's constructor takes are passed (``attacks.attack_parameters``); every other
     attack flag that was given (differs from its default) is named in one ``UserWarning`` ("flag --alpha has
-    no effect with attack 'saa'"). Extra flags whose default is ``None`` (``--q_min``, ``--beta``,
-    ``--vafa_variant``) are passed only when given, so the attack's own default applies otherwise.
+    no effect with attack 'saa'"). ``--q_min`` (default ``None``) is passed only when given, so that VAFA's
+    variant picks it otherwise.
 
     Units: ``eps`` and ``std`` stay on the 0–255 scale (the attack divides by 255 once); ``alpha`` as given;
-    ``block_size`` a tuple, its first two entries for ``-2d`` attacks when the seed default (8 8 8) is kept.
+    ``block_size`` fitted to the attack by ``attacks.parameters.fit_block_size`` (the seed default 8 8 8 becomes
+    8 8 for the ``-2d`` attacks).
     ``defaults`` replaces the seed's defaults when deciding whether a flag was given (see :func:`flag_given`).
 
     Raises:
@@ -323,9 +303,7 @@ def attack_params_from_args(
         if value is None:
             continue
         if dest == "block_size":
-            value = tuple(value)
-            if name.endswith("-2d") and len(value) == 3 and not flag_given(args, dest):
-                value = value[:2]
+            value = fit_block_size(value, attack_ndim(name))
         params[param] = value
     if ignored:
         warnings.warn(

@@ -121,9 +121,10 @@ def test_cli_attacks_every_volume_of_a_folder(scene: Any, ct_node: Any, tiny_tor
 
 
 def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Path) -> None:
-    from SpectrumAttackAdapter.arguments import ATTACK_PARAMETERS, GENERAL_SETTINGS, summary_scalars
+    from SpectrumAttackAdapter.arguments import MODEL_SETTINGS, summary_scalars
 
     from SpectrumAttackLib import attacks
+    from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
 
     completed = _run(["--xml"], tmp_path)
     assert completed.returncode == 0
@@ -148,6 +149,7 @@ def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Pa
         if default is not None:
             expected = action.default if action.default is not False else "false"
             assert str(expected).lower() == default.strip().lower() or float(expected) == float(default), name
+
         elements = [e.text for e in parameter.findall("element")]
         if elements and action.choices is not None:
             assert list(action.choices) == elements
@@ -158,7 +160,7 @@ def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Pa
     assert options == set(declared) - set(_output_scalars(root))
     # Every input parameter is used: images and folders by name in the script, the rest by the one conversion.
     source = SCRIPT.read_text()
-    used = set(re.findall(r"args\.(\w+)", source)) | set(GENERAL_SETTINGS) | {p.name for p in ATTACK_PARAMETERS}
+    used = set(re.findall(r"args\.(\w+)", source)) | set(MODEL_SETTINGS) | {p.slicer for p in SLICER_PARAMETERS}
     assert options <= used
     assert sorted(_output_scalars(root)) == sorted(summary_scalars({}, 0.0))
 

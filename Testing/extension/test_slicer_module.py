@@ -3,13 +3,10 @@ console example given for the README."""
 
 from __future__ import annotations
 
-import ast
 import os
-import re
 import subprocess
 import sys
 import unittest
-import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
@@ -34,16 +31,6 @@ print(result.adversarialVolume.GetName(), result.perturbationVolume.GetName(), r
 '''
 
 
-def _ui_widgets() -> dict[str, ET.Element]:
-    return {w.get("name"): w for w in ET.parse(UI_FILE).getroot().iter("widget")}
-
-
-def _parameter_node_fields() -> list[str]:
-    tree = ast.parse(MODULE_FILE.read_text())
-    cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "SpectrumAttackParameterNode")
-    return [n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)]
-
-
 def test_module_imports_with_slicer_core_alone_and_without_torch() -> None:
     code = (f"import sys; sys.path[:0] = [{str(MODULE_DIR)!r}, {str(ROOT)!r}]; import SpectrumAttack as m; "
             "print(m.APPLICATION, 'torch' in sys.modules, hasattr(m, 'SpectrumAttackLogic'), "
@@ -52,30 +39,6 @@ def test_module_imports_with_slicer_core_alone_and_without_torch() -> None:
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["False", "False", "True", "False", "False"]
-
-
-def test_every_widget_the_widget_uses_is_in_the_ui_file(module: Any) -> None:
-    source = MODULE_FILE.read_text()
-    used = set(re.findall(r"self\.ui\.(\w+)", source))
-    used |= set(module.PARAMETER_WIDGETS.values()) | {f"{name}Label" for name in module.PARAMETER_WIDGETS}
-    missing = used - set(_ui_widgets())
-    assert not missing, f"widgets used by SpectrumAttackWidget but absent from the .ui: {sorted(missing)}"
-
-
-def test_ui_parameter_names_are_the_parameter_node_fields(module: Any) -> None:
-    from SpectrumAttackAdapter.arguments import ATTACK_PARAMETERS
-
-    bound = {}
-    for name, widget in _ui_widgets().items():
-        for prop in widget.findall("property"):
-            if prop.get("name") == "SlicerParameterName":
-                bound[prop.findtext("string")] = name
-    fields = _parameter_node_fields()
-    assert sorted(bound) == sorted(fields)
-    assert {p.name for p in ATTACK_PARAMETERS} <= set(fields)
-    for parameter, widget in module.PARAMETER_WIDGETS.items():
-        assert bound[parameter] == widget
-    assert set(module.PARAMETER_WIDGETS) == {p.name for p in ATTACK_PARAMETERS}
 
 
 def test_module_metadata_cites_the_papers() -> None:
