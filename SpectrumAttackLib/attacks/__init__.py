@@ -46,7 +46,7 @@ REGISTRY: dict[str, str] = {
     "dfb-2d": "dfb:DFB2D",
 }
 
-_BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input")
+_BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input", "precision")
 
 
 __getattr__ = lazy_getattr(__name__, dict.fromkeys(_FROM_BASE, "base"))

@@ -3,8 +3,12 @@
 An attack is a parameterisation of one variable (ξ for SA², q for VAFA, δ for the voxel attacks): it says how
 the variable starts (:meth:`Attack.init_variable`), how it becomes an image (:meth:`Attack.render`) and which set
 it is projected onto (:meth:`Attack.project`). The loop here owns everything else: input checks, model hygiene
-(eval mode, frozen parameters, both restored), seeding, gradients with respect to the variable only, restarts,
-the optional early stop of the reference, history and progress.
+(eval mode, frozen parameters, both restored), seeding, the precision of the model passes, gradients with respect
+to the variable only, restarts, the optional early stop of the reference, history and progress.
+
+Under a mixed precision (``precision="bf16"`` or ``"fp16"``) only the model's forward pass, and through autograd its
+backward pass, runs under autocast (:func:`forward_logits`); the variable, the rendering (block DCT), SSIM, the loss
+and the history stay float32.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from torch import nn
 from SpectrumAttackLib.attacks.losses import LossFn, ReferenceSSIM, dice_ce_loss
 from SpectrumAttackLib.checks import check_int
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.precision import Precision, check_precision, resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, make_generator
 
-__all__ = ["Attack", "AttackResult", "frozen_model", "logits_of", "model_device"]
+__all__ = ["Attack", "AttackResult", "forward_logits", "frozen_model", "logits_of", "model_device"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class AttackResult:
         seconds: wall-clock time of the call.
         steps_run: optimisation steps taken (summed over restarts).
         stopped_early: whether the early-stop rule ended the (last) restart.
-        config: every parameter of the attack, in Lib units.
+        config: every parameter of the attack, in Lib units, plus ``precision_used`` (``"fp32"``, ``"bf16"`` or
+            ``"fp16"``: what ``precision`` resolved to on the model's device).
     """
 
     adversarial: torch.Tensor
@@ -88,6 +94,7 @@ class _Run:
     goal: torch.Tensor
     context: Any
     similarity: ReferenceSSIM
+    precision: Precision
     history: dict[str, list[float]]
     restart: int
     progress: ProgressCallback | None
@@ -96,6 +103,17 @@ class _Run:
 def logits_of(output: Any) -> torch.Tensor:
     """Networks with deep supervision return a list; the first entry is the full-resolution output."""
     return output[0] if isinstance(output, (list, tuple)) else output
+
+
+def forward_logits(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """``model(images)`` with only the model under ``precision``'s autocast; logits ``[B, K, H, W, D]`` float32.
+
+    The one place where a model pass gets its precision: attacks, sliding-window inference and training call it,
+    so every loss, softmax and metric downstream sees float32 logits (a no-op cast under fp32).
+    """
+    with precision.autocast():
+        output = model(images)
+    return logits_of(output).float()
 
 
 def _predict(logits: torch.Tensor) -> torch.Tensor:
@@ -119,6 +137,9 @@ class Attack(abc.ABC):
         early_stop: the reference's rule: stop once every voxel is misclassified (targeted: every voxel equals
             the target). Default False.
         clip_input: clamp input images into [0, 1] instead of rejecting values outside. Default False.
+        precision: numeric precision of the model's forward and backward passes: ``"auto"`` (bf16 on CPUs with
+            AMX/AVX512-BF16 and on CUDA GPUs with bf16, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only);
+            see :mod:`SpectrumAttackLib.precision`. Resolved on the model's device at each call. Default "auto".
     """
 
     name: ClassVar[str]
@@ -144,6 +165,7 @@ class Attack(abc.ABC):
         restarts: int = 1,
         early_stop: bool = False,
         clip_input: bool = False,
+        precision: str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -160,6 +182,7 @@ class Attack(abc.ABC):
         self.restarts = check_int("restarts", restarts, 1)
         self.early_stop = bool(early_stop)
         self.clip_input = bool(clip_input)
+        self.precision = check_precision(precision)
 
     # ----------------------------------------------------------------------------------- what attacks define
     def prepare(self, images: torch.Tensor) -> Any:
@@ -250,7 +273,8 @@ class Attack(abc.ABC):
             An :class:`AttackResult`; ``adversarial`` has the input's shape, dtype and device.
 
         Raises:
-            ValueError: bad shapes, values or class counts, named in the message.
+            ValueError: bad shapes, values or class counts, named in the message; a precision the model's device
+                cannot run (``fp16`` off CUDA).
         """
         start = time.perf_counter()
         self._check_inputs(images, labels, target_labels)
@@ -258,6 +282,7 @@ class Attack(abc.ABC):
             warnings.warn(f"restarts={self.restarts} repeats identical runs: {self.name} with these parameters "
                           f"starts deterministically.", stacklevel=2)
         device = model_device(self.model)
+        precision = resolve_precision(self.precision, device)
         x = images.detach().to(device=device, dtype=torch.float32)
         if self.clip_input:
             x = x.clamp(0.0, 1.0)
@@ -276,7 +301,7 @@ class Attack(abc.ABC):
                     variable = self._initial_from(init_state, x, context, generator)
                 else:
                     variable = self.init_variable(x, context, generator)
-                run = _Run(x, y, goal, context, similarity, history, restart, progress)
+                run = _Run(x, y, goal, context, similarity, precision, history, restart, progress)
                 adv, state, steps, stopped = self._optimise(self.project(variable, x, context), run)
                 steps_run += steps
                 best = (adv, state, None) if self.restarts == 1 else self._keep_worst(adv, state, run, best)
@@ -288,7 +313,7 @@ class Attack(abc.ABC):
             seconds=time.perf_counter() - start,
             steps_run=steps_run,
             stopped_early=stopped,
-            config=self.config,
+            config={**self.config, "precision_used": precision.name},
         )
 
     def _optimise(self, variable: torch.Tensor, run: _Run) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
@@ -299,7 +324,7 @@ class Attack(abc.ABC):
         for t in range(self.steps):
             variable = variable.detach().requires_grad_(True)
             adv = self.render(x, variable, context, t)
-            value, pred = self._evaluate(logits_of(self.model(adv)), adv, run, t)
+            value, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
             (grad,) = torch.autograd.grad(value, variable)
             if run.progress is not None:
                 run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
@@ -313,7 +338,7 @@ class Attack(abc.ABC):
         with torch.no_grad():
             adv = self.render(x, variable, context, t)
             if self.steps == 0:  # one-shot attacks: score the output once (and check the class count)
-                self._evaluate(logits_of(self.model(adv)), adv, run, 0)
+                self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, 0)
                 if run.progress is not None:
                     run.progress(Progress(run.restart + 1, total, "attack", ""))
             adv = adv.clamp(0.0, 1.0)
@@ -357,7 +382,7 @@ class Attack(abc.ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per sample, keep the restart whose prediction has the lowest Dice vs labels (targeted: highest vs goal)."""
         with torch.no_grad():
-            logits = logits_of(self.model(adv))
+            logits = forward_logits(self.model, adv, run.precision)
         reference = run.goal if self.targeted else run.labels
         score = dice_per_sample(_predict(logits), reference, logits.shape[1]).to(adv.device)
         if self.targeted:

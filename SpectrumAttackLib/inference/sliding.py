@@ -15,8 +15,9 @@ from monai.inferers import sliding_window_inference
 from monai.networks.utils import eval_mode
 from torch import nn
 
-from SpectrumAttackLib.attacks.base import logits_of, model_device
+from SpectrumAttackLib.attacks.base import forward_logits, logits_of, model_device
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
+from SpectrumAttackLib.precision import Precision, resolve_precision
 
 __all__ = ["BLEND_MODES", "SlidingWindowModel", "check_roi", "predict_logits", "window_count"]
 
@@ -80,6 +81,7 @@ def predict_logits(
     overlap: float = 0.5,
     sw_batch_size: int = 1,
     mode: str = "constant",
+    precision: str | Precision = "auto",
 ) -> torch.Tensor:
     """Whole-volume logits by sliding-window inference, without gradients.
 
@@ -94,12 +96,15 @@ def predict_logits(
             ``--infer_overlap``).
         sw_batch_size: windows per forward pass, ≥ 1. Default 1.
         mode: blending of overlapping windows, ``"constant"`` (plain mean, the seed's) or ``"gaussian"``.
+        precision: of the model passes, ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"`` or a resolved
+            :class:`~SpectrumAttackLib.precision.Precision` (see :mod:`SpectrumAttackLib.precision`); the windows'
+            logits are blended in float32. Default "auto".
 
     Returns:
-        logits ``[B, K, H, W, D]`` float on the device of ``images``.
+        logits ``[B, K, H, W, D]`` float32 on the device of ``images``.
 
     Raises:
-        ValueError: bad ``images``, ``roi``, ``overlap``, ``sw_batch_size`` or ``mode``.
+        ValueError: bad ``images``, ``roi``, ``overlap``, ``sw_batch_size``, ``mode`` or ``precision``.
 
     Example:
         >>> logits = predict_logits(model, images, roi=(96, 96, 96), overlap=0.5)
@@ -109,9 +114,10 @@ def predict_logits(
     roi = check_roi(roi)
     overlap, sw_batch_size, mode = _check_window_args(overlap, sw_batch_size, mode)
     device = model_device(model)
+    precision = resolve_precision(precision, device)
     with eval_mode(model):
         return sliding_window_inference(
-            images, roi, sw_batch_size, lambda x: logits_of(model(x)), overlap=overlap, mode=mode,
+            images, roi, sw_batch_size, lambda x: forward_logits(model, x, precision), overlap=overlap, mode=mode,
             sw_device=device, device=images.device,
         )
 
@@ -121,7 +127,9 @@ class SlidingWindowModel(nn.Module):
 
     Attacking ``SlidingWindowModel(model, roi, overlap)`` optimises the blended prediction that evaluation computes
     with the same windows, instead of tile-aligned windows that evaluation never uses (seed-algorithms §13
-    item 11). The wrapped model is a submodule, so an attack's eval/freeze handling reaches it.
+    item 11). The wrapped model is a submodule, so an attack's eval/freeze handling reaches it, and so does its
+    precision: under an attack's autocast only the wrapped model's layers run in bf16/fp16, each window's logits
+    are cast back to float32 before MONAI blends them.
 
     Args:
         model: segmentation network ``[N, C, *roi] → logits [N, K, *roi]``.
@@ -146,8 +154,8 @@ class SlidingWindowModel(nn.Module):
 
     def _window(self, x: torch.Tensor) -> torch.Tensor:
         # MONAI scales each window's output in place; a copy keeps the model's own output (which some final
-        # activations save for their backward pass) untouched.
-        return logits_of(self.model(x)).clone()
+        # activations save for their backward pass) untouched. The copy is float32 whatever autocast produced.
+        return logits_of(self.model(x)).to(torch.float32, copy=True)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images)

@@ -1,7 +1,8 @@
 """Training settings: one validated dataclass, importable without torch.
 
-Field names and defaults are the reference's command-line flags (``seed-flags.md``); ``amp`` is the negation of
-``--noamp``. The checks run when the object is built, so a bad combination fails before any data is loaded.
+Field names and defaults are the reference's command-line flags (``seed-flags.md``); ``precision`` replaces the
+reference's CUDA-only AMP switch (``--noamp`` is ``precision="fp32"``). The checks run when the object is built, so
+a bad combination fails before any data is loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
+from SpectrumAttackLib.precision import check_precision
 
 __all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LATEST", "LOG_NAME", "TrainConfig", "TrainingMode"]
 
@@ -43,7 +45,10 @@ class TrainConfig:
         momentum: SGD momentum in [0, 1) (``--momentum``).
         lrschedule: ``"warmup_cosine"`` or ``"cosine_anneal"`` (``--lrschedule``).
         warmup_epochs: linear warm-up length in epochs, ≥ 0 (``--warmup_epochs``).
-        amp: mixed precision (autocast + gradient scaling); only takes effect on CUDA (``--noamp`` turns it off).
+        precision: numeric precision of the model passes (training, the attacks of adversarial training and
+            validation): ``"auto"`` (bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs with bf16, else fp32),
+            ``"fp32"`` (``--noamp``), ``"bf16"`` or ``"fp16"`` (CUDA only, with a gradient scaler). See
+            :mod:`SpectrumAttackLib.precision`.
         save_checkpoint: write ``model_best.pt`` and ``model_latest.pt`` into ``save_model_dir``.
         save_model_dir: the run's output folder (checkpoints, ``train_log.csv``); ``None`` writes nothing.
         resume: continue from the checkpoint in ``save_model_dir`` (``model_latest.pt``, or ``model_best.pt``
@@ -81,7 +86,7 @@ class TrainConfig:
     momentum: float = 0.99
     lrschedule: str = "warmup_cosine"
     warmup_epochs: int = 50
-    amp: bool = True
+    precision: str = "auto"
     save_checkpoint: bool = False
     save_model_dir: str | Path | None = None
     resume: bool = False
@@ -115,6 +120,7 @@ class TrainConfig:
         self.smooth_nr = check_range("smooth_nr", self.smooth_nr, 0.0, None)
         self.smooth_dr = check_range("smooth_dr", self.smooth_dr, 0.0, None)
         self.seed = check_int("seed", self.seed, 0)
+        self.precision = check_precision(self.precision)
         self.roi = self._check_roi(self.roi)
         if self.resume_latest and self.resume_best:
             raise ValueError("resume_best must be False when resume_latest is set (pick one checkpoint), got True.")
@@ -132,6 +138,11 @@ class TrainConfig:
             raise ValueError(
                 f"attack_params must not contain 'seed' (the loop seeds every batch from seed), "
                 f"got {self.attack_params['seed']!r}."
+            )
+        if "precision" in self.attack_params:
+            raise ValueError(
+                f"attack_params must not contain 'precision' (the attacks use the run's precision), "
+                f"got {self.attack_params['precision']!r}."
             )
         if (self.save_checkpoint or self.resume) and self.save_model_dir is None:
             flag = "save_checkpoint" if self.save_checkpoint else "resume"

@@ -7,7 +7,9 @@ Departures from the reference trainer (``trainer.py``, seed-algorithms §7 and �
 - ``--resume`` works (§13 item 4): checkpoints hold the optimiser, schedule, scaler, epoch and best metric, and
   every epoch is seeded from ``(seed, epoch)``, so a resumed run repeats the epochs of an uninterrupted one;
 - every random draw is seeded (§13 item 24); attacks get one seed per batch;
-- mixed precision is used on CUDA only (CPU autocast would silently change the numerics).
+- mixed precision is one setting, ``precision`` (``SpectrumAttackLib.precision``), instead of CUDA-only AMP:
+  ``auto`` trains in bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs with bf16, fp32 elsewhere; only the model
+  passes run under autocast, the losses stay float32; fp16 (CUDA only) adds a gradient scaler.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 
 from SpectrumAttackLib.attacks.losses import dice_ce_loss
 from SpectrumAttackLib.models.checkpoints import load_checkpoint, save_checkpoint
+from SpectrumAttackLib.precision import Precision, resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME, TrainConfig, TrainingMode
 from SpectrumAttackLib.training.log import TrainLog
@@ -93,13 +96,14 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 class _TrainerState:
     """Optimiser, schedule, scaler and counters of a run, with checkpoint round trips."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig, use_amp: bool) -> None:
+    def __init__(self, model: nn.Module, config: TrainConfig, precision: Precision) -> None:
         self.config = config
         self.optimizer = make_optimizer(config.optim_name, model.parameters(), lr=config.optim_lr,
                                         reg_weight=config.reg_weight, momentum=config.momentum)
         self.scheduler = make_scheduler(config.lrschedule, self.optimizer, warmup_epochs=config.warmup_epochs,
                                         max_epochs=config.max_epochs)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        # Loss scaling guards fp16's narrow exponent; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.name == "fp16")
         self.epoch = 0
         self.best_metric = math.nan
         self.best_epoch: int | None = None
@@ -219,9 +223,10 @@ def train(
     core = unwrap_model(model)
     run_dir = None if config.save_model_dir is None else Path(config.save_model_dir)
     writer = rank == 0
-    use_amp = config.amp and device.type == "cuda"
+    precision = resolve_precision(config.precision, device)
+    logger.info("Model passes in %s (%s).", precision.name, precision.reason)
     checkpoint = _load_initial_weights(core, config, device)
-    state = _TrainerState(model, config, use_amp)
+    state = _TrainerState(model, config, precision)
     if checkpoint is not None:
         state.restore(checkpoint)
     log = TrainLog(run_dir / LOG_NAME, keep_up_to=state.epoch if config.resume else None) \
@@ -248,9 +253,9 @@ def train(
                 adversarial = adversarial_examples(
                     config.attack_name, core, images, labels,
                     seed=attack_seed(config.seed, epoch, iteration, rank), params=config.attack_params,
+                    precision=config.precision,
                 )
-            with torch.autocast(device_type=device.type, enabled=use_amp):
-                loss = training_loss(config.mode, model, images, labels, loss_fn, adversarial)
+            loss = training_loss(config.mode, model, images, labels, loss_fn, adversarial, precision)
             state.optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss.total).backward()
             state.scaler.step(state.optimizer)
@@ -266,7 +271,7 @@ def train(
         val_dice = None
         improved = False
         if state.epoch % config.val_every == 0 or state.epoch == config.max_epochs:
-            val_dice = _validate(model, val_cases, config, use_amp, rank, world_size)
+            val_dice = _validate(model, val_cases, config, precision, rank, world_size)
             improved = state.improve(val_dice)
         record = EpochRecord(
             epoch=state.epoch, loss=_mean(terms["loss"]), loss_clean=_mean(terms["loss_clean"]),
@@ -293,11 +298,12 @@ def train(
     return result
 
 
-def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: TrainConfig, use_amp: bool,
+def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: TrainConfig, precision: Precision,
               rank: int, world_size: int) -> float:
     # The bare network: ranks validate different numbers of cases, so no DDP forward (which may sync buffers).
     outcome = validate(unwrap_model(model), val_cases, roi=config.roi, overlap=config.infer_overlap,
-                       sw_batch_size=config.sw_batch_size, amp=use_amp, rank=rank, world_size=world_size)
+                       sw_batch_size=config.sw_batch_size, precision=precision, rank=rank,
+                       world_size=world_size)
     if world_size > 1:
         outcome.all_reduce()
     if float(outcome.count) == 0:

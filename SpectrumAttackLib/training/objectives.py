@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib import attacks
-from SpectrumAttackLib.attacks.base import logits_of
+from SpectrumAttackLib.attacks.base import forward_logits
 from SpectrumAttackLib.attacks.losses import LossFn
+from SpectrumAttackLib.precision import Precision, resolve_precision
 from SpectrumAttackLib.training.config import TrainingMode
 from SpectrumAttackLib.transforms import dct_nd
 
@@ -54,8 +55,8 @@ class LossTerms:
 def frequency_consistency_loss(clean_logits: torch.Tensor, adversarial_logits: torch.Tensor) -> torch.Tensor:
     """``L_fr = Σ|Z(clean) − Z(adv)| / Σ|Z(clean)|`` with ``Z`` the orthonormal 3D DCT over ``H, W, D``.
 
-    Computed in float32 (logits from autocast are cast up first). Zero when both inputs are equal; gradients
-    flow into both arguments.
+    Computed in float32 (logits from autocast are cast up first), outside any autocast region. Zero when both
+    inputs are equal; gradients flow into both arguments.
 
     Shape:
         clean_logits, adversarial_logits: ``[B, K, H, W, D]``; returns a scalar.
@@ -78,18 +79,19 @@ def adversarial_examples(
     *,
     seed: int,
     params: dict[str, Any] | None = None,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """``X' = attack(X, Y)`` against the current weights, detached.
 
     The attack is built for this batch with its own ``seed`` (so runs are reproducible and every batch draws
-    fresh random starts) and ``clip_input=True``: intensity augmentation can push training crops outside [0, 1],
-    and the reference attacks clamp their output to [0, 1] anyway. The attack base switches the model to eval
-    mode with frozen parameters and restores both afterwards.
+    fresh random starts), the training run's ``precision`` and ``clip_input=True``: intensity augmentation can push
+    training crops outside [0, 1], and the reference attacks clamp their output to [0, 1] anyway. The attack base
+    switches the model to eval mode with frozen parameters and restores both afterwards.
 
     Shape:
         images: ``[B, C, H, W, D]``; labels: ``[B, 1, H, W, D]``; returns ``[B, C, H, W, D]``.
     """
-    kwargs: dict[str, Any] = {"clip_input": True, **(params or {}), "seed": int(seed)}
+    kwargs: dict[str, Any] = {"clip_input": True, **(params or {}), "seed": int(seed), "precision": precision}
     attack = attacks.create(attack_name, model, **kwargs)
     return attack(images, labels).adversarial.detach()
 
@@ -101,8 +103,9 @@ def training_loss(
     labels: torch.Tensor,
     loss_fn: LossFn,
     adversarial_images: torch.Tensor | None = None,
+    precision: Precision | None = None,
 ) -> LossTerms:
-    """The loss of one batch in ``mode``; run it under autocast where mixed precision is wanted.
+    """The loss of one batch in ``mode``: only the model passes run under ``precision``, the losses in float32.
 
     Args:
         mode: normal, adversarial or VAFT.
@@ -111,21 +114,27 @@ def training_loss(
         labels: ``[B, 1, H, W, D]`` class maps.
         loss_fn: the segmentation loss (the reference's DiceCE).
         adversarial_images: ``X'`` of the same shape, required in the adversarial and VAFT modes.
+        precision: of the model passes, resolved for the model's device; ``None`` is fp32.
 
     Raises:
         ValueError: ``adversarial_images`` missing in an adversarial mode.
     """
     mode = TrainingMode(mode)
+    precision = precision or resolve_precision("fp32", images.device)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return forward_logits(model, x, precision)
+
     if mode is TrainingMode.NORMAL:
-        clean = loss_fn(logits_of(model(images)), labels)
+        clean = loss_fn(logits(images), labels)
         return LossTerms(total=clean, clean=clean)
     if adversarial_images is None:
         raise ValueError(f"adversarial_images must be given in {mode.value} training, got None.")
     if mode is TrainingMode.ADVERSARIAL:
-        adv = loss_fn(logits_of(model(adversarial_images)), labels)
+        adv = loss_fn(logits(adversarial_images), labels)
         return LossTerms(total=adv, adversarial=adv)
-    clean_logits = logits_of(model(images))
-    adv_logits = logits_of(model(adversarial_images))
+    clean_logits = logits(images)
+    adv_logits = logits(adversarial_images)
     clean = loss_fn(clean_logits, labels)
     adv = loss_fn(adv_logits, labels)
     freq = frequency_consistency_loss(clean_logits, adv_logits)

@@ -17,6 +17,7 @@ from torch import nn
 from SpectrumAttackLib.attacks.base import model_device
 from SpectrumAttackLib.inference.sliding import predict_logits
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.precision import Precision, resolve_precision
 
 __all__ = ["ValidationResult", "as_plain_tensor", "validate"]
 
@@ -60,7 +61,7 @@ def validate(
     roi: tuple[int, int, int],
     overlap: float = 0.5,
     sw_batch_size: int = 1,
-    amp: bool = False,
+    precision: str | Precision = "auto",
     rank: int = 0,
     world_size: int = 1,
 ) -> ValidationResult:
@@ -77,24 +78,24 @@ def validate(
         roi: window size in voxels.
         overlap: window overlap in [0, 1).
         sw_batch_size: windows per forward pass.
-        amp: run the windows under CUDA autocast (ignored off CUDA).
+        precision: of the model passes (:mod:`SpectrumAttackLib.precision`); Dice is computed on float32 logits.
         rank, world_size: this process's share of the cases.
 
     Returns:
         the sum and count of per-case Dice (all-reducible) and this rank's per-case values.
     """
     device = model_device(model)
-    use_amp = amp and device.type == "cuda"
+    precision = resolve_precision(precision, device)
     dice_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     per_case: list[float] = []
-    with torch.no_grad(), torch.autocast(device_type=device.type, enabled=use_amp):
+    with torch.no_grad():
         for index, case in enumerate(cases):
             if index % world_size != rank:
                 continue
             images = as_plain_tensor(case["image"]).to(device=device, dtype=torch.float32)
             labels = as_plain_tensor(case["label"]).to(device=device).long()
-            logits = predict_logits(model, images, roi, overlap, sw_batch_size)
+            logits = predict_logits(model, images, roi, overlap, sw_batch_size, precision=precision)
             dice = dice_per_sample(logits.argmax(1, keepdim=True), labels, logits.shape[1])
             dice_sum += dice.sum().double()
             count += dice.numel()
