@@ -372,6 +372,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         wait: bool = True,
         *,
         device: str = "auto",
+        precision: str = "auto",
         seed: int = 0,
         architecture: str | None = None,
         numClasses: int | None = None,
@@ -398,6 +399,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             wait: True: run in this process and return the result. False (application only): run the CLI module in
                 the background and return its job (``job.cancel()``); ``onFinished(result, error)`` gets the result.
             device, seed: ``"auto"``/``"cpu"``/``"cuda"``; seed of the attack's random draws.
+            precision: of the model passes: ``"auto"`` (bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs with
+                bf16, else fp32), ``"fp32"`` (bit-for-bit reproducible), ``"bf16"`` or ``"fp16"`` (CUDA only).
+                What ran is in the result's ``metrics["precision_used"]`` and ``attackConfig``.
             architecture, numClasses, modelArguments: for checkpoint paths: ``unet``/``unet-r``/``swin-unetr``,
                 class count, extra ``build_model`` keywords (``wait=True`` only).
             onProgress: called with ``SpectrumAttackLib.runtime.Progress`` (``wait=True``) or a ``JobProgress``
@@ -418,7 +422,8 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         clash = sorted(set(values) & settings)
         if clash:
             raise ValueError(f"params must hold attack parameters only; pass {', '.join(clash)} as arguments of run.")
-        values.update(model=model, attack=attack, device=device, seed=seed, architecture=architecture,
+        values.update(model=model, attack=attack, device=device, precision=precision, seed=seed,
+                      architecture=architecture,
                       numClasses=numClasses, modelArguments=modelArguments)
         check_input_volume(inputVolume)
         self.ensureDependencies()  # before anything imports torch or MONAI

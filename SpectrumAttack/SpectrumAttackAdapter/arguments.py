@@ -69,6 +69,8 @@ class EngineArguments:
         params: keyword arguments of the attack, engine names and units, only those the attack accepts; ``seed``
             is kept apart.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        precision: of the model passes: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            (``SpectrumAttackLib.precision``).
         seed: seed of the attack's random draws.
         architecture: ``unet``, ``unet-r`` or ``swin-unetr`` for checkpoint paths; None otherwise.
         num_classes: class count (background included) for checkpoint paths; None otherwise.
@@ -79,6 +81,7 @@ class EngineArguments:
     attack: str
     params: dict[str, Any]
     device: str = "auto"
+    precision: str = "auto"
     seed: int = 0
     architecture: str | None = None
     num_classes: int | None = None
@@ -107,7 +110,7 @@ class EngineArguments:
             raise ValueError(f"modelArguments cannot be passed to the CLI module (wait=False), "
                              f"got {self.model_arguments!r}.")
         out: dict[str, Any] = {"model": os.fspath(self.model), "attack": self.attack, "device": self.device,
-                               "seed": self.seed}
+                               "precision": self.precision, "seed": self.seed}
         if self.architecture:
             out["architecture"] = self.architecture
         if self.num_classes:
@@ -146,9 +149,9 @@ def engine_arguments(values: Mapping[str, Any], *, strict: bool) -> EngineArgume
         scale, the attacks convert them); the block size fitted by ``fit_block_size``.
 
     Raises:
-        ValueError: missing model, unknown attack or device, negative seed, a value of the wrong kind, a name that
-            is no parameter at all, or (strict) a parameter the attack does not accept. Values out of range are
-            rejected later by the attack itself, with the engine's message.
+        ValueError: missing model, unknown attack, device or precision, negative seed, a value of the wrong kind,
+            a name that is no parameter at all, or (strict) a parameter the attack does not accept. Values out of
+            range are rejected later by the attack itself, with the engine's message.
     """
     values = {k: v for k, v in values.items() if v is not None}
     model = values.pop("model", None)
@@ -192,7 +195,8 @@ def engine_arguments(values: Mapping[str, Any], *, strict: bool) -> EngineArgume
         else:
             allowed = ", ".join(p.slicer or p.engine for p in parameters_of(attack))
         raise ValueError(f"parameter {key} is not accepted by attack {attack!r}; allowed: {allowed}.")
-    return EngineArguments(model=model, attack=attack, params=params, device=general["device"], seed=seed,
+    return EngineArguments(model=model, attack=attack, params=params, device=general["device"],
+                           precision=general["precision"], seed=seed,
                            architecture=architecture, num_classes=num_classes, model_arguments=model_arguments)
 
 
@@ -224,7 +228,8 @@ def run_engine(
 
     return attack_single_volume(
         (array_ijk, ijk_to_ras), model=arguments.load_model(), attack=arguments.attack, params=arguments.params,
-        reference_labels=reference_labels, device=arguments.device, seed=arguments.seed, progress=progress,
+        reference_labels=reference_labels, device=arguments.device, seed=arguments.seed,
+        precision=arguments.precision, progress=progress,
         cancel=cancel,
     )
 

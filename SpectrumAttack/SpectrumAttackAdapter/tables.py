@@ -7,7 +7,7 @@ from typing import Any
 
 import vtk
 
-__all__ = ["COLUMNS", "metrics_rows", "metrics_table"]
+__all__ = ["COLUMNS", "RUN_ATTRIBUTES", "metrics_rows", "metrics_table"]
 
 #: Column names of the table, in order; "Clean" and "Adversarial" are numeric (NaN where undefined).
 COLUMNS = ("Metric", "Structure", "Clean", "Adversarial", "Unit")
@@ -50,8 +50,16 @@ def metrics_rows(metrics: Mapping[str, Any], seconds: float) -> list[Row]:
     return rows
 
 
+#: Run facts kept as attributes ``SpectrumAttack.<key>`` of the table node (saved with the scene).
+RUN_ATTRIBUTES = ("precision", "precision_used")
+
+
 def metrics_table(scene: object, metrics: Mapping[str, Any], seconds: float, name: str) -> object:
-    """A new ``vtkMRMLTableNode`` in ``scene`` with :func:`metrics_rows` (columns :data:`COLUMNS`)."""
+    """A new ``vtkMRMLTableNode`` in ``scene`` with :func:`metrics_rows` (columns :data:`COLUMNS`).
+
+    The :data:`RUN_ATTRIBUTES` found in ``metrics`` (what precision the model passes ran in) become node attributes
+    ``SpectrumAttack.precision`` and ``SpectrumAttack.precision_used``.
+    """
     rows = metrics_rows(metrics, seconds)
     table = vtk.vtkTable()
     columns = []
@@ -66,4 +74,7 @@ def metrics_table(scene: object, metrics: Mapping[str, Any], seconds: float, nam
             array.SetValue(index, value)
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     node.SetAndObserveTable(table)
+    for key in RUN_ATTRIBUTES:
+        if metrics.get(key) is not None:
+            node.SetAttribute(f"SpectrumAttack.{key}", str(metrics[key]))
     return node

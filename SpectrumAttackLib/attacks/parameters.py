@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from SpectrumAttackLib.precision import PRECISIONS
+
 __all__ = [
     "ATTACK_PARAMETERS",
     "GENERAL_SETTINGS",
@@ -234,6 +236,10 @@ GENERAL_SETTINGS: tuple[Parameter, ...] = (
               slicer="device", choices=("auto", "cpu", "cuda"), pattern=r"cuda:\d+"),
     Parameter("seed", "int", 0, "Seed", "Seed of the attack's random draws; the same seed gives the same result.",
               None, "--seed", slicer="seed", minimum=0, maximum=2**31 - 1, step=1),
+    Parameter("precision", "choice", "auto", "Precision",
+              "Precision of the model passes: auto (bf16 on CPUs with AMX or AVX512-BF16 and on CUDA GPUs with bf16, "
+              "else fp32), fp32 (bit-for-bit reproducible), bf16, or fp16 (CUDA GPUs only); the DCT, SSIM, losses "
+              "and metrics always run in fp32.", None, "--precision", slicer="precision", choices=PRECISIONS),
 )
 
 #: Every row.

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from SpectrumAttackLib import attacks
-from SpectrumAttackLib.attacks.parameters import ATTACK_PARAMETERS, attack_ndim, fit_block_size
+from SpectrumAttackLib.attacks.parameters import ATTACK_PARAMETERS, PARAMETERS, attack_ndim, fit_block_size
 from SpectrumAttackLib.checks import check_choice
 
 if TYPE_CHECKING:
@@ -141,6 +141,8 @@ SEED_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
 EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--model", str, None, None, "catalogue name or checkpoint path (instead of --model_name + --pretrained_path)"),
     ("--device", str, "auto", None, "auto, cpu, cuda or cuda:N"),
+    ("--precision", str, "auto", None, "model passes in auto (bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs "
+                                       "with bf16, else fp32), fp32 (bit-for-bit reproducible), bf16 or fp16 (CUDA)"),
     ("--seed", int, 0, None, "seed of every random draw (attack start, data order)"),
     ("--attack_mode", str, "tiles", None, "whole-volume attack: 'tiles' (reference: roi tiles, batched) or "
                                           "'sliding-window' (the evaluation's overlapping windows, blended)"),
@@ -183,7 +185,7 @@ _DEFAULTS: dict[str, Any] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "attack_mode": ("tiles", "sliding-window"),
     "metrics_preset": ("paper", "clinical"),
-    **{p.dest: p.choices for p in ATTACK_PARAMETERS if p.kind == "choice"},
+    **{p.dest: p.choices for p in PARAMETERS if p.kind == "choice" and p.pattern is None},
 }
 
 

@@ -11,7 +11,8 @@ IJK→RAS matrix:
 - ``<case>_perturbation.nii.gz`` — adversarial minus clean, float32;
 - ``<case>_pred_clean.nii.gz``, ``<case>_pred_adversarial.nii.gz`` — predictions, uint8;
 - ``<case>_report.png`` — slices, perturbation, spectrum and per-organ Dice;
-- ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed.
+- ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed, and the
+  precision of the model passes (``--precision`` and what it resolved to, also in ``metrics.json``).
 
 Under ``torchrun`` (or the seed's ``--distributed`` flags) rank ``r`` of ``n`` attacks cases ``r, r + n, ...`` and
 writes their files into the one staging folder made by rank 0 (on a filesystem all nodes share); rank 0 gathers
@@ -53,6 +54,7 @@ from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, scor
 
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
+    from SpectrumAttackLib.precision import Precision
 
 __all__ = ["USED_FLAGS", "add_parser", "run", "weights_sha256"]
 
@@ -63,7 +65,7 @@ USED_FLAGS = {
     *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
     "save_adv_images_dir", "no_sub_dir_adv_images", "debugging", "distributed", "world_size", "rank", "dist_url",
-    "dist_backend",
+    "dist_backend", "precision",
 }
 
 
@@ -126,6 +128,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
 
@@ -135,10 +138,11 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
         raise ValueError("--save_adv_images_dir must be a folder for the results (or give --debugging), got None.")
     entries = load_split(args)
     device = ctx.device
+    precision = resolve_precision(args.precision, device)
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
-    attacker = attacks.create(name, loaded.model, **params)
+    attacker = attacks.create(name, loaded.model, precision=args.precision, **params)
     transform = eval_transforms(cfg)
     out = None
     if not args.debugging:
@@ -163,6 +167,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
             metrics["seconds"] = result.seconds
             metrics["tiles"] = result.tiles
+            metrics.update(precision.as_record())
             print(format_case_line(case.name, metrics), flush=True)
             if out is not None:
                 _write_case(out, case, result.adversarial, seg_clean, seg_adv, metrics, names, colours,
@@ -186,7 +191,8 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
         table.to_json(out.path("metrics.json"))
         write_manifest(
             out.staging, command="attack", arguments=vars(args), seed=args.seed, weights_sha256=weights_sha256(loaded),
-            extra=_manifest_extra(attacker, cfg, loaded, entries, args, time.perf_counter() - start, ctx.world_size),
+            extra=_manifest_extra(attacker, cfg, loaded, entries, args, time.perf_counter() - start, ctx.world_size,
+                                  precision),
         )
         folder = out.commit()
     except BaseException:
@@ -198,7 +204,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
 
 
 def _manifest_extra(attacker: Any, cfg: Any, loaded: Any, entries: list, args: argparse.Namespace,
-                    seconds: float, processes: int) -> dict[str, Any]:
+                    seconds: float, processes: int, precision: Precision) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {
@@ -212,4 +218,5 @@ def _manifest_extra(attacker: Any, cfg: Any, loaded: Any, entries: list, args: a
         "grid": "model grid: RAS, resampled to data_config.spacing, intensity window, foreground crop",
         "seconds": seconds,
         "processes": processes,
+        **precision.as_record(),
     }

@@ -60,7 +60,7 @@ DEMO_CASE = "img0001"
 USED_FLAGS = {
     *ATTACK_FLAGS, *MODEL_FLAGS, "attack_name", "data_dir", "json_list", "infer_overlap", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "a_min", "a_max", "b_min", "b_max", "space_x", "space_y",
-    "space_z", "dataset",
+    "space_z", "dataset", "precision",
 }
 
 
@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         with progress_bar(1, f"demo {args.case} {name}") as bar:
             result = attack_single_volume(
                 image, model=loaded, attack=name, params=params, reference_labels=labels, seed=args.seed,
+                precision=args.precision,
                 attack_mode=args.attack_mode, overlap=args.infer_overlap, tile_batch_size=args.tile_batch_size,
                 metrics_preset=args.metrics_preset, progress=bar.report,
             )

@@ -42,7 +42,7 @@ __all__ = ["USED_FLAGS", "add_parser", "find_adv_dir", "read_adversarial", "run"
 #: flags this subcommand reads; any other flag given is reported as having no effect.
 USED_FLAGS = {
     *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "metrics_preset",
-    "adv_images_dir", "no_sub_dir_adv_images", "gen_val_adv_mode", "gen_train_adv_mode", "overwrite",
+    "adv_images_dir", "no_sub_dir_adv_images", "gen_val_adv_mode", "gen_train_adv_mode", "overwrite", "precision",
 }
 
 
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     """Score every case that has a saved adversarial image. Returns 0."""
     from SpectrumAttackLib.data.transforms import eval_transforms
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.runtime import resolve_device
 
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     folder = find_adv_dir(args)
     entries = load_split(args)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, _ = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
@@ -154,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             seg_adv = segment(loaded.model, adversarial, cfg.roi, args)
             metrics = score_case(images, adversarial, seg_clean, seg_adv, case.labels, class_names=names,
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
+            metrics.update(precision.as_record())
             table.add(case.name, metrics)
             print(format_case_line(case.name, metrics), flush=True)
         print(format_summary(table.aggregate(), f"mean over {len(table)} case(s) from {folder}, "
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         table.to_json(out.path("metrics.json"))
         write_manifest(out.staging, command="evaluate", arguments=vars(args), seed=args.seed,
                        extra={"adv_images": str(folder), "cases": table.case_ids, "skipped": missing,
-                              "seconds": time.perf_counter() - start})
+                              "seconds": time.perf_counter() - start, **precision.as_record()})
         written = out.commit()
     except BaseException:
         if out is not None:

@@ -42,6 +42,7 @@ from SpectrumAttackLib.cli.args import (
     model_build_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.precision import PRECISIONS
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ TRAIN_FLAGS: tuple[str, ...] = (
     "resume", "resume_latest", "resume_best", "resume_but_restart", "save_checkpoint", "max_epochs", "val_every",
     "batch_size", "sw_batch_size", "optim_lr", "optim_name", "reg_weight", "momentum", "noamp", "lrschedule",
     "warmup_epochs", "distributed", "smooth_dr", "smooth_nr", "infer_overlap", "adv_training_mode", "freq_reg_mode",
-    "save_model_dir", "no_sub_dir_model", "debugging", "exp_name", "overwrite", "seed",
+    "save_model_dir", "no_sub_dir_model", "debugging", "exp_name", "overwrite", "seed", "precision",
     "world_size", "rank", "dist_url", "dist_backend",
 )
 _OUTPUTS = (CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME)
@@ -154,6 +155,19 @@ def _run_dir(args: argparse.Namespace, attack_name: str | None, params: dict[str
     return folder
 
 
+def training_precision(args: argparse.Namespace) -> str:
+    """``--precision``, with the seed's ``--noamp`` meaning ``fp32``.
+
+    Raises:
+        ValueError: an unknown ``--precision``, or ``--noamp`` with ``--precision bf16``/``fp16``.
+    """
+    precision = check_choice("--precision", args.precision, PRECISIONS)
+    if args.noamp and precision not in ("auto", "fp32"):
+        raise ValueError(f"--precision must be 'auto' or 'fp32' with --noamp (which turns mixed precision off), "
+                         f"got {precision!r}.")
+    return "fp32" if args.noamp else precision
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as the flags say; print the best validation Dice and where the checkpoints are. Returns 0.
 
@@ -187,7 +201,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     config = TrainConfig(
         max_epochs=args.max_epochs, val_every=args.val_every, batch_size=args.batch_size,
         optim_name=args.optim_name, optim_lr=args.optim_lr, reg_weight=args.reg_weight, momentum=args.momentum,
-        lrschedule=args.lrschedule, warmup_epochs=args.warmup_epochs, amp=not args.noamp,
+        lrschedule=args.lrschedule, warmup_epochs=args.warmup_epochs, precision=training_precision(args),
         save_checkpoint=args.save_checkpoint and folder is not None, save_model_dir=folder,
         resume=args.resume, resume_latest=args.resume_latest, resume_best=args.resume_best,
         resume_but_restart=args.resume_but_restart, adv_training_mode=args.adv_training_mode,

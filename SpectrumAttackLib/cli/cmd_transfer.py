@@ -48,7 +48,7 @@ __all__ = ["USED_FLAGS", "add_parser", "parse_model_item", "run", "write_heatmap
 #: flags this subcommand reads; any other flag given is reported as having no effect.
 USED_FLAGS = {
     *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
-    "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode", "precision",
 }
 _ARCHITECTURES = ("unet", "unet-r", "swin-unetr")
 
@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from SpectrumAttackLib import attacks
     from SpectrumAttackLib.data.transforms import eval_transforms
     from SpectrumAttackLib.inference.tiles import attack_volume
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
     from SpectrumAttackLib.runtime import resolve_device
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     model_names = [_label(item, used) for item in args.models]
     entries = load_split(args)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     models = [model_from_args(args, device, *parse_model_item(item)) for item in args.models]
     class_counts = {m.entry.num_classes for m in models}
     if len(class_counts) != 1:
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                           f"({list(cfg.spacing)} mm, [{cfg.a_min:g}, {cfg.a_max:g}]).", UserWarning, stacklevel=2)
     rois = [c.roi for c in configs]
     names, _ = class_table(models[0].entry.class_names, [c.rgb for c in models[0].entry.classes])
-    attackers = [attacks.create(name, m.model, **params) for m in models]
+    attackers = [attacks.create(name, m.model, precision=args.precision, **params) for m in models]
     transform = eval_transforms(cfg)
     out = StagedOutput(args.output, "--output", args.overwrite, TRANSFER_RESULTS)
 
@@ -194,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
         dump_json(out.path("transfer.json"), {
             "models": model_names, "attack": name, "params": params, "metrics_preset": args.metrics_preset,
+            **precision.as_record(),
             "clean_dice": dict(zip(model_names, clean.tolist(), strict=True)),
             "adversarial_dice": {src: dict(zip(model_names, row, strict=True))
                                  for src, row in zip(model_names, dice.tolist(), strict=True)},
@@ -203,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
         })
         write_manifest(out.staging, command="transfer", arguments=vars(args), seed=args.seed,
                        extra={"data_config": asdict(cfg), "rois": [list(r) for r in rois],
-                              "attack": attackers[0].config, "seconds": time.perf_counter() - start})
+                              "attack": attackers[0].config, "seconds": time.perf_counter() - start,
+                              **precision.as_record()})
         folder = out.commit()
     except BaseException:
         out.discard()

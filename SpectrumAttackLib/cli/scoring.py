@@ -16,8 +16,9 @@ __all__ = ["format_case_line", "format_summary", "score_case", "segment"]
 
 
 def segment(model: torch.nn.Module, images: torch.Tensor, roi: Sequence[int], args: argparse.Namespace) -> torch.Tensor:
-    """Sliding-window prediction (``--infer_overlap``, ``--sw_batch_size``): ``[1, 1, H, W, D]`` int64 class map."""
-    logits = predict_logits(model, images, roi, args.infer_overlap, args.sw_batch_size)
+    """Sliding-window prediction (``--infer_overlap``, ``--sw_batch_size``, ``--precision``): ``[1, 1, H, W, D]``
+    int64 class map."""
+    logits = predict_logits(model, images, roi, args.infer_overlap, args.sw_batch_size, precision=args.precision)
     return logits.argmax(1, keepdim=True)
 
 

@@ -104,6 +104,7 @@ class _TrainerState:
                                         max_epochs=config.max_epochs)
         # Loss scaling guards fp16's narrow exponent; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.name == "fp16")
+        self.precision = precision
         self.epoch = 0
         self.best_metric = math.nan
         self.best_epoch: int | None = None
@@ -118,6 +119,7 @@ class _TrainerState:
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
             "config": self.config.to_dict(),
+            "precision_used": self.precision.name,
             "seed": self.config.seed,
         }
 
@@ -191,7 +193,8 @@ def train(
     the last epoch, sliding-window validation on the whole ``val_cases`` volumes. With ``save_checkpoint``, rank 0
     writes ``model_latest.pt`` at each validation and ``model_best.pt`` when the mean Dice improves, atomically;
     both hold ``state_dict``, ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``best_metric``, ``best_epoch``,
-    ``config`` and ``seed``. With ``save_model_dir``, rank 0 appends a row per epoch to ``train_log.csv``.
+    ``config`` (with the ``precision`` asked for), ``precision_used`` (``"fp32"``, ``"bf16"`` or ``"fp16"``) and
+    ``seed``. With ``save_model_dir``, rank 0 appends a row per epoch to ``train_log.csv``.
 
     Args:
         model: the network (possibly wrapped in ``DistributedDataParallel`` by the caller); moved to ``device``.

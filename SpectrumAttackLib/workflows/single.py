@@ -36,6 +36,7 @@ from SpectrumAttackLib.inference.geometry import (
 )
 from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
+from SpectrumAttackLib.precision import check_precision, resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 
 __all__ = ["SingleVolumeResult", "attack_single_volume"]
@@ -53,7 +54,8 @@ class SingleVolumeResult:
         seg_clean, seg_adv: ``[I, J, K]`` predictions on the input and on ``adversarial`` (uint8, or int16 for more
             than 255 classes).
         metrics: :func:`~SpectrumAttackLib.metrics.evaluate.compute_case_metrics` in the model grid, plus
-            ``"seconds"`` (the attack's wall-clock time).
+            ``"seconds"`` (the attack's wall-clock time), ``"precision"`` (as asked) and ``"precision_used"``
+            (what the model passes ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"``).
         classes: ``[{"id", "name", "rgb"}, ...]`` of the model, background first.
         attack_config: the attack's parameters, the whole-volume settings, the model and its preprocessing.
         seconds: wall-clock time of the whole workflow.
@@ -140,6 +142,7 @@ def attack_single_volume(
     reference_labels: np.ndarray | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
+    precision: str = "auto",
     attack_mode: str = "tiles",
     overlap: float = 0.5,
     tile_batch_size: int = 4,
@@ -160,6 +163,8 @@ def attack_single_volume(
             pushes away from it and the metrics compare against it; ``None`` uses the clean prediction.
         device: where a model given by name is loaded: ``"auto"``, ``"cpu"``, ``"cuda"``... Default "auto".
         seed: attack seed (each tile batch adds its index). Default 0.
+        precision: of every model pass (both predictions and the attack): ``"auto"``, ``"fp32"``, ``"bf16"`` or
+            ``"fp16"`` (CUDA); see :mod:`SpectrumAttackLib.precision`. Default "auto".
         attack_mode: ``"tiles"`` (the reference's tiling, overlaps averaged) or ``"sliding-window"`` (the
             evaluation's windows). Default "tiles".
         overlap: sliding-window overlap of both predictions (and of the attack in sliding-window mode),
@@ -176,7 +181,7 @@ def attack_single_volume(
 
     Raises:
         ValueError: the image is not a finite 3-D scalar volume; reference labels of another shape or with
-            values outside the model's classes; an unknown attack, parameter, mode or preset.
+            values outside the model's classes; an unknown attack, parameter, mode, preset or precision.
         Cancelled: ``cancel()`` returned True.
 
     Example:
@@ -197,6 +202,11 @@ def attack_single_volume(
     if "seed" in params and params["seed"] != seed:
         raise ValueError(f"params['seed'] must equal seed ({seed!r}) or be left out, got {params['seed']!r}.")
     params["seed"] = seed
+    precision = check_precision(precision)
+    if "precision" in params and params["precision"] != precision:
+        raise ValueError(f"params['precision'] must equal precision ({precision!r}) or be left out, "
+                         f"got {params['precision']!r}.")
+    params["precision"] = precision
     if cancel is not None and not callable(cancel):
         raise TypeError(f"cancel must be callable or None, got {cancel!r}.")
 
@@ -211,6 +221,7 @@ def attack_single_volume(
         reference_labels = _check_reference(reference_labels, np.shape(array), num_classes)
 
     device_used = model_device(net)
+    precision_used = resolve_precision(precision, device_used)
     images, mapping = to_model_grid(array, affine, **window)
     work = attack_work(attacker, mapping.model_shape, roi, attack_mode, tile_batch_size)
     total = work + 4  # preprocess, clean inference, the attack steps, adversarial inference, metrics
@@ -224,7 +235,7 @@ def attack_single_volume(
     report(0, "preprocess", f"model grid {list(mapping.model_shape)}")
     report(1, "inference", "clean prediction")
     images = images.to(device_used)
-    seg_clean = predict_logits(net, images, roi, overlap).argmax(1, keepdim=True)
+    seg_clean = predict_logits(net, images, roi, overlap, precision=precision_used).argmax(1, keepdim=True)
     labels = seg_clean if reference_labels is None \
         else labels_to_model_grid(reference_labels, mapping).to(device_used)
     report(2, "attack", f"{attack}, {attack_mode}")
@@ -242,7 +253,7 @@ def attack_single_volume(
     report(work + 2, "inference", "prediction on the adversarial volume")
     adv_images, _ = to_model_grid(adversarial, affine, **window)
     adv_images = adv_images.to(device_used)
-    seg_adv = predict_logits(net, adv_images, roi, overlap).argmax(1, keepdim=True)
+    seg_adv = predict_logits(net, adv_images, roi, overlap, precision=precision_used).argmax(1, keepdim=True)
 
     report(work + 3, "metrics")
     from SpectrumAttackLib.metrics.evaluate import compute_case_metrics  # scikit-image and MONAI metrics
@@ -254,6 +265,7 @@ def attack_single_volume(
         class_names=[c["name"] for c in classes], spacing_mm=mapping.spacing_mm, preset=metrics_preset,
     )
     metrics["seconds"] = result.seconds
+    metrics.update(precision_used.as_record())
     dtype = _label_dtype(num_classes)
     seconds = time.perf_counter() - start
     report(total, "metrics", "done")
