@@ -5,7 +5,8 @@
    Target: ours ≥ 5× faster.
 2. One SA² step (render, forward, objective, backward to ξ, update, history) against the model's own forward +
    backward to the input (DiceCE, parameters frozen) on the same 96³ tile, for MONAI UNet and UNETR with the seed's
-   settings (14 classes). Target: SA² step ≤ 1.05× forward + backward.
+   settings (14 classes). Target: SA² step ≤ 1.05× forward + backward. Both in fp32 (the floor);
+   bench/precision_cost.py compares fp32 with bf16.
 
 Measurements are interleaved step by step (baseline, SA² step, baseline, ...) and medians are reported (the ratio is
 the median of the ratios of neighbouring pairs), so load changes on a shared machine hit both sides alike.
@@ -149,7 +150,7 @@ def bench_step(model: torch.nn.Module, repeats: int, device: torch.device) -> li
 
     results = []
     for setting, params in SAA_SETTINGS.items():
-        attack = attacks.create("saa", model, steps=repeats + 2, seed=0, **params)
+        attack = attacks.create("saa", model, steps=repeats + 2, seed=0, precision="fp32", **params)
         forward_backward()  # warm-up
         timer = _Interleaved(forward_backward, device)
         attack(images, labels, progress=timer)

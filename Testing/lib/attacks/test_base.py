@@ -45,7 +45,8 @@ def _dice(model: nn.Module, images: torch.Tensor, reference: torch.Tensor) -> to
 
 def test_restarts_keep_the_worst_run_per_sample(fitted_net):
     model, images, clean = fitted_net.model, fitted_net.images, fitted_net.clean_pred
-    params = {"steps": 2, "eps": 8, "alpha": 0.01}
+    # fp32: the attack then scores its restarts with exactly the numbers _dice computes
+    params = {"steps": 2, "eps": 8, "alpha": 0.01, "precision": "fp32"}
     single = [attacks.create("pgd", model, seed=s, **params)(images, clean).adversarial for s in (4, 5, 6)]
     result = attacks.create("pgd", model, seed=4, restarts=3, **params)(images, clean)
     runs = torch.stack([_dice(model, adv, clean) for adv in single])  # [restart, B]
@@ -149,9 +150,10 @@ def test_config_and_repr_carry_the_parameters_in_lib_units():
 def test_attack_parameters_lists_own_and_base_parameters():
     params = attacks.attack_parameters("saa")
     assert {"rho", "block_size", "lambda_dice", "use_ssim_loss", "lambda_ssim", "freq_band", "beta", "steps", "seed",
-            "targeted", "restarts", "early_stop", "clip_input"} == set(params)
+            "targeted", "restarts", "early_stop", "clip_input", "precision"} == set(params)
     assert params["rho"] == 0.2 and params["beta"] == 0.1
-    assert set(attacks.attack_parameters("gn")) == {"std", "seed", "clip_input"}
+    assert set(attacks.attack_parameters("gn")) == {"std", "seed", "clip_input", "precision"}
+    assert params["precision"] == "auto"
     assert "q_min" in attacks.attack_parameters("vafa-2d") and "variant" in attacks.attack_parameters("vafa-3d")
     assert "alpha" not in attacks.attack_parameters("fgsm")
 

@@ -71,7 +71,7 @@ def test_one_step_equals_a_loop_reimplementation_of_the_reference():
     block, rho, beta, lam_dice, lam_ssim = (8, 8, 8), 0.3, 0.07, 0.5, 0.75
     xi0 = torch.empty(1, 1, 8, *block).uniform_(1 - rho, 1 + rho, generator=torch.Generator().manual_seed(9))
     attack = attacks.create("saa", model, steps=1, rho=rho, beta=beta, block_size=block, lambda_dice=lam_dice,
-                            use_ssim_loss=True, lambda_ssim=lam_ssim)
+                            use_ssim_loss=True, lambda_ssim=lam_ssim, precision="fp32")
     result = attack(images, labels, init_state=xi0)
 
     # The reference, written as it is: loop split, torch_dct on x − 0.5, DC forced to 1, 0.5 added back.

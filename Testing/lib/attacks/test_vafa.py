@@ -71,8 +71,8 @@ def test_code_variant_equals_a_loop_reimplementation_of_the_reference():
     for p in model.parameters():
         p.requires_grad_(False)
     block, q_max, steps = (8, 8, 8), 30.0, 2
-    result = attacks.create("vafa-3d", model, steps=steps, q_max=q_max, block_size=block, use_ssim_loss=True)(
-        images, labels)
+    result = attacks.create("vafa-3d", model, steps=steps, q_max=q_max, block_size=block, use_ssim_loss=True,
+                            precision="fp32")(images, labels)
 
     coefs = torch_dct.dct_3d(_split_loop(images * 255, block) - 128, norm="ortho")
 

@@ -43,7 +43,7 @@ def test_fgsm_is_one_signed_gradient_step_of_eps():
     x = images.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(dice_ce_loss()(model(x), labels), x)
     expected = (images + 6 / 255 * grad.sign()).clamp(0, 1)
-    result = attacks.create("fgsm", model, eps=6)(images, labels)
+    result = attacks.create("fgsm", model, eps=6, precision="fp32")(images, labels)
     torch.testing.assert_close(result.adversarial, expected, atol=1e-7, rtol=0)
     assert result.steps_run == 1
 
@@ -59,7 +59,8 @@ def test_pgd_step_and_projection_follow_the_reference():
         x = x.requires_grad_(True)
         (grad,) = torch.autograd.grad(dice_ce_loss()(model(x), labels), x)
         x = (images + (x.detach() + alpha * grad.sign() - images).clamp(-eps, eps)).clamp(0, 1)
-    result = attacks.create("pgd", model, eps=4, alpha=alpha, steps=2)(images, labels, init_state=start)
+    result = attacks.create("pgd", model, eps=4, alpha=alpha, steps=2, precision="fp32")(images, labels,
+                                                                                          init_state=start)
     torch.testing.assert_close(result.adversarial, x, atol=1e-6, rtol=0)
 
 

@@ -13,7 +13,7 @@ from SpectrumAttackLib.inference.sliding import SlidingWindowModel, predict_logi
 
 def test_single_window_equals_the_model(unet):
     images, _ = phantom((16, 16, 16))
-    logits = predict_logits(unet, images, roi=16)
+    logits = predict_logits(unet, images, roi=16, precision="fp32")
     unet.eval()
     with torch.no_grad():
         expected = unet(images)
@@ -23,7 +23,7 @@ def test_single_window_equals_the_model(unet):
 
 def test_windows_without_overlap_tile_the_volume(unet):
     images, _ = phantom((32, 16, 16))
-    logits = predict_logits(unet, images, roi=(16, 16, 16), overlap=0.0)
+    logits = predict_logits(unet, images, roi=(16, 16, 16), overlap=0.0, precision="fp32")
     unet.eval()
     with torch.no_grad():
         halves = torch.cat([unet(images[:, :, :16]), unet(images[:, :, 16:])], dim=2)
@@ -44,7 +44,7 @@ def test_eval_mode_restored_and_no_graph(unet):
 
 def test_volume_smaller_than_roi_is_padded_and_cropped(unet):
     images, _ = phantom((10, 16, 13))
-    logits = predict_logits(unet, images, roi=16)
+    logits = predict_logits(unet, images, roi=16, precision="fp32")
     assert logits.shape == (1, NUM_CLASSES, 10, 16, 13)
     # MONAI pads evenly (3 + 3 along H, 1 + 2 along D) with zeros and crops the same voxels back
     padded = torch.nn.functional.pad(images, (1, 2, 0, 0, 3, 3))
@@ -60,7 +60,8 @@ def test_sliding_window_model_matches_prediction_and_passes_gradients(unet, over
     wrapped = SlidingWindowModel(unet, roi=16, overlap=overlap)
     x = images.clone().requires_grad_(True)
     out = wrapped(x)
-    torch.testing.assert_close(out.detach(), predict_logits(unet, images, roi=16, overlap=overlap), rtol=1e-5,
+    torch.testing.assert_close(out.detach(), predict_logits(unet, images, roi=16, overlap=overlap, precision="fp32"),
+                               rtol=1e-5,
                                atol=1e-5)
     (grad,) = torch.autograd.grad(out[:, 1].sum(), x)
     assert grad.shape == x.shape

@@ -1,0 +1,205 @@
+"""fp32 against bf16 for the model passes, side by side in one run (a script, not a test).
+
+For MONAI UNet and UNETR (the seed's sizes, 14 classes) on one 96³ tile:
+
+1. forward + backward to the input (DiceCE, parameters frozen), fp32 and bf16 interleaved, medians;
+2. a 10-step SA² with the seed README's setting (ρ 0.4, 16³ blocks, λ_dice 0.2, SSIM term with λ_ssim 0.75), from
+   the same ξ (same seed), once in fp32 and once in bf16: the median step time of each and their ratio
+   (target on a CPU with native bf16: bf16/fp32 ≤ 0.65);
+3. the outcome of both attacks, scored the same way (fp32 prediction of each adversarial tile): Dice of the clean
+   vs the adversarial prediction, voxel flip rate and SSIM(clean, adversarial). Target: each within 0.005 of fp32.
+
+The exit status is 1 when a target is missed. On a CPU without AMX or AVX512-BF16 the script says so, shows that
+``precision="auto"`` kept fp32 there, and stops (bf16 would only be emulated). The tile is a 96³ crop of the sample
+CT (intensity window −175…250 HU → [0, 1]) when the sample data is present, else uniform noise; the networks have
+seeded random weights, and the attack's labels are the clean prediction.
+
+Usage::
+
+    python bench/precision_cost.py --threads 2
+    python bench/precision_cost.py --models unet --steps 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attack_cost import NUM_CLASSES, TILE, _sync, _timed, build_model, print_table
+
+from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks import frozen_model
+from SpectrumAttackLib.attacks.base import forward_logits
+from SpectrumAttackLib.attacks.losses import ReferenceSSIM, dice_ce_loss
+from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.precision import cpu_bf16_features, resolve_precision
+from SpectrumAttackLib.runtime import resolve_device
+
+#: The seed README's SA² example.
+README_SAA = {"rho": 0.4, "block_size": (16, 16, 16), "lambda_dice": 0.2, "use_ssim_loss": True, "lambda_ssim": 0.75}
+RATIO_TARGET = 0.65
+AGREEMENT = 0.005
+
+
+def machine_name(device: torch.device, threads: int) -> str:
+    """The CPU model (or the GPU) this runs on, in words."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    features = ", ".join(cpu_bf16_features()) or "no AMX / AVX512-BF16"
+    return f"{cpu} [{features}], {threads} thread(s)"
+
+
+def tile(device: torch.device) -> tuple[torch.Tensor, str]:
+    """``[1, 1, 96, 96, 96]`` in [0, 1]: the centre of the sample CT when present, else seeded noise."""
+    from SpectrumAttackLib.data.sample_data import sample_data_path
+
+    path = sample_data_path() / "imagesTr" / "img0001.nii.gz"
+    if path.is_file():
+        import nibabel as nib
+
+        volume = torch.as_tensor(nib.load(path).get_fdata(dtype="float32"))
+        volume = ((volume + 175.0) / 425.0).clamp(0.0, 1.0)
+        out = torch.zeros(TILE, TILE, TILE)
+        starts = [max((n - TILE) // 2, 0) for n in volume.shape]
+        crop = volume[tuple(slice(s, s + TILE) for s in starts)]
+        out[tuple(slice(0, n) for n in crop.shape)] = crop
+        return out[None, None].to(device), f"sample CT {path.name} (centre crop)"
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 1, TILE, TILE, TILE, generator=g).to(device), "uniform noise (no sample data)"
+
+
+def forward_backward_times(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, repeats: int,
+                           device: torch.device) -> dict[str, float]:
+    """Median seconds of forward + backward to the input per precision, fp32 and bf16 interleaved."""
+    loss_fn = dice_ce_loss()
+    precisions = {name: resolve_precision(name, device) for name in ("fp32", "bf16")}
+
+    def once(name: str) -> None:
+        x = images.clone().requires_grad_(True)
+        torch.autograd.grad(loss_fn(forward_logits(model, x, precisions[name]), labels), x)
+
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    with frozen_model(model):
+        for name in times:  # warm-up
+            once(name)
+        for _ in range(repeats):
+            for name in times:
+                times[name].append(_timed(lambda n=name: once(n), device))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+class _StepClock:
+    """Progress callback recording when each attack step ends."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.ends: list[float] = []
+
+    def __call__(self, _progress: object) -> None:
+        _sync(self.device)
+        self.ends.append(time.perf_counter())
+
+    def median_step(self) -> float:
+        """Median time between consecutive step ends (the first step, with its warm-up, is left out)."""
+        return statistics.median(b - a for a, b in zip(self.ends[:-1], self.ends[1:], strict=True))
+
+
+def attack_outcome(model: torch.nn.Module, images: torch.Tensor, clean: torch.Tensor, steps: int, precision: str,
+                   device: torch.device) -> dict[str, float]:
+    """Run SA² (README setting) in ``precision``; its step time and its outcome scored by an fp32 prediction."""
+    clock = _StepClock(device)
+    attack = attacks.create("saa", model, steps=steps, seed=0, precision=precision, **README_SAA)
+    start = time.perf_counter()
+    result = attack(images, clean, progress=clock)
+    total = time.perf_counter() - start
+    with torch.no_grad(), frozen_model(model):
+        adv_pred = forward_logits(model, result.adversarial, resolve_precision("fp32", device)).argmax(1, True)
+        ssim = float(ReferenceSSIM(images)(result.adversarial))
+    return {
+        "step": clock.median_step(),
+        "total": total,
+        "dice": float(dice_per_sample(adv_pred, clean, NUM_CLASSES).mean()),
+        "flip": float((adv_pred != clean).float().mean()),
+        "ssim": ssim,
+        "used": result.config["precision_used"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["unet", "unetr"], choices=("unet", "unetr"))
+    parser.add_argument("--steps", type=int, default=10, help="SA² steps per attack (≥ 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed forward + backward pairs (median)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    args = parser.parse_args(argv)
+    if args.steps < 3:
+        parser.error(f"--steps must be at least 3, got {args.steps}.")
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    auto = resolve_precision("auto", device)
+    print(f"torch {torch.__version__}, {machine_name(device, args.threads)}")
+    print(f"precision='auto' resolves to {auto.name} here ({auto.reason})")
+    if auto.name != "bf16":
+        print("This device has no native bf16: auto keeps fp32, and bf16 would only be emulated, so there is "
+              "nothing to compare. Run on a CPU with AMX or AVX512-BF16, or on a CUDA GPU with bf16.")
+        return 0
+    images, source = tile(device)
+    print(f"tile {TILE}³: {source}; SA² {args.steps} steps, ρ {README_SAA['rho']}, 16³ blocks, λ_dice "
+          f"{README_SAA['lambda_dice']}, SSIM λ {README_SAA['lambda_ssim']}, seed 0 (same ξ) for both precisions\n")
+    timing_rows, outcome_rows, missed = [], [], []
+    for name in args.models:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_model(name).to(device).eval()
+        with torch.no_grad():
+            clean = forward_logits(model, images, resolve_precision("fp32", device)).argmax(1, keepdim=True)
+        fb = forward_backward_times(model, images, clean, args.repeats, device)
+        runs = {p: attack_outcome(model, images, clean, args.steps, p, device) for p in ("fp32", "bf16")}
+        ratio = runs["bf16"]["step"] / runs["fp32"]["step"]
+        timing_rows.append((name, f"{fb['fp32']:.3f}", f"{fb['bf16']:.3f}", f"{fb['bf16'] / fb['fp32']:.3f}",
+                            f"{runs['fp32']['step']:.3f}", f"{runs['bf16']['step']:.3f}", f"{ratio:.3f}",
+                            f"{runs['fp32']['total']:.1f}", f"{runs['bf16']['total']:.1f}",
+                            "ok" if ratio <= RATIO_TARGET else "MISSED"))
+        if ratio > RATIO_TARGET:
+            missed.append(f"{name}: SA² step ratio {ratio:.3f} > {RATIO_TARGET}")
+        deltas = {k: abs(runs["bf16"][k] - runs["fp32"][k]) for k in ("dice", "flip", "ssim")}
+        for key, delta in deltas.items():
+            if delta > AGREEMENT:
+                missed.append(f"{name}: {key} differs by {delta:.4f} > {AGREEMENT}")
+        outcome_rows.append((name, *(f"{runs[p][k]:.4f}" for k in ("dice", "flip", "ssim") for p in ("fp32", "bf16")),
+                             f"{max(deltas.values()):.4f}",
+                             "ok" if max(deltas.values()) <= AGREEMENT else "MISSED"))
+        del model
+    print(f"Time in seconds (fwd+bwd: median of {args.repeats}, interleaved; SA² step: median over steps 2…"
+          f"{args.steps} of one attack each; target bf16/fp32 step ≤ {RATIO_TARGET})")
+    print_table(("model", "fwd+bwd fp32", "fwd+bwd bf16", "ratio", "SA² step fp32", "SA² step bf16", "ratio",
+                 "attack fp32", "attack bf16", "target"), timing_rows)
+    print(f"\nOutcome of the {args.steps}-step SA² (clean vs adversarial prediction, both predicted in fp32; "
+          f"target |bf16 − fp32| ≤ {AGREEMENT})")
+    print_table(("model", "Dice fp32", "Dice bf16", "flip fp32", "flip bf16", "SSIM fp32", "SSIM bf16", "max |Δ|",
+                 "target"), outcome_rows)
+    if missed:
+        print("\nMISSED: " + "; ".join(missed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
