@@ -128,13 +128,15 @@ class Precision:
         return {"precision": self.requested, "precision_used": self.name}
 
 
-def resolve_precision(precision: str | Precision = "auto", device: torch.device | str = "cpu") -> Precision:
+def resolve_precision(precision: str | Precision = "auto", device: torch.device | str = "cpu", *,
+                      name: str = "precision") -> Precision:
     """Resolve ``precision`` for ``device``.
 
     Args:
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (case-insensitive), or an already resolved
             :class:`Precision` (returned as is when it was resolved for the same device type).
         device: where the model runs.
+        name: the setting's name in error messages (``"--precision"`` on the command line).
 
     Returns:
         The resolved :class:`Precision`.
@@ -151,25 +153,25 @@ def resolve_precision(precision: str | Precision = "auto", device: torch.device 
     device_type = torch.device(device).type
     if isinstance(precision, Precision):
         if precision.device_type != device_type:
-            raise ValueError(f"precision must be resolved for the model's device ({device_type}), got one resolved "
+            raise ValueError(f"{name} must be resolved for the model's device ({device_type}), got one resolved "
                              f"for {precision.device_type}.")
         return precision
-    requested = check_precision(precision)
+    requested = check_precision(precision, name)
     if device_type == "cuda":
         bf16_ok = torch.cuda.is_bf16_supported()
         if requested == "auto":
             return Precision(requested, "bf16" if bf16_ok else "fp32", device_type,
                              "CUDA GPU with bf16" if bf16_ok else "CUDA GPU without bf16")
         if requested == "bf16" and not bf16_ok:
-            raise ValueError("precision must be 'auto', 'fp32' or 'fp16' on this CUDA GPU (it has no bf16), "
-                             "got 'bf16'.")
+            raise ValueError(f"{name} must be 'auto', 'fp32' or 'fp16' on this CUDA GPU (it has no bf16), "
+                             f"got 'bf16'.")
         return Precision(requested, requested, device_type, "asked for")
     if requested == "fp16":
-        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16' on {device_type} (fp16 runs on CUDA GPUs "
+        raise ValueError(f"{name} must be 'auto', 'fp32' or 'bf16' on {device_type} (fp16 runs on CUDA GPUs "
                          f"only), got 'fp16'.")
     if device_type != "cpu":
         if requested == "bf16":
-            raise ValueError(f"precision must be 'auto' or 'fp32' on {device_type}, got 'bf16'.")
+            raise ValueError(f"{name} must be 'auto' or 'fp32' on {device_type}, got 'bf16'.")
         return Precision(requested, "fp32", device_type, f"{device_type}: fp32 only")
     features = cpu_bf16_features()
     if requested == "auto":
@@ -177,6 +179,6 @@ def resolve_precision(precision: str | Precision = "auto", device: torch.device 
             return Precision(requested, "bf16", device_type, f"CPU with native bf16 ({', '.join(features)})")
         return Precision(requested, "fp32", device_type, "CPU without native bf16 (no AMX or AVX512-BF16)")
     if requested == "bf16" and not features:
-        warnings.warn("precision 'bf16' on a CPU without AMX or AVX512-BF16 is emulated and slower than fp32.",
+        warnings.warn(f"{name} 'bf16' on a CPU without AMX or AVX512-BF16 is emulated and slower than fp32.",
                       UserWarning, stacklevel=2)
     return Precision(requested, requested, device_type, "asked for")

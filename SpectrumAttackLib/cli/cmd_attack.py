@@ -138,7 +138,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
         raise ValueError("--save_adv_images_dir must be a folder for the results (or give --debugging), got None.")
     entries = load_split(args)
     device = ctx.device
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, name="--precision")
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; write the results and print the summary. Returns 0."""
     from SpectrumAttackLib.io.volumes import read_volume, write_volume
     from SpectrumAttackLib.models.catalogue import ClassInfo, Preprocessing
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.figure import write_case_report
     from SpectrumAttackLib.report.jsonable import dump_json
     from SpectrumAttackLib.report.manifest import write_manifest
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     image = read_volume(entry["image"])
     labels = read_volume(entry["label"]).array if entry.get("label") else None
     device = resolve_device(args.device)
+    resolve_precision(args.precision, device, name="--precision")  # refuses e.g. fp16 on a CPU before any work
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     own = loaded.entry.preprocessing

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     folder = find_adv_dir(args)
     entries = load_split(args)
     device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, name="--precision")
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, _ = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])

@@ -187,6 +187,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.data.transforms import eval_transforms, train_transforms
     from SpectrumAttackLib.distributed import distributed_sampler, on_main, wrap_model
     from SpectrumAttackLib.models import build_model
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.progress import progress_bar
     from SpectrumAttackLib.training.config import TrainConfig
     from SpectrumAttackLib.training.loop import train
@@ -195,13 +196,14 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     if args.adv_training_mode:
         used |= {"attack_name", *ATTACK_FLAGS}
     warn_ignored_flags(args, used, "train")
+    precision = resolve_precision(training_precision(args), ctx.device, name="--precision").requested
     attack_name, attack_params = _attack(args)
     architecture, num_classes, build_kwargs, pretrained = _model_spec(args)
     folder = on_main(lambda: _run_dir(args, attack_name, attack_params), ctx)  # rank 0 checks and clears it
     config = TrainConfig(
         max_epochs=args.max_epochs, val_every=args.val_every, batch_size=args.batch_size,
         optim_name=args.optim_name, optim_lr=args.optim_lr, reg_weight=args.reg_weight, momentum=args.momentum,
-        lrschedule=args.lrschedule, warmup_epochs=args.warmup_epochs, precision=training_precision(args),
+        lrschedule=args.lrschedule, warmup_epochs=args.warmup_epochs, precision=precision,
         save_checkpoint=args.save_checkpoint and folder is not None, save_model_dir=folder,
         resume=args.resume, resume_latest=args.resume_latest, resume_best=args.resume_best,
         resume_but_restart=args.resume_but_restart, adv_training_mode=args.adv_training_mode,

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     model_names = [_label(item, used) for item in args.models]
     entries = load_split(args)
     device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, name="--precision")
     models = [model_from_args(args, device, *parse_model_item(item)) for item in args.models]
     class_counts = {m.entry.num_classes for m in models}
     if len(class_counts) != 1:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from cli_helpers import BLOB_AFFINE
 
+from SpectrumAttackLib.precision import resolve_precision
+
 SAA = "--attack_name saa --rho 0.5 --steps 10 --block_size 8 8 8 --lambda_dice 1"
 SAA_DIR = "saa_rho0.5_steps10_block8x8x8_ld1"
 
@@ -80,6 +82,11 @@ def test_manifest_records_the_attack_and_flags(attack_run) -> None:
     assert manifest["extra"]["attack"]["rho"] == 0.5
     assert manifest["extra"]["attack"]["block_size"] == [8, 8, 8]
     assert len(manifest["weights_sha256"]) == 64
+    used = resolve_precision("auto", "cpu").name  # the default, resolved on this machine
+    assert manifest["extra"]["precision"] == "auto" and manifest["extra"]["precision_used"] == used
+    assert manifest["extra"]["attack"]["precision"] == "auto"
+    metrics = json.loads((attack_run / SAA_DIR / "metrics.json").read_text())
+    assert metrics["mean"]["precision_used"] == used
 
 
 def test_evaluate_reproduces_the_attack_metrics(attack_run, blob_data, run_cli, tmp_path) -> None:

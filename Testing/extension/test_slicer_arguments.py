@@ -75,6 +75,8 @@ def test_unknown_names_are_refused_even_when_lenient() -> None:
     ({"seed": -1}, "seed must be an integer in"),
     ({"numClasses": "many"}, "numClasses must be an integer"),
     ({"device": "gpu"}, "device must be one of"),
+    ({"precision": "fp64"}, "precision must be one of 'auto', 'fp32', 'bf16', 'fp16'"),
+    ({"lambdaDice": 0.1, "seed": 0, "precision": 3}, "precision must be one of"),
     ({"attack": "saa3d"}, "attack must be one of"),
     ({"model": ""}, "model must be a catalogue name"),
     ({"seed_value": 1}, "parameter seed_value"),
@@ -95,7 +97,8 @@ def test_none_values_are_ignored_and_architecture_kept() -> None:
 
 @pytest.mark.parametrize("attack", ["saa", "vafa-3d", "pgd", "gn", "saa-2d"])
 def test_cli_parameters_round_trip_through_the_cli_parser(cli_script: Any, attack: str) -> None:
-    arguments = _arguments(attack, **GUI_VALUES, seed=3, device="cpu")
+    arguments = _arguments(attack, **GUI_VALUES, seed=3, device="cpu", precision="fp32")
+    assert arguments.precision == "fp32" and arguments.cli_parameters()["precision"] == "fp32"
     argv = []
     for key, value in arguments.cli_parameters().items():
         if isinstance(value, bool):

@@ -56,7 +56,7 @@ def test_cli_runs_as_slicer_runs_it(scene: Any, ct_node: Any, sample_ct: dict, t
         "--model", str(tiny_torchscript), "--architecture", "none", "--numClasses", "0", "--attack", "saa",
         "--steps", "2", "--rho", "0.2", "--blockSize", "8,8,8", "--lambdaDice", "0.01", "--useSsimLoss",
         "--lambdaSsim", "1.0", "--freqBand", "all", "--qMax", "20", "--vafaVariant", "code", "--eps", "4",
-        "--alpha", "0.01", "--std", "4", "--device", "cpu", "--seed", "0",
+        "--alpha", "0.01", "--std", "4", "--device", "cpu", "--precision", "fp32", "--seed", "0",
         str(tmp_path / "input.nrrd"), str(out["output"]),
     ], tmp_path)
     assert completed.returncode == 0, completed.stderr
@@ -86,6 +86,7 @@ def test_cli_runs_as_slicer_runs_it(scene: Any, ct_node: Any, sample_ct: dict, t
                                ijk_array(ct_node) + ijk_array(outputs["perturbation"]), atol=1e-3)
     result = import_cli_outputs(scene, ct_node, outputs, tmp_path / "metrics.json", "saa")
     assert result.metrics["reference"] == "labels"
+    assert result.metrics["precision_used"] == "fp32" and result.attackConfig["precision"] == "fp32"
     assert float(returned["adversarialDice"]) == pytest.approx(result.metrics["adversarial"]["dice"], abs=1e-9)
     segmentation = result.cleanSegmentation.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [

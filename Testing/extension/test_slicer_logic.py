@@ -69,8 +69,12 @@ def test_saa_run_adds_results_and_leaves_the_input_alone(module: Any, scene: Any
 
 
 def test_pgd_perturbation_stays_within_epsilon(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any) -> None:
-    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack="pgd",
+    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack="pgd", precision="fp32",
                                               params={"steps": 2, "eps": 8, "alpha": 0.02}, showResult=False)
+    # the precision the run used is in the metrics, the attack configuration and on the table node
+    assert (result.metrics["precision"], result.metrics["precision_used"]) == ("fp32", "fp32")
+    assert result.attackConfig["precision_used"] == "fp32"
+    assert result.metricsTable.GetAttribute("SpectrumAttack.precision_used") == "fp32"
     pre = tiny_loaded.entry.preprocessing
     bound_hu = 8 / 255 * (pre.a_max - pre.a_min) / (pre.b_max - pre.b_min)
     perturbation = ijk_array(result.perturbationVolume)
@@ -257,6 +261,9 @@ def test_checkpoint_with_another_class_count_is_refused(module: Any, scene: Any,
     ({"params": {"seed": 3}}, "seed"),
     ({"params": {"steps": "many"}}, "steps"),
     ({"device": "tpu"}, "device"),
+    ({"precision": "double"}, "precision must be one of"),
+    ({"precision": "fp16"}, "precision must be 'auto', 'fp32' or 'bf16' on cpu"),
+    ({"params": {"precision": "fp32"}}, "pass precision as"),
     ({"wait": False}, "wait"),
 ])
 def test_bad_settings_name_the_parameter(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any,

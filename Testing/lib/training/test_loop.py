@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import math
+import warnings
 
 import pytest
 import torch
 from monai.data import DataLoader, Dataset
 from monai.transforms import Compose, RandFlipd, RandSpatialCropd
 
+from SpectrumAttackLib.precision import resolve_precision
 from SpectrumAttackLib.training.config import TrainConfig
 from SpectrumAttackLib.training.loop import train
 from SpectrumAttackLib.training.validation import validate
@@ -52,6 +55,8 @@ def test_checkpoints_and_log(tmp_path, val_cases, loader, make_model):
     assert {"state_dict", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "best_epoch", "config",
             "seed"} <= set(latest)
     assert latest["epoch"] == 2 and latest["seed"] == 3 and latest["config"]["max_epochs"] == 2
+    assert latest["config"]["precision"] == "auto"
+    assert latest["precision_used"] == resolve_precision("auto", "cpu").name
     for key, value in model.state_dict().items():
         assert torch.equal(latest["state_dict"][key], value)
     best = torch.load(tmp_path / "model_best.pt", weights_only=True)
@@ -154,11 +159,28 @@ def test_vaft_logs_all_terms(tmp_path, val_cases, loader, make_model):
         ({"infer_overlap": 1.0}, "infer_overlap"),
         ({"optim_name": "lbfgs"}, "optim_name"),
         ({"lrschedule": "poly"}, "lrschedule"),
+        ({"precision": "half"}, "precision must be one of 'auto', 'fp32', 'bf16', 'fp16'"),
+        ({"attack_params": {"precision": "fp32"}}, "attack_params must not contain 'precision'"),
     ],
 )
 def test_bad_settings(overrides, parameter):
     with pytest.raises(ValueError, match=parameter):
         TrainConfig(**overrides)
+
+
+def test_bf16_training_records_its_precision_and_fp16_needs_cuda(tmp_path, val_cases, loader, make_model):
+    with pytest.raises(ValueError, match="fp16 runs on CUDA GPUs only"):
+        train(make_model(), loader(), val_cases, _config(precision="fp16"), device="cpu")
+    config = _config(tmp_path, max_epochs=1, precision="bf16", adv_training_mode=True, freq_reg_mode=True,
+                     attack_name="pgd", attack_params={"eps": 8, "steps": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 on a CPU without it is emulated, and says so
+        record = train(make_model(), loader(), val_cases, config, device="cpu").history[0]
+    assert math.isfinite(record.loss) and record.loss_freq > 0 and 0 <= record.val_dice <= 1
+    latest = torch.load(tmp_path / "model_latest.pt", weights_only=True)
+    assert latest["precision_used"] == "bf16" and latest["config"]["precision"] == "bf16"
+    assert latest["scaler"] == {}  # no loss scaling for bf16 (fp16 on CUDA only)
+    assert all(v.dtype == torch.float32 for v in latest["state_dict"].values() if v.is_floating_point())
 
 
 def test_empty_loader(val_cases, make_model):
