@@ -33,6 +33,7 @@ lint: venv
 
 bench: venv
 	$(PY) bench/attack_cost.py
+	$(PY) bench/precision_cost.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
