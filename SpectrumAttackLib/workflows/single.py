@@ -57,7 +57,8 @@ class SingleVolumeResult:
             ``"seconds"`` (the attack's wall-clock time), ``"precision"`` (as asked) and ``"precision_used"``
             (what the model passes ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"``).
         classes: ``[{"id", "name", "rgb"}, ...]`` of the model, background first.
-        attack_config: the attack's parameters, the whole-volume settings, the model and its preprocessing.
+        attack_config: the attack's parameters, the whole-volume settings, the model and its preprocessing, and the
+            precision (``precision`` asked for, ``precision_used``).
         seconds: wall-clock time of the whole workflow.
         model_grid: model-grid tensors for reports, on the CPU: ``clean`` and ``adversarial`` images
             ``[1, 1, H, W, D]`` in [0, 1] (``adversarial`` = the preprocessed ``adversarial`` above),
@@ -276,7 +277,8 @@ def attack_single_volume(
         seg_adv=from_model_grid(seg_adv[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
         metrics=metrics,
         classes=classes,
-        attack_config=_attack_config(result.config, entry, prep, mapping, attack_mode, overlap, device_used),
+        attack_config=_attack_config({**result.config, **precision_used.as_record()}, entry, prep, mapping,
+                                     attack_mode, overlap, device_used),
         seconds=seconds,
         model_grid={
             "clean": images.cpu(), "adversarial": adv_images.cpu(), "attack_output": result.adversarial.cpu(),

@@ -109,8 +109,11 @@ def test_sliding_window_mode_without_reference_labels(loaded):
 def test_spectral_attack_runs_through_the_workflow(loaded):
     hu, labels, affine = phantom_ct(5)
     params = {"steps": 2, "rho": 0.4, "block_size": 8, "lambda_dice": 1.0}
-    result = run((hu, affine), loaded, attack="saa", params=params, reference_labels=labels, seed=7)
+    result = run((hu, affine), loaded, attack="saa", params=params, reference_labels=labels, seed=7,
+                 precision="fp32")
     assert result.attack_config["attack"] == "saa" and result.attack_config["seed"] == 7
+    assert result.attack_config["precision"] == result.metrics["precision"] == "fp32"
+    assert result.attack_config["precision_used"] == result.metrics["precision_used"] == "fp32"
     assert float(np.abs(result.perturbation).max()) > 1.0
     assert result.metrics["adversarial"]["dice"] < result.metrics["clean"]["dice"]
 
@@ -143,6 +146,9 @@ def test_cancel_raises_and_leaves_the_model_alone(loaded):
     ({"attack_mode": "windows"}, "attack_mode"),
     ({"overlap": 1.0}, "overlap"),
     ({"metrics_preset": "fancy"}, "metrics_preset"),
+    ({"precision": "int8"}, "precision must be one of"),
+    ({"precision": "fp16"}, "precision must be 'auto', 'fp32' or 'bf16' on cpu"),
+    ({"params": {"precision": "fp32"}}, r"params\['precision'\] must equal precision"),
 ])
 def test_bad_input_is_named(loaded, change, name):
     hu, _, affine = phantom_ct(5)
