@@ -57,14 +57,14 @@ def test_rows_are_well_formed_and_names_unique() -> None:
 def test_which_attacks_take_a_row_matches_the_constructors(attack: str) -> None:
     accepted = attacks.attack_parameters(attack)
     assert {p.engine for p in parameters_of(attack)} == {p.engine for p in ATTACK_PARAMETERS} & set(accepted)
-    assert "seed" in accepted  # the general setting every attack takes
+    assert "seed" in accepted and "precision" in accepted  # the general settings every attack takes
     assert getattr(attacks.attack_class(attack), "ndim", 3) == attack_ndim(attack)
 
 
 @pytest.mark.parametrize("attack", attacks.available())
 def test_one_default_the_constructors_use_it(attack: str) -> None:
     accepted = attacks.attack_parameters(attack)
-    for row in (*parameters_of(attack), by_engine("seed")):
+    for row in (*parameters_of(attack), by_engine("seed"), by_engine("precision")):
         assert accepted[row.engine] == _engine_default(row, attack), (attack, row.engine)
 
 
