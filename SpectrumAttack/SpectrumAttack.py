@@ -219,6 +219,8 @@ if APPLICATION:
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
         def cleanup(self) -> None:
+            if self._job is not None:  # module unloaded or application closing: stop the run, add nothing
+                self._job.cancel()
             self.removeObservers()
 
         def enter(self) -> None:
@@ -233,6 +235,8 @@ if APPLICATION:
                 self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
         def onSceneStartClose(self, caller: Any, event: Any) -> None:
+            if self._job is not None:  # results of the closing scene must not land in the next one
+                self._job.cancel()
             self.setParameterNode(None)
 
         def onSceneEndClose(self, caller: Any, event: Any) -> None:
@@ -300,8 +304,11 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelling...")
                 return
             with slicer.util.tryWithErrorDisplay(_("Failed to start the attack."), waitCursor=True):
-                self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
-                                                            onFinished=self._onFinished)
+                try:
+                    self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
+                                                                onFinished=self._onFinished)
+                finally:  # the dependency step may have installed PyTorch
+                    self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
                 self.ui.applyButton.text = _("Cancel")
                 self.ui.progressBar.value = 0
                 self.ui.progressBar.visible = True
@@ -326,7 +333,10 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelled; no nodes were added.")
             else:
                 self.ui.statusLabel.text = _("Failed.")
-                slicer.util.errorDisplay(_("The attack failed:\n{error}").format(error=error))
+                lines = [line for line in (error or "").splitlines() if line.strip()]
+                cause = lines[-1] if lines else _("unknown error")  # the CLI's one-line error comes last
+                slicer.util.errorDisplay(_("The attack failed: {cause}").format(cause=cause),
+                                         detailedText=error or "")
 
 
 def _fmt(value: Any) -> str:
@@ -474,10 +484,14 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
 
         def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
             self._job = None
-            if result is not None and showResult:
-                show_side_by_side(inputVolume, result)
-            if onFinished is not None:
-                onFinished(result, error)
+            try:
+                if result is not None and showResult:
+                    show_side_by_side(inputVolume, result)
+            except Exception:  # a layout problem must not keep the caller waiting (the button on "Cancel")
+                logging.exception("SpectrumAttack: showing the result failed")
+            finally:
+                if onFinished is not None:
+                    onFinished(result, error)
 
         self._job = CLIJob(scene, inputVolume, cliParameters, reference, cliParameters["attack"], onProgress,
                            finished)
@@ -576,6 +590,12 @@ class SpectrumAttackTest(_TestBase):
     def runTest(self) -> None:
         self.setUp()
         self.test_bad_inputs()
+        if importlib.util.find_spec("torch") is None:  # never install gigabytes on a test machine
+            reason = "PyTorch is not installed: the attack tests are skipped (install it with PyTorch Utils)."
+            if APPLICATION:
+                self._message(reason)
+                return
+            self.skipTest(reason)
         self.setUp()
         self.test_attack_adds_results()
         self.setUp()

@@ -161,6 +161,7 @@ def _segment_class_ids(segmentation_node: object, classes: Sequence[dict[str, An
 def _segmentation_to_labels(scene: object, segmentation_node: object, input_volume: object,
                             classes: Sequence[dict[str, Any]]) -> np.ndarray:
     mapping = _segment_class_ids(segmentation_node, classes)
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("reference labels"))
     try:
         ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
@@ -168,8 +169,9 @@ def _segmentation_to_labels(scene: object, segmentation_node: object, input_volu
         if not ok:
             raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()!r} onto the input volume.")
         exported = np.array(array_ijk(labelmap))
-    finally:
-        remove_nodes(scene, [labelmap])
+    finally:  # the labelmap and what the export added for it (its "<name>_ColorTable" node, display nodes)
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        remove_nodes(scene, [labelmap, *(n for n in added if n.GetID() not in before)])
     # The export numbers the listed segments 1..N in order; map those numbers to class ids.
     lookup = np.zeros(len(mapping) + 1, dtype=np.int16)
     lookup[1:] = list(mapping.values())
