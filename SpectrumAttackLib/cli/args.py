@@ -149,8 +149,8 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--metrics_preset", str, "paper", None, "'paper' (Dice incl. background, HD95 in voxels, as the reference) "
                                              "or 'clinical' (foreground Dice, HD95 in mm)"),
     ("--q_min", float, None, None, "VAFA lower bound of the quantisation table (reference: 5, hard-coded)"),
-    ("--beta", float, 0.1, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
-    ("--vafa_variant", str, "code", None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
+    ("--beta", float, None, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
+    ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
     ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
     ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
@@ -270,8 +270,9 @@ def attack_params_from_args(
 
     Only parameters the attack's constructor takes are passed (``attacks.attack_parameters``); every other
     attack flag that was given (differs from its default) is named in one ``UserWarning`` ("flag --alpha has
-    no effect with attack 'saa'"). ``--q_min`` (default ``None``) is passed only when given, so that VAFA's
-    variant picks it otherwise.
+    no effect with attack 'saa'"). Our flags whose default is ``None`` (``--q_min``, ``--beta``,
+    ``--vafa_variant``) are passed only when given, so the attack's own default (the table's,
+    ``attacks.parameters``) applies otherwise and run-folder names keep their form.
 
     Units: ``eps`` and ``std`` stay on the 0–255 scale (the attack divides by 255 once); ``alpha`` as given;
     ``block_size`` fitted to the attack by ``attacks.parameters.fit_block_size`` (the seed default 8 8 8 becomes
