@@ -2,13 +2,16 @@
 """SpectrumAttack CLI module: attack one volume (or a folder of volumes) and write the results.
 
 Slicer runs it in the background for the SpectrumAttack module (``slicer.cli.run``), with the parameters of
-``SpectrumAttackCLI.xml``: positional input and output volumes (temporary NRRD files), flagged label images, the
-attack settings and ``--returnparameterfile`` for the output scalars. Progress goes to stdout as
-``<filter-progress>`` lines (fraction 0–1) plus one ``SpectrumAttack step <done>/<total> <stage>`` line per report,
-which the module reads for its step counter and ETA. It also runs outside Slicer::
+``SpectrumAttackCLI.xml``: input and output volumes (temporary NRRD files), label images, the attack settings and
+``--returnparameterfile`` for the output scalars. Every image is a flagged parameter, so the CLI panel may leave
+the volumes empty and run a batch on two folders instead (Slicer emits a flagged image only when a node is set).
+Progress goes to stdout as ``<filter-progress>`` lines (fraction 0–1) plus one
+``SpectrumAttack step <done>/<total> <stage>`` line per report, which the module reads for its step counter and
+ETA. It also runs outside Slicer::
 
-    python SpectrumAttackCLI/SpectrumAttackCLI.py ct.nrrd adversarial.nrrd --model unet-btcv-3mm --attack saa \\
-        --steps 20 --rho 0.2 --blockSize 32,32,32 --cleanLabel clean.nrrd --adversarialLabel adv.nrrd
+    python SpectrumAttackCLI/SpectrumAttackCLI.py --inputVolume ct.nrrd --outputVolume adversarial.nrrd \\
+        --model unet-btcv-3mm --attack saa --steps 20 --rho 0.2 --blockSize 32,32,32 --cleanLabel clean.nrrd \\
+        --adversarialLabel adv.nrrd
     python SpectrumAttackCLI/SpectrumAttackCLI.py --inputDirectory cts/ --outputDirectory attacked/ --attack pgd
 
 Every output file is written under a temporary name and renamed, so a killed run (Cancel) leaves no partial file.
@@ -57,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="SpectrumAttackCLI", description=__doc__.splitlines()[0])
     parser.add_argument("--xml", action="store_true", help="print the SlicerExecutionModel descriptor and exit")
     parser.add_argument("--returnparameterfile", help="file receiving the output scalars (written by Slicer's CLI)")
-    parser.add_argument("inputVolume", nargs="?", help="volume to attack (.nrrd, .nii, .nii.gz)")
-    parser.add_argument("outputVolume", nargs="?", help="adversarial volume to write")
+    parser.add_argument("--inputVolume", help="volume to attack (.nrrd, .nii, .nii.gz)")
+    parser.add_argument("--outputVolume", help="adversarial volume to write")
     parser.add_argument("--referenceLabel", help="ground-truth class ids on the input's grid")
     parser.add_argument("--cleanLabel", help="clean prediction to write")
     parser.add_argument("--adversarialLabel", help="adversarial prediction to write")
@@ -192,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     batch = bool(args.inputDirectory or args.outputDirectory)
     if batch and not (args.inputDirectory and args.outputDirectory):
         parser.error("--inputDirectory and --outputDirectory go together (batch mode).")
+    if batch and (args.inputVolume or args.outputVolume):
+        parser.error("give --inputVolume and --outputVolume (one volume) or --inputDirectory and --outputDirectory "
+                     "(batch mode), not both.")
     if not batch and not (args.inputVolume and args.outputVolume):
-        parser.error("inputVolume and outputVolume are required (or --inputDirectory and --outputDirectory).")
+        parser.error("--inputVolume and --outputVolume are required (or --inputDirectory and --outputDirectory).")
     _import_paths()
     from SpectrumAttackAdapter.arguments import engine_arguments
 
