@@ -26,6 +26,7 @@ __all__ = [
     "read_requirements",
     "torch_constraints",
     "torch_summary",
+    "torch_too_old",
 ]
 
 #: Minimum PyTorch version of the engine (asked from the PyTorch extension).
@@ -106,11 +107,17 @@ def torch_constraints(installed: dict[str, str | None] | None = None) -> list[st
     return [f"{name}=={version}" for name, version in versions.items() if version]
 
 
-def _check_torch_version() -> None:
-    from packaging.specifiers import SpecifierSet
+def torch_too_old(version: str) -> bool:
+    """Whether a torch version (``"2.4.1+cu121"``) is below :data:`TORCH_REQUIREMENT` (no ``packaging`` needed:
+    Slicer 5.10 does not ship it)."""
+    minimum = tuple(int(part) for part in TORCH_REQUIREMENT.lstrip(">=").split("."))
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[: len(minimum)])
+    return numbers < minimum
 
+
+def _check_torch_version() -> None:
     version = _installed("torch")
-    if version is not None and not SpecifierSet(TORCH_REQUIREMENT).contains(version.split("+")[0]):
+    if version is not None and torch_too_old(version):
         raise RuntimeError(f"SpectrumAttack needs PyTorch {TORCH_REQUIREMENT}, found {version}. Update it in "
                            "PyTorch Utils (Utilities > PyTorch Utils), restart Slicer, then press Apply again.")
 
