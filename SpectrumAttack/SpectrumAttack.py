@@ -219,9 +219,19 @@ if APPLICATION:
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
         def cleanup(self) -> None:
-            if self._job is not None:  # module unloaded or application closing: stop the run, add nothing
-                self._job.cancel()
+            self._stopJob()  # module unloaded or application closing: stop the run, add nothing
             self.removeObservers()
+
+        def _stopJob(self) -> None:
+            """Cancel a running job for good (scene close, cleanup): its nodes are removed, nothing is imported,
+            and the panel is ready again at once (the job's late "cancelled" report changes nothing)."""
+            if self._job is None:
+                return
+            job, self._job = self._job, None
+            job.cancel()
+            self.ui.applyButton.text = _("Apply")
+            self.ui.progressBar.visible = False
+            self.ui.statusLabel.text = _("Cancelled; no nodes were added.")
 
         def enter(self) -> None:
             self.initializeParameterNode()
@@ -235,8 +245,7 @@ if APPLICATION:
                 self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
         def onSceneStartClose(self, caller: Any, event: Any) -> None:
-            if self._job is not None:  # results of the closing scene must not land in the next one
-                self._job.cancel()
+            self._stopJob()  # results of the closing scene must not land in the next one
             self.setParameterNode(None)
 
         def onSceneEndClose(self, caller: Any, event: Any) -> None:
@@ -283,6 +292,8 @@ if APPLICATION:
 
         def _onParameterNodeModified(self, caller: Any = None, event: Any = None) -> None:
             p = self._parameterNode
+            if p is None:  # between scene close and the next scene
+                return
             if self.ui.modelSelector.currentText != p.model or self.ui.modelSelector.count == 0:
                 self._showModelList()
             self.ui.userModelWidget.visible = p.model == USER_MODEL
@@ -304,9 +315,23 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelling...")
                 return
             with slicer.util.tryWithErrorDisplay(_("Failed to start the attack."), waitCursor=True):
+                started: list[Any] = []
+
+                def current() -> bool:  # a job stopped by _stopJob reports to nobody
+                    return bool(started) and started[0] is self._job
+
+                def progress(report: Any) -> None:
+                    if current():
+                        self._onProgress(report)
+
+                def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
+                    if current():
+                        self._onFinished(result, error)
+
                 try:
-                    self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
-                                                                onFinished=self._onFinished)
+                    self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=progress,
+                                                                onFinished=finished)
+                    started.append(self._job)
                 finally:  # the dependency step may have installed PyTorch
                     self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
                 self.ui.applyButton.text = _("Cancel")
