@@ -111,6 +111,10 @@ def _bad_attack(inputs: Inputs) -> None:
     inputs.params = {"eps": -1.0}
 
 
+def _blocks_beyond_the_tile(inputs: Inputs) -> None:
+    inputs.attack, inputs.params = "saa", {"steps": 1, "block_size": (32, 32, 32)}  # the ROI (tile) is 16³
+
+
 def _unwritable(inputs: Inputs) -> None:
     blocker = inputs.root / "out" / "a_file"
     blocker.parent.mkdir()
@@ -139,6 +143,7 @@ CASES: dict[str, Case] = {
     "label-non-integer": Case("integer class", EVERY, _labels(_label_value(0.5, np.float32))),
     "label-other-shape": Case("shape", FILES, _labels(np.zeros((10, 10, 10), np.uint8))),
     "bad-attack-parameter": Case("eps must", EVERY, _bad_attack),
+    "blocks-beyond-the-tile": Case("block_size must not exceed the model's ROI", EVERY, _blocks_beyond_the_tile),
     "model-channel-mismatch": Case("channels", EVERY, _mismatched_model),
     "unsafe-bundle": Case("--trust_model_code", EVERY, _unsafe_model),
     "unwritable-output": Case("writable", WRITERS, _unwritable),
@@ -173,8 +178,16 @@ class Outcome:
         return str(self.error) if self.error is not None else (self.stderr[0] if self.stderr else "")
 
 
-def _flags(params: dict[str, Any]) -> list[str]:
-    return [part for key, value in params.items() for part in (f"--{key}", str(value))]
+def _flags(params: dict[str, Any], slicer_cli: bool = False) -> list[str]:
+    """Attack parameters as flags: ``--block_size 32 32 32`` for spectrum-attack, ``--blockSize 32,32,32`` for the
+    Slicer CLI module (the other parameters used here are spelled alike)."""
+    flags = []
+    for key, value in params.items():
+        if isinstance(value, tuple):
+            flags += ["--blockSize", ",".join(map(str, value))] if slicer_cli else [f"--{key}", *map(str, value)]
+        else:
+            flags += [f"--{key}", str(value)]
+    return flags
 
 
 def run_spectrum_attack(inputs: Inputs, capsys: pytest.CaptureFixture, single: bool) -> Outcome:
@@ -195,7 +208,8 @@ def _cli_module() -> Any:
 
 
 def slicer_cli_argv(inputs: Inputs) -> list[str]:
-    argv = ["--model", str(inputs.model), "--attack", inputs.attack, "--device", "cpu", *_flags(inputs.params)]
+    argv = ["--model", str(inputs.model), "--attack", inputs.attack, "--device", "cpu",
+            *_flags(inputs.params, slicer_cli=True)]
     if inputs.batch:
         return [*argv, "--inputDirectory", str(inputs.image.parent), "--outputDirectory", str(inputs.output)]
     if inputs.label is not None:
