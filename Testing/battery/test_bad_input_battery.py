@@ -443,3 +443,16 @@ def test_interrupted_slicer_cli_leaves_nothing(signum: int, good_model: Path, tm
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines() == ["SpectrumAttackCLI: interrupted; no output was written"]
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("stated", [2, 5])
+def test_probe_refuses_a_channel_mismatch_either_way(stated: int) -> None:
+    """More classes stated than the network outputs (metrics silently wrong) and fewer (a late crash), both refused
+    by one forward before any attack."""
+    from SpectrumAttackLib.models import build_model
+    from SpectrumAttackLib.pipeline.probe import probe_model
+
+    net = build_model("unet", NUM_CLASSES, channels=(4, 8), strides=(2,), num_res_units=0).eval()
+    probe_model(net, NUM_CLASSES, (16, 16, 16))
+    with pytest.raises(ValueError, match=f"must output {stated} channels.*got {NUM_CLASSES}"):
+        probe_model(net, stated, (16, 16, 16))
