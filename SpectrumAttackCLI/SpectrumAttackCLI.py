@@ -14,7 +14,8 @@ which the module reads for its step counter and ETA. It also runs outside Slicer
 Every input is checked with the engine's checks (:mod:`SpectrumAttackLib.pipeline.validate`) and every output path
 before the attack starts; all outputs (volumes, metrics, ``--returnparameterfile``; in batch mode the whole folder)
 are staged and moved into place together once the run succeeds (:mod:`SpectrumAttackLib.pipeline.staging`), so a
-failed, interrupted (Ctrl+C, SIGTERM) or cancelled run leaves no output behind. Exit codes: 0 success, 1 error
+failed or interrupted (Ctrl+C, SIGTERM) run leaves no output behind; a run killed outright (SIGKILL) leaves
+no output file either, only a hidden ``.spectrumattack.partial-*`` folder beside them. Exit codes: 0 success, 1 error
 (one line ``SpectrumAttackCLI: error: <message>`` on stderr, no traceback), 2 bad command line, 130 interrupted.
 In batch mode a folder that already holds results is refused, and a bad file is named in the message.
 """
