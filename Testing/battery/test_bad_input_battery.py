@@ -456,3 +456,20 @@ def test_probe_refuses_a_channel_mismatch_either_way(stated: int) -> None:
     probe_model(net, NUM_CLASSES, (16, 16, 16))
     with pytest.raises(ValueError, match=f"must output {stated} channels.*got {NUM_CLASSES}"):
         probe_model(net, stated, (16, 16, 16))
+
+
+def test_prepared_case_runs_several_attacks_on_one_clean_prediction(good_model: Path, tmp_path: Path) -> None:
+    """The per-cell entry point: files in, the clean prediction made once, each attack equal to a one-shot run."""
+    from SpectrumAttackLib.workflows.single import attack_single_volume, prepare_case
+
+    inputs = make_inputs(tmp_path, good_model)
+    case = prepare_case(inputs.image, model=good_model, reference_labels=inputs.label, device="cpu")
+    clean = case.seg_clean
+    fgsm = case.attack("fgsm", {"eps": 8}, seed=3)
+    pgd = case.attack("pgd", {"eps": 8, "steps": 2}, seed=3)
+    assert case.seg_clean is clean  # not recomputed
+    assert not np.array_equal(fgsm.adversarial, pgd.adversarial)
+    one_shot = attack_single_volume(inputs.image, model=good_model, attack="pgd", params={"eps": 8, "steps": 2},
+                                    reference_labels=inputs.label, device="cpu", seed=3)
+    assert one_shot.adversarial.tobytes() == pgd.adversarial.tobytes()
+    assert one_shot.seg_adv.tobytes() == pgd.seg_adv.tobytes()
