@@ -480,7 +480,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(loaded.entry.classes))
         self._cancelRequested = False
         result = run_engine(arguments, array, ijkToRas, reference_labels=reference, progress=onProgress,
-                            cancel=lambda: self._cancelRequested)
+                            cancel=lambda: self._cancelRequested, labels_name="referenceSegmentation")
         output = write_result(scene, inputVolume, result, arguments.attack)
         if showResult:
             from SpectrumAttackAdapter.layout import show_side_by_side

@@ -187,8 +187,8 @@ def reference_labels(scene: object, node: object, input_volume: object,
     exported the same way.
 
     Raises:
-        ValueError: a node of another type, a segment that matches no class, or a label value outside the
-            model's classes (``0..K-1``).
+        ValueError: a node of another type, a segment that matches no class, or (labelmap) values that are not
+            integer class ids of the model (``0..K-1``; the engine's check and wording).
     """
     if node.IsA("vtkMRMLSegmentationNode"):
         return _segmentation_to_labels(scene, node, input_volume, classes)
@@ -203,10 +203,8 @@ def reference_labels(scene: object, node: object, input_volume: object,
             return _segmentation_to_labels(scene, temporary, input_volume, classes)
         finally:
             remove_nodes(scene, [temporary])
-    labels = np.array(array_ijk(node))
-    outside = labels[(labels < 0) | (labels >= len(classes))]
-    if outside.size:
-        raise ValueError(f"referenceSegmentation must hold class ids in [0, {len(classes) - 1}] "
-                         f"(the model has {len(classes)} classes), got label {int(outside.flat[0])}.")
+    from SpectrumAttackLib.pipeline.validate import check_labels  # torch-heavy: imported on use
+
+    labels = check_labels("referenceSegmentation", array_ijk(node), array_ijk(input_volume).shape, len(classes))
     return labels.astype(np.int16)
 
