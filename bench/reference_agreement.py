@@ -38,11 +38,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SpectrumAttackLib import attacks  # noqa: E402
-from SpectrumAttackLib.attacks import frozen_model  # noqa: E402
-from SpectrumAttackLib.attacks.losses import ssim3d  # noqa: E402
-from SpectrumAttackLib.metrics.overlap import dice_per_sample  # noqa: E402
-from SpectrumAttackLib.runtime import make_generator, resolve_device  # noqa: E402
+from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks import frozen_model
+from SpectrumAttackLib.attacks.losses import ssim3d
+from SpectrumAttackLib.metrics.overlap import dice_per_sample
+from SpectrumAttackLib.runtime import make_generator, resolve_device
 
 NUM_CLASSES = 14
 SIGN_TARGET = 0.999

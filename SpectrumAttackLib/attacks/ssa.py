@@ -63,6 +63,8 @@ class SSA2D(PGD):
     name = "ssa-2d"
     paper = "Long et al., Frequency Domain Model Augmentation for Adversarial Attack, ECCV 2022"
     fixed_params: ClassVar[frozenset[str]] = frozenset({"alpha", "random_start"})
+    #: slice-wise: 2D DCT blocks of every axial slice.
+    ndim: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -78,7 +80,7 @@ class SSA2D(PGD):
         super().__init__(model, loss_fn, eps=eps, alpha=1.0, random_start=False, **kwargs)
         self.rho = check_range("rho", rho, 0.0, 1.0, high_inclusive=False)
         self.num_spectrum_augs = check_int("num_spectrum_augs", num_spectrum_augs, 1)
-        self.block_size = check_block_size("block_size", block_size, 2)
+        self.block_size = check_block_size("block_size", block_size, self.ndim)
         self.alpha = self.radius / self.steps
         self._step_size = self.alpha
 
@@ -95,7 +97,8 @@ class SSA2D(PGD):
         """
         for _ in range(self.num_spectrum_augs):
             noise = torch.randn(adversarial.shape, generator=generator, device=adversarial.device) * self.radius
-            spectrum = spectral_context(adversarial + noise, self.block_size, "all", 2, scale=_SCALE, offset=_OFFSET)
+            spectrum = spectral_context(adversarial + noise, self.block_size, "all", self.ndim, scale=_SCALE,
+                                        offset=_OFFSET)
             mask = torch.rand(spectrum.coefs.shape, generator=generator, device=adversarial.device)
             mask = mask * (2 * self.rho) + (1 - self.rho)
-            yield (spectral_image(spectrum.coefs * mask, spectrum, 2) + _OFFSET) / _SCALE
+            yield (spectral_image(spectrum.coefs * mask, spectrum, self.ndim) + _OFFSET) / _SCALE
