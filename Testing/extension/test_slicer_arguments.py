@@ -96,7 +96,7 @@ def test_none_values_are_ignored_and_architecture_kept() -> None:
     assert arguments.params == {}
 
 
-@pytest.mark.parametrize("attack", ["saa", "vafa-3d", "pgd", "gn", "saa-2d"])
+@pytest.mark.parametrize("attack", ["saa", "vafa-3d", "pgd", "gn", "saa-2d", "ssa-2d"])
 def test_cli_parameters_round_trip_through_the_cli_parser(cli_script: Any, attack: str) -> None:
     arguments = _arguments(attack, **GUI_VALUES, seed=3, device="cpu")
     argv = []
