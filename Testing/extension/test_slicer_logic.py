@@ -68,9 +68,12 @@ def test_saa_run_adds_results_and_leaves_the_input_alone(module: Any, scene: Any
     assert 0.0 < result.metrics["adversarial"]["fooling_rate"] <= 1.0
 
 
-def test_pgd_perturbation_stays_within_epsilon(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any) -> None:
-    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack="pgd", precision="fp32",
-                                              params={"steps": 2, "eps": 8, "alpha": 0.02}, showResult=False)
+@pytest.mark.parametrize(("attack", "params"), [("pgd", {"steps": 2, "eps": 8, "alpha": 0.02}),
+                                               ("ssa-2d", {"steps": 2, "eps": 8, "numSpectrumAugs": 2})])
+def test_voxel_perturbation_stays_within_epsilon(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any,
+                                                 attack: str, params: dict) -> None:
+    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack=attack, params=params,
+                                              precision="fp32", showResult=False)
     # the precision the run used is in the metrics, the attack configuration and on the table node
     assert (result.metrics["precision"], result.metrics["precision_used"]) == ("fp32", "fp32")
     assert result.attackConfig["precision_used"] == "fp32"
