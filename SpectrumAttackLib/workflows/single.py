@@ -36,6 +36,7 @@ from SpectrumAttackLib.inference.geometry import (
 )
 from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
+from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 
 __all__ = ["SingleVolumeResult", "attack_single_volume"]
@@ -101,6 +102,40 @@ def _preprocessing(entry: Any) -> dict[str, Any]:
     out = {k: _field(settings, k) for k in _PREPROCESSING_KEYS}
     out["roi"] = check_roi(tuple(out["roi"]) if not isinstance(out["roi"], int) else out["roi"])
     return out
+
+
+class _ModelGrid:
+    """The geometry of :mod:`~SpectrumAttackLib.inference.geometry` and MONAI's sliding window, behind the same
+    methods as :class:`~SpectrumAttackLib.inference.nnunet.NnUNetInference` (nnU-Net models run nnU-Net's own)."""
+
+    def __init__(self, net: torch.nn.Module, prep: dict[str, Any], overlap: float) -> None:
+        self.net, self.roi, self.overlap = net, prep["roi"], overlap
+        self.settings = {k: prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
+        self.window = None  # sliding-window attacks wrap the net in MONAI's windows
+
+    def to_model_grid(self, array: np.ndarray, affine: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
+        return to_model_grid(array, affine, **self.settings)
+
+    def labels_to_model_grid(self, labels: np.ndarray, mapping: GridMapping) -> torch.Tensor:
+        return labels_to_model_grid(labels, mapping)
+
+    def from_model_grid(self, volume: Any, mapping: GridMapping, *, mode: str) -> np.ndarray:
+        return from_model_grid(volume, mapping, mode=mode)
+
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        return predict_logits(self.net, images, self.roi, self.overlap)
+
+    def segmentation(self, logits: torch.Tensor, mapping: GridMapping) -> np.ndarray:
+        return from_model_grid(logits.argmax(1)[0].cpu().numpy().astype(np.int64), mapping, mode="nearest")
+
+
+def _model_grid(net: torch.nn.Module, entry: Any, prep: dict[str, Any], overlap: float) -> Any:
+    settings = _field(entry, "preprocessing")
+    if isinstance(settings, NnUNetPreprocessing):
+        from SpectrumAttackLib.inference.nnunet import NnUNetInference  # needs the nnunet extra
+
+        return NnUNetInference(net, settings, overlap)
+    return _ModelGrid(net, prep, overlap)
 
 
 def _classes(entry: Any) -> list[dict[str, Any]]:
@@ -205,13 +240,13 @@ def attack_single_volume(
     classes = _classes(entry)
     prep = _preprocessing(entry)
     roi = prep["roi"]
-    window = {k: prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
+    grid = _model_grid(net, entry, prep, overlap)
     attacker = attacks.create(attack, net, **params)
     if reference_labels is not None:
         reference_labels = _check_reference(reference_labels, np.shape(array), num_classes)
 
     device_used = model_device(net)
-    images, mapping = to_model_grid(array, affine, **window)
+    images, mapping = grid.to_model_grid(array, affine)
     work = attack_work(attacker, mapping.model_shape, roi, attack_mode, tile_batch_size)
     total = work + 4  # preprocess, clean inference, the attack steps, adversarial inference, metrics
 
@@ -224,25 +259,30 @@ def attack_single_volume(
     report(0, "preprocess", f"model grid {list(mapping.model_shape)}")
     report(1, "inference", "clean prediction")
     images = images.to(device_used)
-    seg_clean = predict_logits(net, images, roi, overlap).argmax(1, keepdim=True)
+    logits_clean = grid.predict_logits(images)
+    seg_clean = logits_clean.argmax(1, keepdim=True)
     labels = seg_clean if reference_labels is None \
-        else labels_to_model_grid(reference_labels, mapping).to(device_used)
+        else grid.labels_to_model_grid(reference_labels, mapping).to(device_used)
     report(2, "attack", f"{attack}, {attack_mode}")
 
     def attack_progress(p: Progress) -> None:
         if progress is not None:
             progress(Progress(2 + p.done, total, p.stage, p.message))
 
-    result = attack_volume(attacker, images, labels, roi=roi, mode=attack_mode, tile_batch_size=tile_batch_size,
-                           overlap=overlap, progress=attack_progress, cancel=cancel)
-    perturbation_model = (result.adversarial - images)[0, 0] * mapping.intensity_scale
-    perturbation = from_model_grid(perturbation_model, mapping, mode="linear").astype(np.float32, copy=False)
+    # nnU-Net's cubic resampling may overshoot the window a little; attacks start from the image in [0, 1].
+    attack_input = images.clamp(mapping.b_min, mapping.b_max)
+    result = attack_volume(attacker, attack_input, labels, roi=roi, mode=attack_mode,
+                           tile_batch_size=tile_batch_size, overlap=overlap, progress=attack_progress, cancel=cancel,
+                           window_model=grid.window)
+    perturbation_model = (result.adversarial - attack_input)[0, 0] * mapping.intensity_scale
+    perturbation = grid.from_model_grid(perturbation_model, mapping, mode="linear").astype(np.float32, copy=False)
     adversarial = np.asarray(array, dtype=np.float32) + perturbation
 
     report(work + 2, "inference", "prediction on the adversarial volume")
-    adv_images, _ = to_model_grid(adversarial, affine, **window)
+    adv_images, adv_mapping = grid.to_model_grid(adversarial, affine)
     adv_images = adv_images.to(device_used)
-    seg_adv = predict_logits(net, adv_images, roi, overlap).argmax(1, keepdim=True)
+    logits_adv = grid.predict_logits(adv_images)
+    seg_adv = logits_adv.argmax(1, keepdim=True)
 
     report(work + 3, "metrics")
     from SpectrumAttackLib.metrics.evaluate import compute_case_metrics  # scikit-image and MONAI metrics
@@ -260,8 +300,8 @@ def attack_single_volume(
     return SingleVolumeResult(
         adversarial=adversarial,
         perturbation=perturbation,
-        seg_clean=from_model_grid(seg_clean[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
-        seg_adv=from_model_grid(seg_adv[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
+        seg_clean=grid.segmentation(logits_clean, mapping).astype(dtype),
+        seg_adv=grid.segmentation(logits_adv, adv_mapping).astype(dtype),
         metrics=metrics,
         classes=classes,
         attack_config=_attack_config(result.config, entry, prep, mapping, attack_mode, overlap, device_used),
