@@ -100,3 +100,15 @@ def build_model_folder(root: Path, sample: Path) -> Path:
         shutil.copy(preprocessed / "nnUNetPlans.json", model / "plans.json")
         shutil.copy(preprocessed / "dataset.json", model / "dataset.json")
     return model
+
+
+def write_crop(source: Path, target: Path, crop: tuple[slice, slice, slice]) -> Path:
+    """Write ``source[crop]`` (a NIfTI file) to ``target`` with the matching affine; returns ``target``."""
+    import nibabel as nib
+    import numpy as np
+
+    image = nib.load(source)
+    affine = image.affine.copy()
+    affine[:3, 3] = affine[:3, :3] @ [s.start or 0 for s in crop] + affine[:3, 3]
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[crop], affine), target)
+    return target
