@@ -156,6 +156,10 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
     ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
+    ("--folds", str, None, "+", "nnU-Net model folder: folds to ensemble, logits averaged (default: every fold)"),
+    ("--checkpoint", str, None, None, "nnU-Net model folder: 'final' (default) or 'best' checkpoint"),
+    ("--mirroring", _FLAG, False, None, "nnU-Net model folder: nnU-Net's test-time mirroring in every forward "
+                                        "pass, attacks included (2^3 passes per window)"),
 ]
 
 #: attack flag (argparse dest) → attack parameter name: the attack rows of ``attacks.parameters`` plus the seed.
@@ -173,7 +177,7 @@ MODEL_FLAGS: tuple[str, ...] = (
     "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
     "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
     "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device", "unet_channels",
-    "unet_strides", "num_res_units",
+    "unet_strides", "num_res_units", "folds", "checkpoint", "mirroring",
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -400,7 +404,8 @@ def model_from_args(
     """Load the model named by ``--model`` (or ``spec``), or by ``--model_name`` + ``--pretrained_path``.
 
     ``--model`` is a catalogue name or a model file (a checkpoint then takes its architecture from
-    ``--model_name``; TorchScript files and MONAI bundle folders describe themselves). Without ``--model``,
+    ``--model_name``; TorchScript files, MONAI bundle folders and nnU-Net v2 trained-model folders describe
+    themselves; ``--folds``, ``--checkpoint`` and ``--mirroring`` apply to the latter). Without ``--model``,
     ``--model_name`` picks the architecture and ``--pretrained_path`` the checkpoint. The architecture's sizes
     (:func:`model_build_args`) and ``--out_channels`` are passed to the builder. For a catalogue model, a
     ``--model_name`` or ``--out_channels`` given on the command line must agree with the catalogue.
@@ -417,6 +422,7 @@ def model_from_args(
         FileNotFoundError: the checkpoint does not exist.
     """
     from SpectrumAttackLib.models import load_model
+    from SpectrumAttackLib.models.nnunet import is_nnunet_folder as spec_is_nnunet
 
     architecture, build = model_build_args(args, architecture)
     if args.use_pretrained and not args.pretrained_path and not (spec or args.model):
@@ -429,6 +435,12 @@ def model_from_args(
         if not args.pretrained_path:
             raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
         spec = args.pretrained_path
+    nnunet = {"folds": args.folds, "checkpoint": args.checkpoint, "mirroring": args.mirroring or None}
+    nnunet = {k: v for k, v in nnunet.items() if v is not None}
+    if nnunet and not spec_is_nnunet(spec):
+        raise ValueError(f"--{' / --'.join(nnunet)} apply to nnU-Net model folders only, got --model {spec!r}.")
+    if nnunet or spec_is_nnunet(spec):
+        return load_model(spec, device, **nnunet)
     loaded = load_model(spec, device, architecture=architecture, num_classes=args.out_channels, **build)
     entry = loaded.entry
     if flag_given(args, "out_channels") and entry.num_classes != args.out_channels:

@@ -13,6 +13,10 @@ IJK→RAS matrix:
 - ``<case>_report.png`` — slices, perturbation, spectrum and per-organ Dice;
 - ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed.
 
+An nnU-Net v2 trained-model folder (``--model``, with ``--folds`` / ``--checkpoint`` / ``--mirroring``) is run with
+nnU-Net's own preprocessing and inference instead, and its results are written in each case's own grid and units
+(:mod:`SpectrumAttackLib.cli.attack_input_grid`).
+
 Under ``torchrun`` (or the seed's ``--distributed`` flags) rank ``r`` of ``n`` attacks cases ``r, r + n, ...`` and
 writes their files into the one staging folder made by rank 0 (on a filesystem all nodes share); rank 0 gathers
 the metric rows, writes the merged metrics and the manifest and moves the folder into place. Every case is
@@ -47,6 +51,7 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.cli.attack_input_grid import attack_in_input_grid
 from SpectrumAttackLib.cli.cases import Case, check_label_values, class_table, load_case, load_split
 from SpectrumAttackLib.cli.outputs import ATTACK_RESULTS, StagedOutput
 from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, score_case, segment
@@ -126,6 +131,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
 
@@ -136,6 +142,8 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     entries = load_split(args)
     device = ctx.device
     loaded = model_from_args(args, device)
+    if isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # its own preprocessing, in the cases' grids
+        return attack_in_input_grid(args, loaded, entries, name, params, ctx.world_size)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     attacker = attacks.create(name, loaded.model, **params)
