@@ -399,7 +399,8 @@ def model_build_args(
 
 
 def model_from_args(
-    args: argparse.Namespace, device: torch.device | str, spec: str | None = None, architecture: str | None = None
+    args: argparse.Namespace, device: torch.device | str, spec: str | None = None, architecture: str | None = None,
+    nnunet_allowed: bool = False,
 ) -> LoadedModel:
     """Load the model named by ``--model`` (or ``spec``), or by ``--model_name`` + ``--pretrained_path``.
 
@@ -415,6 +416,8 @@ def model_from_args(
         device: where to load the model.
         spec: a model to load instead of ``--model`` (used by ``transfer`` for each of ``--models``).
         architecture: replaces ``--model_name`` for ``spec``.
+        nnunet_allowed: whether the command runs nnU-Net folders with nnU-Net's own inference (``attack``;
+            the others run the seed's MONAI pipeline and refuse them).
 
     Raises:
         ValueError: no model named; ``--use_pretrained`` without ``--pretrained_path``; Swin-UNETR
@@ -440,6 +443,9 @@ def model_from_args(
     if nnunet and not spec_is_nnunet(spec):
         raise ValueError(f"--{' / --'.join(nnunet)} apply to nnU-Net model folders only, got --model {spec!r}.")
     if nnunet or spec_is_nnunet(spec):
+        if not nnunet_allowed:
+            raise ValueError(f"--model must not be an nnU-Net model folder for this command (it runs the seed's "
+                             f"MONAI preprocessing); attack it with `spectrum-attack attack`, got {spec!r}.")
         return load_model(spec, device, **nnunet)
     loaded = load_model(spec, device, architecture=architecture, num_classes=args.out_channels, **build)
     entry = loaded.entry

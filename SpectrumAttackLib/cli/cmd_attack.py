@@ -141,7 +141,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
         raise ValueError("--save_adv_images_dir must be a folder for the results (or give --debugging), got None.")
     entries = load_split(args)
     device = ctx.device
-    loaded = model_from_args(args, device)
+    loaded = model_from_args(args, device, nnunet_allowed=True)
     if isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # its own preprocessing, in the cases' grids
         return attack_in_input_grid(args, loaded, entries, name, params, ctx.world_size)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)

@@ -56,6 +56,12 @@ def test_attack_writes_hu_volumes_in_the_input_grid(run_cli, nnunet_model: Path,
 
 
 def test_nnunet_flags_need_an_nnunet_folder(run_cli, nnunet_split: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"--folds apply to nnU-Net model folders only"):
-        run_cli(f"attack --model unet-btcv-3mm --folds 0 --data_dir {nnunet_split} --json_list split.json "
-                f"--debugging --attack_name pgd --steps 1")
+    code, _, err = run_cli(f"attack --model unet-btcv-3mm --folds 0 --data_dir {nnunet_split} --json_list "
+                           f"split.json --debugging --attack_name pgd --steps 1")
+    assert code != 0 and "--folds apply to nnU-Net model folders only" in err
+
+
+def test_commands_on_the_seed_pipeline_refuse_nnunet_folders(run_cli, nnunet_model: Path, nnunet_split: Path) -> None:
+    code, _, err = run_cli(f"evaluate --model {nnunet_model} --data_dir {nnunet_split} --json_list split.json "
+                           f"--adv_images_dir {nnunet_split} --no_sub_dir_adv_images")
+    assert code != 0 and "--model must not be an nnU-Net model folder for this command" in err
