@@ -67,6 +67,7 @@ class NnUNetMapping:
         model_affine: 4×4 IJK→RAS matrix of the model grid (for reports).
         resampled: False when the configuration spacing is the image's (no interpolation).
         a_min, a_max: the intensity window mapped onto [0, 1], input units (HU for CT).
+        mean, std: the normalisation statistics (the dataset's for CT, the image's for z-score), input units.
         b_min, b_max: 0 and 1.
     """
 
@@ -84,6 +85,8 @@ class NnUNetMapping:
     resampled: bool
     a_min: float
     a_max: float
+    mean: float
+    std: float
     b_min: float = 0.0
     b_max: float = 1.0
 
@@ -230,8 +233,8 @@ class NnUNetInference:
 
         Returns:
             ``images [1, 1, H, W, D]`` float32 on the CPU (in [0, 1] up to the resampling's overshoot) and the
-            :class:`NnUNetMapping`. For z-score models the model's normalisation layer is set to this image's
-            statistics.
+            :class:`NnUNetMapping`. The model's normalisation layer is set to this image's window and statistics
+            (see :meth:`use`).
 
         Raises:
             ValueError: not a finite 3-D scalar array, or a bad affine.
@@ -251,11 +254,12 @@ class NnUNetInference:
         target = tuple(float(s) for s in self.configuration.spacing)
         if self.preprocessing.normalisation == "CTNormalization":
             low, high = self.preprocessing.a_min, self.preprocessing.a_max
+            mean, std = self.preprocessing.intensity["mean"], self.preprocessing.intensity["std"]
         else:
             low, high = float(cropped.min()), float(cropped.max())
-            if high <= low:
-                high = low + 1.0
-            self.model.intensity.set_window(low, high, float(cropped.mean()), float(cropped.std()))
+            high = high if high > low else low + 1.0
+            mean, std = float(cropped.mean()), float(cropped.std())
+        self.model.intensity.set_window(low, high, mean, std)
         windowed = np.clip((cropped - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
         new_shape = tuple(int(n) for n in compute_new_shape(cropped.shape[1:], spacing, target))
         resampled = new_shape != tuple(cropped.shape[1:])
@@ -269,9 +273,14 @@ class NnUNetInference:
             cropped_spacing=spacing, model_shape=new_shape, spacing_mm=target,
             model_affine=self._model_affine(matrix, array.shape, orientation, order, box, cropped.shape[1:],
                                             new_shape),
-            resampled=resampled, a_min=float(low), a_max=float(high),
+            resampled=resampled, a_min=float(low), a_max=float(high), mean=mean, std=std,
         )  # fmt: skip
         return images, mapping
+
+    def use(self, mapping: NnUNetMapping) -> None:
+        """Set the model's normalisation layer to ``mapping``'s window and statistics (z-score models normalise
+        each image with its own; CT models always use the dataset's)."""
+        self.model.intensity.set_window(mapping.a_min, mapping.a_max, mapping.mean, mapping.std)
 
     @staticmethod
     def _model_affine(affine: np.ndarray, shape: Sequence[int], orientation: np.ndarray | None,
