@@ -368,7 +368,8 @@ def prepare_case(
             reference_labels = reference_labels.detach().cpu().numpy()
         reference_labels = check_labels(labels_name, reference_labels, array.shape, num_classes)
     prep = _preprocessing(entry)
-    probe_model(net, num_classes, prep["roi"], name="model")
+    if not isinstance(_field(entry, "preprocessing"), NnUNetPreprocessing):  # nnU-Net: strict weights + plans
+        probe_model(net, num_classes, prep["roi"], name="model")  # checked on loading; a patch pass costs seconds
     warn_if_outside_window(image_name, array, prep["a_min"], prep["a_max"])
     return PreparedCase(array, affine, net, entry, reference_labels, overlap, metrics_preset)
 
