@@ -424,7 +424,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
                 trained-model folder, whose ``modelArguments`` may be ``folds``, ``checkpoint``, ``mirroring``), or
                 a ``SpectrumAttackLib.models.LoadedModel``.
             attack: ``"saa"``, ``"saa-2d"``, ``"vafa-3d"``, ``"vafa-2d"``, ``"pgd"``, ``"fgsm"``, ``"bim"``, ``"gn"``,
-                ``"segpgd"``, ``"cospgd"``, ``"dfb"`` or ``"dfb-2d"``.
+                ``"segpgd"``, ``"cospgd"``, ``"ssa-2d"``, ``"dfb"`` or ``"dfb-2d"``.
             params: attack parameters by engine name (``steps``, ``rho``, ``block_size``, ``lambda_dice``,
                 ``use_ssim_loss``, ``lambda_ssim``, ``freq_band``, ``q_max``, ``variant``, ``eps`` and ``std`` on the
                 0–255 scale, ``alpha``, ``beta``, ...) or by the GUI's camelCase name (``blockSize``, ...).

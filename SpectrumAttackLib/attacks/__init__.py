@@ -42,6 +42,7 @@ REGISTRY: dict[str, str] = {
     "gn": "gn:GaussianNoise",
     "segpgd": "segpgd:SegPGD",
     "cospgd": "cospgd:CosPGD",
+    "ssa-2d": "ssa:SSA2D",
     "dfb": "dfb:DFB",
     "dfb-2d": "dfb:DFB2D",
 }

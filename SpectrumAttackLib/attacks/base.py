@@ -2,17 +2,19 @@
 
 An attack is a parameterisation of one variable (ξ for SA², q for VAFA, δ for the voxel attacks): it says how
 the variable starts (:meth:`Attack.init_variable`), how it becomes an image (:meth:`Attack.render`) and which set
-it is projected onto (:meth:`Attack.project`). The loop here owns everything else: input checks, model hygiene
-(eval mode, frozen parameters, both restored), seeding, gradients with respect to the variable only, restarts,
-the optional early stop of the reference, history and progress.
+it is projected onto (:meth:`Attack.project`); an attack that averages input gradients over random transforms of
+the image (SSA) also says how the transforms are drawn (:meth:`Attack.views`). The loop here owns everything
+else: input checks, model hygiene (eval mode, frozen parameters, both restored), seeding, gradients with respect
+to the variable only, restarts, the optional early stop of the reference, history and progress.
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -91,6 +93,7 @@ class _Run:
     history: dict[str, list[float]]
     restart: int
     progress: ProgressCallback | None
+    generator: torch.Generator
 
 
 def logits_of(output: Any) -> torch.Tensor:
@@ -181,6 +184,16 @@ class Attack(abc.ABC):
     def step(self, variable: torch.Tensor, grad: torch.Tensor, t: int) -> torch.Tensor:
         """Ascent step on the objective. Default: sign-gradient step of ``self._step_size``."""
         return variable + self._step_size * grad.sign()
+
+    def views(self, adversarial: torch.Tensor, context: Any, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Random transforms of the adversarial images whose input gradients, averaged, drive the step.
+
+        Each yielded view ``[B, C, H, W, D]`` is scored by the objective on its own (one forward and backward pass
+        at a time, so memory stays that of one pass); the mean of the gradients with respect to the views replaces
+        the gradient with respect to the adversarial images and is pulled back through :meth:`render` to the
+        variable. Default: no views, the gradient at the adversarial images themselves.
+        """
+        return iter(())
 
     def perceptual_penalty(self, similarity: ReferenceSSIM, adversarial: torch.Tensor, context: Any) -> torch.Tensor:
         """Dissimilarity the loop subtracts, times the SSIM weight, from :meth:`objective`.
@@ -276,7 +289,7 @@ class Attack(abc.ABC):
                     variable = self._initial_from(init_state, x, context, generator)
                 else:
                     variable = self.init_variable(x, context, generator)
-                run = _Run(x, y, goal, context, similarity, history, restart, progress)
+                run = _Run(x, y, goal, context, similarity, history, restart, progress, generator)
                 adv, state, steps, stopped = self._optimise(self.project(variable, x, context), run)
                 steps_run += steps
                 best = (adv, state, None) if self.restarts == 1 else self._keep_worst(adv, state, run, best)
@@ -299,8 +312,16 @@ class Attack(abc.ABC):
         for t in range(self.steps):
             variable = variable.detach().requires_grad_(True)
             adv = self.render(x, variable, context, t)
-            value, pred = self._evaluate(logits_of(self.model(adv)), adv, run, t)
-            (grad,) = torch.autograd.grad(value, variable)
+            views = self.views(adv.detach(), context, run.generator)
+            first = next(views, None)
+            if first is None:
+                value, pred = self._evaluate(logits_of(self.model(adv)), adv, run, t)
+                (grad,) = torch.autograd.grad(value, variable)
+            else:  # the image itself is only scored (history, early stop); the views give the direction
+                with torch.no_grad():
+                    _, pred = self._evaluate(logits_of(self.model(adv)), adv, run, t)
+                view_grad = self._mean_input_gradient(itertools.chain([first], views), run, t)
+                (grad,) = torch.autograd.grad(adv, variable, view_grad)
             if run.progress is not None:
                 run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
                                       f"loss {run.history['loss'][-1]:.4f}"))
@@ -319,14 +340,30 @@ class Attack(abc.ABC):
             adv = adv.clamp(0.0, 1.0)
             return adv, self.state_of(variable, x, adv, context).detach(), self.steps, False
 
+    def _value(self, logits: torch.Tensor, adv: torch.Tensor, run: _Run, t: int) -> torch.Tensor:
+        """The maximised objective: :meth:`objective` minus ``λ_ssim·``:meth:`perceptual_penalty` where weighted."""
+        value = self.objective(logits, run.goal, run.images, adv, run.context, t)
+        if self._ssim_weight:
+            value = value - self._ssim_weight * self.perceptual_penalty(run.similarity, adv, run.context)
+        return value
+
+    def _mean_input_gradient(self, views: Iterable[torch.Tensor], run: _Run, t: int) -> torch.Tensor:
+        """Mean over ``views`` of the objective's gradient with respect to each view, one pass at a time."""
+        total = torch.zeros(())
+        count = 0
+        for view in views:
+            view = view.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self._value(logits_of(self.model(view)), view, run, t), view)
+            total = total + grad
+            count += 1
+        return total / count
+
     def _evaluate(self, logits: torch.Tensor, adv: torch.Tensor, run: _Run,
                   t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The objective at step ``t`` and the prediction; the step's loss, Dice and SSIM go to the history."""
         if not run.history["loss"]:
             self._check_classes(logits.shape[1], run.labels, run.goal)
-        value = self.objective(logits, run.goal, run.images, adv, run.context, t)
-        if self._ssim_weight:
-            value = value - self._ssim_weight * self.perceptual_penalty(run.similarity, adv, run.context)
+        value = self._value(logits, adv, run, t)
         with torch.no_grad():
             pred = _predict(logits)
             run.history["loss"].append(float(value.detach()))

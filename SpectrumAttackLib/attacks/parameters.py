@@ -45,7 +45,8 @@ _SA2 = ("saa", "saa-2d")
 _VAFA = ("vafa-3d", "vafa-2d")
 _DFB = ("dfb", "dfb-2d")
 _VOXEL_ITERATIVE = ("pgd", "bim", "segpgd", "cospgd")
-_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE)
+_SSA = ("ssa-2d",)
+_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE, *_SSA)
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -180,11 +181,12 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("steps", "int", 20, "Steps", "Optimisation steps of the iterative attacks.", _OPTIMISED, "--steps",
               slicer="steps", minimum=1, maximum=1000, step=1),
     Parameter("rho", "float", 0.2, "ρ (rho)",
-              "SA²: every non-DC DCT coefficient is scaled by a factor in [1 − ρ, 1 + ρ] (0 < ρ < 1).", _SA2,
+              "SA²: every non-DC DCT coefficient is scaled by a factor in [1 − ρ, 1 + ρ] (0 < ρ < 1); SSA: "
+              "half-width of the random spectral mask of its augmentations.", (*_SA2, *_SSA),
               "--rho", slicer="rho", minimum=0.001, maximum=0.999, step=0.05, decimals=3),
     Parameter("block_size", "block", 8, "Block size",
               "Edge of the DCT blocks in voxels (cubic in 3-D, square for the 2-D attacks); a list gives one "
-              "edge per axis.", (*_SA2, *_VAFA, *_DFB), "--block_size", slicer="blockSize", unit="voxels",
+              "edge per axis.", (*_SA2, *_VAFA, *_SSA, *_DFB), "--block_size", slicer="blockSize", unit="voxels",
               minimum=2, maximum=128, step=1),
     Parameter("lambda_dice", "float", 0.01, "λ Dice",
               "SA²: weight of the segmentation (Dice + cross-entropy) term.", _SA2, "--lambda_dice",
@@ -204,12 +206,15 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
               "VAFA: code follows the reference implementation, paper the MICCAI 2023 paper.", _VAFA,
               "--vafa_variant", slicer="vafaVariant", choices=("code", "paper")),
     Parameter("eps", "float", 4.0, "ε (0–255)",
-              "Voxel attacks: L∞ budget on the 0–255 scale of the intensity window (4 means 4/255).",
-              ("pgd", "fgsm", "bim", "segpgd", "cospgd"), "--eps", slicer="eps", unit="1/255 of the window",
+              "Voxel attacks and SSA: L∞ budget on the 0–255 scale of the intensity window (4 means 4/255).",
+              ("pgd", "fgsm", "bim", "segpgd", "cospgd", *_SSA), "--eps", slicer="eps", unit="1/255 of the window",
               minimum=0.0, maximum=255.0, step=1.0, decimals=2),
     Parameter("alpha", "float", 0.01, "α (step)", "Voxel attacks: step size in [0, 1] intensity units.",
               _VOXEL_ITERATIVE, "--alpha", slicer="alpha", unit="[0, 1] intensity", minimum=0.0001, maximum=1.0,
               step=0.001, decimals=4),
+    Parameter("num_spectrum_augs", "int", 10, "Spectrum augmentations",
+              "SSA: spectrum augmentations (noise plus random spectral mask) whose gradients are averaged per step.",
+              _SSA, "--num_spectrum_augs", slicer="numSpectrumAugs", minimum=1, maximum=100, step=1),
     Parameter("std", "float", 4.0, "σ (0–255)",
               "Gaussian noise: standard deviation on the 0–255 scale of the intensity window.", ("gn",), "--std",
               slicer="std", unit="1/255 of the window", minimum=0.0, maximum=255.0, step=1.0, decimals=2),

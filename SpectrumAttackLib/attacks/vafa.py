@@ -9,6 +9,10 @@ differentiable φ_α of Gong et al. (ICCV 2019) and multiplied back: ``C′ = φ
 follows sign-gradient ascent with step 1 on ``DiceCE − λ_ssim·(1 − SSIM_blockwise)`` and is clamped to
 ``[q_min, q_max]``; α anneals as ``α_t = 0.1 − t·0.1/T`` (t = 0 … T − 1), computed from ``t`` at every step.
 
+The returned image is built from ``q`` after all ``steps`` updates (rendered with the last step's α); the
+reference returns the image of its last forward pass, ``q`` after ``steps − 1`` updates (the image our history
+scores last), and since α's schedule depends on ``steps``, no step count of the reference reproduces ours.
+
 ``variant="code"`` reproduces the reference: q starts at ``q_max``, ``q_min`` defaults to 5, and every axial slice
 of the result is min–max renormalised to [0, 1]. ``variant="paper"`` follows the paper: q starts at 1,
 ``q_min`` defaults to 1, no renormalisation.

@@ -162,6 +162,9 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
     ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
+    ("--val_metric", str, "foreground", None, "Dice that selects model_best.pt: 'foreground' (organs; a "
+                                              "hallucinated organ scores 0) or 'reference' (incl. background, "
+                                              "classes absent from the labels skipped)"),
     ("--folds", str, None, "+", "nnU-Net model folder: folds to ensemble, logits averaged (default: every fold)"),
     ("--checkpoint", str, None, None, "nnU-Net model folder: 'final' (default) or 'best' checkpoint"),
     ("--mirroring", _FLAG, False, None, "nnU-Net model folder: nnU-Net's test-time mirroring in every forward "

@@ -54,7 +54,7 @@ TRAIN_FLAGS: tuple[str, ...] = (
     "resume", "resume_latest", "resume_best", "resume_but_restart", "save_checkpoint", "max_epochs", "val_every",
     "batch_size", "sw_batch_size", "optim_lr", "optim_name", "reg_weight", "momentum", "noamp", "lrschedule",
     "warmup_epochs", "distributed", "smooth_dr", "smooth_nr", "infer_overlap", "adv_training_mode", "freq_reg_mode",
-    "save_model_dir", "no_sub_dir_model", "debugging", "exp_name", "overwrite", "seed",
+    "save_model_dir", "no_sub_dir_model", "debugging", "exp_name", "overwrite", "seed", "val_metric",
     "world_size", "rank", "dist_url", "dist_backend",
 )
 _OUTPUTS = (CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME)
@@ -194,7 +194,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
         freq_reg_mode=args.freq_reg_mode, attack_name=attack_name, attack_params=attack_params,
         roi=(args.roi_x, args.roi_y, args.roi_z), infer_overlap=args.infer_overlap,
         sw_batch_size=args.sw_batch_size, smooth_nr=args.smooth_nr, smooth_dr=args.smooth_dr, seed=args.seed,
-        pretrained_path=pretrained,
+        pretrained_path=pretrained, val_metric=args.val_metric,
     )
     data = data_config_from_args(args)
     cache = not args.use_normal_dataset

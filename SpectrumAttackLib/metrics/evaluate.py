@@ -2,11 +2,14 @@
 
 Two presets name what is measured (seed-algorithms §11, §13 item 13):
 
-``paper`` — the reference's numbers, exactly:
+``paper`` — the reference's definitions:
     Dice from MONAI ``compute_dice(include_background=True, ignore_empty=True)`` per class, mean over **all**
     classes including background, NaN (skipped) where the class is absent from the reference. HD95 from MONAI
     ``compute_hausdorff_distance(percentile=95, directed=False)`` in **voxels** of the evaluated grid (no spacing),
     mean over all classes including background. SSIM is the mean 2D SSIM over axial slices on the 0–255 scale.
+    One difference: where a class is empty in exactly one of the two maps (an organ the attack erased), the
+    reference's MONAI (0.9–1.2) returned an infinite HD95, so its per-case and overall means became infinite;
+    here (as in MONAI ≥ 1.3) that HD95 is NaN and the means skip it. Dice records such a missed organ as 0.
 
 ``clinical`` — per organ, background excluded:
     Dice per organ; an organ absent from both maps is skipped (NaN), an organ absent from the reference but
@@ -54,7 +57,7 @@ _UNITS: dict[MetricsPreset, dict[str, str]] = {
         "hd95": "voxels",
         "hd95_definition": "95th-percentile symmetric Hausdorff distance in voxels of the evaluated grid (no "
         "spacing), mean over classes including background; null where the class is empty in the prediction or "
-        "the reference",
+        "the reference (the reference's MONAI gave infinity there, making its mean infinite; skipped here)",
         "ssim": "mean 2D SSIM over axial slices (skimage, 7x7 uniform window, volumes x255, data_range 255), "
         "the reference's definition",
     },

@@ -36,12 +36,15 @@ def confusion_per_sample(pred: torch.Tensor, labels: torch.Tensor, num_classes: 
 
 
 def dice_per_sample(
-    pred: torch.Tensor, labels: torch.Tensor, num_classes: int, include_background: bool = False
+    pred: torch.Tensor, labels: torch.Tensor, num_classes: int, include_background: bool = False,
+    ignore_empty: bool = False,
 ) -> torch.Tensor:
     """Mean Dice per sample over the classes present in the prediction or the labels.
 
-    A class absent from both maps is skipped (it would be NaN); a sample where every counted class is
-    absent from both gets Dice 1. Values outside ``[0, num_classes)`` count for no class.
+    A class absent from both maps is skipped (it would be NaN), so a class predicted but absent from the labels
+    scores 0; with ``ignore_empty`` every class absent from the labels is skipped instead (MONAI's
+    ``ignore_empty=True``, the reference's rule: a falsely predicted class costs nothing). A sample where every
+    counted class is skipped gets Dice 1. Values outside ``[0, num_classes)`` count for no class.
 
     Shape:
         pred, labels: ``[B, 1, H, W, D]`` (or ``[B, H, W, D]``) integer class maps; returns ``[B]`` float32 on
@@ -53,5 +56,6 @@ def dice_per_sample(
     size = (confusion.sum(2) + confusion.sum(1))[:, first:num_classes].float()
     if size.shape[1] == 0:
         return torch.ones(pred.shape[0], device=pred.device)
-    scores = torch.where(size > 0, 2 * inter / size.clamp_min(1), torch.nan)
+    counted = confusion.sum(1)[:, first:num_classes] > 0 if ignore_empty else size > 0
+    scores = torch.where(counted, 2 * inter / size.clamp_min(1), torch.nan)
     return torch.nan_to_num(scores.nanmean(1), nan=1.0)

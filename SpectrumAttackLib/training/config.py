@@ -13,11 +13,13 @@ from typing import Any
 
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
 
-__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LATEST", "LOG_NAME", "TrainConfig", "TrainingMode"]
+__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LATEST", "LOG_NAME", "VAL_METRICS", "TrainConfig", "TrainingMode"]
 
 CHECKPOINT_BEST = "model_best.pt"
 CHECKPOINT_LATEST = "model_latest.pt"
 LOG_NAME = "train_log.csv"
+#: The per-case Dice rules of checkpoint selection (:mod:`SpectrumAttackLib.training.validation`); first = default.
+VAL_METRICS = ("foreground", "reference")
 
 
 class TrainingMode(str, Enum):
@@ -65,6 +67,9 @@ class TrainConfig:
         roi: ``(x, y, z)`` crop and sliding-window size in voxels (``--roi_x/y/z``).
         infer_overlap: sliding-window overlap in [0, 1) for validation (``--infer_overlap``).
         sw_batch_size: windows per forward pass in validation, ≥ 1 (``--sw_batch_size``).
+        val_metric: per-case Dice that selects ``model_best.pt``: ``"foreground"`` (default: organs only, a
+            hallucinated organ scores 0) or ``"reference"`` (the reference's Dice incl. background, classes absent
+            from the labels skipped); see :mod:`SpectrumAttackLib.training.validation` (``--val_metric``).
         smooth_nr, smooth_dr: DiceCE numerator / denominator smoothing (``--smooth_nr``, ``--smooth_dr``).
         seed: seeds data order, augmentation, attack draws and weight updates; ≥ 0.
 
@@ -96,6 +101,7 @@ class TrainConfig:
     roi: tuple[int, int, int] = (96, 96, 96)
     infer_overlap: float = 0.5
     sw_batch_size: int = 1
+    val_metric: str = "foreground"
     smooth_nr: float = 0.0
     smooth_dr: float = 1e-6
     seed: int = 0
@@ -112,6 +118,7 @@ class TrainConfig:
         self.warmup_epochs = check_int("warmup_epochs", self.warmup_epochs, 0)
         self.infer_overlap = check_range("infer_overlap", self.infer_overlap, 0.0, 1.0, high_inclusive=False)
         self.sw_batch_size = check_int("sw_batch_size", self.sw_batch_size, 1)
+        check_choice("val_metric", self.val_metric, VAL_METRICS)
         self.smooth_nr = check_range("smooth_nr", self.smooth_nr, 0.0, None)
         self.smooth_dr = check_range("smooth_dr", self.smooth_dr, 0.0, None)
         self.seed = check_int("seed", self.seed, 0)

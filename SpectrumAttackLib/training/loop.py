@@ -48,7 +48,7 @@ class EpochRecord:
         loss: mean training loss over the epoch's batches (this rank's batches).
         loss_clean, loss_adversarial, loss_freq: means of the loss terms (``None`` where the mode has none).
         lr: learning rate used during the epoch.
-        val_dice: mean foreground Dice over all validation cases, ``None`` when not validated.
+        val_dice: mean validation Dice over all cases (rule ``config.val_metric``), ``None`` when not validated.
         seconds: wall-clock time of the epoch including validation.
     """
 
@@ -118,7 +118,17 @@ class _TrainerState:
         }
 
     def restore(self, checkpoint: Mapping[str, Any]) -> None:
-        """Continue from ``checkpoint``; the schedule's shape stays that of the current configuration."""
+        """Continue from ``checkpoint``; the schedule's shape stays that of the current configuration.
+
+        Raises:
+            ValueError: the checkpoint's best metric was scored by another ``val_metric`` rule.
+        """
+        saved_metric = checkpoint.get("config", {}).get("val_metric", "foreground")
+        if saved_metric != self.config.val_metric:
+            raise ValueError(
+                f"val_metric must be {saved_metric!r} to resume this run (its best checkpoint was selected by that "
+                f"rule and the scores are not comparable), got {self.config.val_metric!r}."
+            )
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         # Recompute this epoch's LR under the current schedule (max_epochs may have been raised for the resume).
@@ -297,7 +307,8 @@ def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: 
               rank: int, world_size: int) -> float:
     # The bare network: ranks validate different numbers of cases, so no DDP forward (which may sync buffers).
     outcome = validate(unwrap_model(model), val_cases, roi=config.roi, overlap=config.infer_overlap,
-                       sw_batch_size=config.sw_batch_size, amp=use_amp, rank=rank, world_size=world_size)
+                       sw_batch_size=config.sw_batch_size, amp=use_amp, rank=rank, world_size=world_size,
+                       metric=config.val_metric)
     if world_size > 1:
         outcome.all_reduce()
     if float(outcome.count) == 0:

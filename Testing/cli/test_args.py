@@ -224,3 +224,12 @@ def test_vafa_flags_of_ours() -> None:
         attack_params_from_args(parse("--attack_name saa --vafa_variant paper"))
     with pytest.raises(ValueError, match="--vafa_variant"):
         attack_params_from_args(parse("--attack_name vafa-3d --vafa_variant best"))
+
+
+def test_ssa_2d_takes_num_spectrum_augs_and_the_2d_block() -> None:
+    name, params = attack_params_from_args(parse("--attack_name ssa-2d --num_spectrum_augs 4 --eps 8 --rho 0.5"))
+    assert name == "ssa-2d"
+    assert params["num_spectrum_augs"] == 4 and params["eps"] == 8.0 and params["rho"] == 0.5
+    assert params["block_size"] == (8, 8) and "alpha" not in params
+    _, params = attack_params_from_args(parse("--attack_name ssa-2d"))
+    assert params["num_spectrum_augs"] == 10

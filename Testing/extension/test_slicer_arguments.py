@@ -12,6 +12,7 @@ from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
 GUI_VALUES = {  # what the parameter node holds: a value for every parameter of every attack
     "steps": 7, "rho": 0.3, "blockSize": 16, "lambdaDice": 0.2, "useSsimLoss": True, "lambdaSsim": 0.75,
     "freqBand": "low", "qMax": 30.0, "vafaVariant": "paper", "eps": 8.0, "alpha": 0.02, "std": 6.0,
+    "numSpectrumAugs": 4,
 }
 
 
@@ -27,6 +28,8 @@ def test_gui_values_keep_only_what_the_attack_takes() -> None:
     vafa = _arguments("vafa-3d", **GUI_VALUES).params
     assert vafa["q_max"] == 30.0 and vafa["variant"] == "paper" and vafa["block_size"] == (16, 16, 16)
     assert "std" in _arguments("gn", **GUI_VALUES).params
+    assert _arguments("ssa-2d", **GUI_VALUES).params == {"steps": 7, "rho": 0.3, "block_size": (16, 16), "eps": 8.0,
+                                                         "num_spectrum_augs": 4}
 
 
 def test_gui_values_cover_every_attack_row_of_the_table() -> None:
@@ -93,7 +96,7 @@ def test_none_values_are_ignored_and_architecture_kept() -> None:
     assert arguments.params == {}
 
 
-@pytest.mark.parametrize("attack", ["saa", "vafa-3d", "pgd", "gn", "saa-2d"])
+@pytest.mark.parametrize("attack", ["saa", "vafa-3d", "pgd", "gn", "saa-2d", "ssa-2d"])
 def test_cli_parameters_round_trip_through_the_cli_parser(cli_script: Any, attack: str) -> None:
     arguments = _arguments(attack, **GUI_VALUES, seed=3, device="cpu")
     argv = []

@@ -68,9 +68,12 @@ def test_saa_run_adds_results_and_leaves_the_input_alone(module: Any, scene: Any
     assert 0.0 < result.metrics["adversarial"]["fooling_rate"] <= 1.0
 
 
-def test_pgd_perturbation_stays_within_epsilon(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any) -> None:
-    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack="pgd",
-                                              params={"steps": 2, "eps": 8, "alpha": 0.02}, showResult=False)
+@pytest.mark.parametrize(("attack", "params"), [("pgd", {"steps": 2, "eps": 8, "alpha": 0.02}),
+                                               ("ssa-2d", {"steps": 2, "eps": 8, "numSpectrumAugs": 2})])
+def test_voxel_perturbation_stays_within_epsilon(module: Any, scene: Any, ct_node: Any, tiny_loaded: Any,
+                                                 attack: str, params: dict) -> None:
+    result = module.SpectrumAttackLogic().run(ct_node, model=tiny_loaded, attack=attack, params=params,
+                                              showResult=False)
     pre = tiny_loaded.entry.preprocessing
     bound_hu = 8 / 255 * (pre.a_max - pre.a_min) / (pre.b_max - pre.b_min)
     perturbation = ijk_array(result.perturbationVolume)

@@ -23,6 +23,7 @@ FAST: dict[str, dict[str, Any]] = {
     "gn": {},
     "segpgd": {"steps": 2},
     "cospgd": {"steps": 2},
+    "ssa-2d": {"steps": 2, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"block_size": (8, 8, 8)},
     "dfb-2d": {"block_size": (8, 8)},
 }
@@ -39,12 +40,13 @@ STRONG: dict[str, dict[str, Any]] = {
     "gn": {"std": 64},
     "segpgd": {"steps": 5, "eps": 32, "alpha": 0.04},
     "cospgd": {"steps": 5, "eps": 32, "alpha": 0.04},
+    "ssa-2d": {"steps": 5, "eps": 32, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"freq_band": "middle", "block_size": (8, 8, 8)},
     "dfb-2d": {"freq_band": "middle", "block_size": (8, 8)},
 }
 
 #: Attacks whose start is drawn from the seeded generator.
-RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd")
+RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d")
 #: Attacks that take gradient steps.
 ITERATIVE = tuple(n for n in attacks.available() if "steps" in attacks.attack_parameters(n))
 

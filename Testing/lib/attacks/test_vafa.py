@@ -14,6 +14,7 @@ from pytorch_msssim import ssim
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.losses import dice_ce_loss, ssim3d
 from SpectrumAttackLib.attacks.vafa import renormalise_slices, soft_round
+from SpectrumAttackLib.metrics.overlap import dice_per_sample
 
 
 def _phi(u: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -97,6 +98,13 @@ def test_code_variant_equals_a_loop_reimplementation_of_the_reference():
     expected = render(q, 0.1 - (steps - 1) * 0.1 / steps).clamp(0, 1)
     torch.testing.assert_close(result.state, q)
     torch.testing.assert_close(result.adversarial, expected, atol=1e-4, rtol=0)
+    # The reference returns the image of its last forward pass (q after steps − 1 updates): the image our
+    # history scores last, one update short of ours.
+    reference_image = adv.detach().clamp(0, 1)
+    assert not torch.allclose(reference_image, result.adversarial, atol=1e-3)
+    pred = model(reference_image).argmax(1, keepdim=True)
+    assert result.history["dice"][-1] == pytest.approx(float(dice_per_sample(pred, labels, 3).mean()), abs=1e-6)
+    assert result.history["ssim"][-1] == pytest.approx(float(ssim3d(images, reference_image)), abs=1e-5)
 
 
 @pytest.mark.parametrize("name", ["vafa-3d", "vafa-2d"])

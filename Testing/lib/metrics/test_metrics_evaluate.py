@@ -91,6 +91,23 @@ def test_empty_prediction_gives_null_hd95_and_zero_dice(images):
     json.dumps(m, allow_nan=False)  # strict JSON: no NaN token anywhere
 
 
+@pytest.mark.filterwarnings("ignore:the prediction of class 2 is all 0")
+def test_paper_hd95_skips_an_erased_organ_where_the_reference_mean_was_infinite(images):
+    """The reference's MONAI (0.9–1.2) gave HD95 = inf for a class empty in one map, so its nanmean was inf; the
+    paper preset gives NaN there (as current MONAI does) and averages the defined classes (README)."""
+    from monai.metrics import compute_hausdorff_distance
+
+    labels = cube((4, 4, 4)) + cube((10, 10, 10), label=2)
+    adv = cube((5, 4, 4))  # liver shifted by one voxel, spleen erased
+    m = metrics(images, labels, adv, labels=labels, preset="paper")["adversarial"]
+    assert m["hd95_per_class"]["spleen"] is None
+    monai = compute_hausdorff_distance(
+        torch.from_numpy(np.stack([adv == k for k in range(3)]))[None],
+        torch.from_numpy(np.stack([labels == k for k in range(3)]))[None], include_background=True, percentile=95)
+    assert math.isnan(float(monai[0, 2]))
+    assert m["hd95"] == pytest.approx(float(np.nanmean(monai[0].numpy())))
+
+
 def test_all_classes_undefined_gives_null_means(images):
     empty = np.zeros((SIZE,) * 3, dtype=np.int64)
     m = metrics(images, empty, empty)

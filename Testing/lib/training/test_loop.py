@@ -98,6 +98,13 @@ def test_resume_repeats_uninterrupted_run(tmp_path, val_cases, loader, make_mode
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2]
 
 
+def test_resume_refuses_another_val_metric(tmp_path, val_cases, loader, make_model):
+    train(make_model(), loader(), val_cases, _config(tmp_path, max_epochs=1), device="cpu")
+    with pytest.raises(ValueError, match="val_metric must be 'foreground'"):
+        train(make_model(), loader(), val_cases, _config(tmp_path, resume=True, val_metric="reference"),
+              device="cpu")
+
+
 def test_seed_changes_run(val_cases, loader, make_model):
     a, b = make_model(), make_model()
     train(a, loader(), val_cases, _config(max_epochs=1), device="cpu")
@@ -154,6 +161,7 @@ def test_vaft_logs_all_terms(tmp_path, val_cases, loader, make_model):
         ({"infer_overlap": 1.0}, "infer_overlap"),
         ({"optim_name": "lbfgs"}, "optim_name"),
         ({"lrschedule": "poly"}, "lrschedule"),
+        ({"val_metric": "hd95"}, "val_metric"),
     ],
 )
 def test_bad_settings(overrides, parameter):

@@ -56,3 +56,28 @@ def test_restores_training_mode():
     model = ThresholdNet().train()
     validate(model, [_case(0)], roi=(8, 8, 8))
     assert model.training
+
+
+def _hallucinating_case() -> dict[str, torch.Tensor]:
+    """The cube predicted as class 1 where the labels hold no class 1 at all (the labels are background only)."""
+    case = _case(0)
+    case["label"] = torch.zeros_like(case["label"])
+    return case
+
+
+def test_reference_rule_skips_classes_absent_from_the_labels_and_counts_background():
+    model = ThresholdNet()
+    cube = _case(2)  # foreground Dice 0.5; the cubes' union is 96 of 768 voxels, each map has 704 background
+    background = 2 * (768 - 96) / (704 + 704)
+    fore = validate(model, [cube, _hallucinating_case()], roi=(8, 8, 8))
+    ref = validate(model, [cube, _hallucinating_case()], roi=(8, 8, 8), metric="reference")
+    assert fore.per_case == pytest.approx([0.5, 0.0])  # the hallucinated organ scores 0
+    # Reference: mean over background and organ; in the second case the organ is absent from the labels (skipped)
+    # and only the background counts (704 of 768 voxels correctly background).
+    assert ref.per_case == pytest.approx([(background + 0.5) / 2, 2 * 704 / (704 + 768)])
+    assert ref.mean_dice > fore.mean_dice
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="metric"):
+        validate(ThresholdNet(), [_case(0)], roi=(8, 8, 8), metric="hd95")

@@ -1,21 +1,32 @@
-"""Frequency-band masks: the reference's band sizes, partition, DC handling, non-cubic blocks."""
+"""Frequency-band masks: the reference's construction for every cubic size, partition, DC, non-cubic blocks."""
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 from SpectrumAttackLib.transforms import FreqBand, band_mask, perturbation_mask
 
 
-def _reference_masks(s: int, ndim: int) -> dict[str, torch.Tensor]:
-    """The reference's rule for cubic blocks (seed-algorithms §2.5): index sums against s/2 − 1."""
-    total = sum(torch.meshgrid(*[torch.arange(s)] * ndim, indexing="ij"))
-    low = total <= s // 2 - 1
-    high = total >= ndim * (s - 1) - (s // 2 - 1)
-    return {"low": low, "high": high, "middle": ~(low | high)}
+def _reference_construction(s: int, ndim: int) -> dict[str, torch.Tensor]:
+    """The reference's masks for a cubic/square block of edge s, built its way (seed-algorithms §2.5,
+    ``get_masks`` / ``get_masks_2d``): planes of flipped upper-triangular matrices, middle = not exactly one."""
+    half = s // 2
+    plane = np.ones((s, s))
+    if ndim == 2:
+        low = np.flip(np.triu(plane, half), axis=1)
+        high = np.fliplr(np.rot90(low))
+    else:
+        low, high = np.zeros((s, s, s)), np.zeros((s, s, s))
+        for shift, depth in enumerate(range(half)):
+            low[:, :, depth] = np.flip(np.triu(plane, half + shift), axis=1)
+        for shift, depth in enumerate(range(s - 1, half - 1, -1)):
+            high[:, :, depth] = np.flip(np.triu(plane, half + shift), axis=0)
+    middle = (low + high) != 1
+    return {"low": torch.from_numpy(low == 1), "middle": torch.from_numpy(middle), "high": torch.from_numpy(high == 1)}
 
 
 @pytest.mark.parametrize(
@@ -25,14 +36,21 @@ def _reference_masks(s: int, ndim: int) -> dict[str, torch.Tensor]:
         ((16, 16, 16), (120, 3856, 120)),
         ((32, 32, 32), (816, 31136, 816)),
         ((32, 32), (136, 752, 136)),
+        ((5, 5, 5), (9, 106, 10)),  # odd edges: the reference's low lacks (0, 0, 2)
+        ((5, 5), (6, 13, 6)),
     ],
 )
 def test_band_sizes_equal_the_reference(block, sizes):
     counts = tuple(int(band_mask(block, band).sum()) for band in ("low", "middle", "high"))
     assert counts == sizes
-    reference = _reference_masks(block[0], len(block))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("side", [2, 3, 4, 5, 6, 7, 8, 9, 11, 16])
+def test_cubic_masks_equal_the_reference_construction(side, ndim):
+    reference = _reference_construction(side, ndim)
     for band in ("low", "middle", "high"):
-        assert torch.equal(band_mask(block, band), reference[band])
+        assert torch.equal(band_mask((side,) * ndim, band), reference[band]), band
 
 
 @pytest.mark.parametrize("block", [(8, 16, 4), (4, 8, 8), (16, 8), (2, 2, 2), (3, 5, 7)])
