@@ -421,8 +421,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         Args:
             inputVolume: scalar volume node (3-D, one component); never modified.
             model: catalogue name (``"unet-btcv-3mm"``), a model path (checkpoint ``.pt``/``.pth`` with
-                ``architecture`` and ``numClasses``, a TorchScript file or a MONAI bundle folder), or a
-                ``SpectrumAttackLib.models.LoadedModel``.
+                ``architecture`` and ``numClasses``, a TorchScript file, a MONAI bundle folder or an nnU-Net v2
+                trained-model folder, whose ``modelArguments`` may be ``folds``, ``checkpoint``, ``mirroring``), or
+                a ``SpectrumAttackLib.models.LoadedModel``.
             attack: ``"saa"``, ``"saa-2d"``, ``"vafa-3d"``, ``"vafa-2d"``, ``"pgd"``, ``"fgsm"``, ``"bim"``, ``"gn"``,
                 ``"segpgd"``, ``"cospgd"``, ``"ssa-2d"``, ``"dfb"`` or ``"dfb-2d"``.
             params: attack parameters by engine name (``steps``, ``rho``, ``block_size``, ``lambda_dice``,
@@ -576,7 +577,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
     def modelDescription(self, name: str) -> str:
         """One line about a catalogue model for the GUI."""
         if name == USER_MODEL:
-            return "A checkpoint, TorchScript file or MONAI bundle of your own."
+            return "A checkpoint, TorchScript file, MONAI bundle or nnU-Net v2 model folder of your own."
         try:
             entry = get_entry(name)
         except (FileNotFoundError, ValueError):

@@ -119,3 +119,49 @@ def fit_tiny_unet(steps: int = 150, seed: int = 0) -> FittedNet:
 def fitted_net() -> FittedNet:
     """The session's :class:`FittedNet` (tests that change its mode or flags must restore them)."""
     return fit_tiny_unet()
+
+
+@pytest.fixture(scope="session")
+def nnunet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real nnU-Net v2 trained-model folder built with nnU-Net's own tools from the sample CT (see
+    ``nnunet_helpers``; about a minute, once per session). Skipped when the ``nnunet`` extra or the sample data is
+    missing."""
+    pytest.importorskip("nnunetv2", reason="the nnunet extra is not installed (pip install 'SpectrumAttack[nnunet]')")
+    pytest.importorskip("dynamic_network_architectures", reason="the nnunet extra is not installed")
+    from nnunet_helpers import build_model_folder
+
+    from SpectrumAttackLib.data.sample_data import ensure_sample_data
+
+    try:
+        sample = ensure_sample_data()
+    except RuntimeError as error:
+        pytest.skip(f"sample data unavailable: {error}")
+    return build_model_folder(tmp_path_factory.mktemp("nnunet"), sample)
+
+
+@pytest.fixture(scope="session")
+def nnunet_ct(nnunet_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Crops of the sample CTs as NIfTI files, sized for the test model's 40×56×64 patch: ``image`` / ``labels``
+    (img0001 at 3 mm, 80×56×40: two windows, no resampling), ``small`` / ``small_labels`` (64×56×40 of the same:
+    one window, for the attack tests) and ``resampled`` (img0003 at 0.98×0.98×2 mm, 120×100×20: resampled to 3 mm,
+    one window)."""
+    from nnunet_helpers import write_crop
+
+    from SpectrumAttackLib.data.sample_data import ensure_sample_data
+
+    sample = ensure_sample_data()
+    out = tmp_path_factory.mktemp("nnunet-ct")
+    return {
+        "image": write_crop(sample / "imagesTr/img0001.nii.gz", out / "image.nii.gz", NNUNET_CROP),
+        "labels": write_crop(sample / "labelsTr/label0001.nii.gz", out / "labels.nii.gz", NNUNET_CROP),
+        "small": write_crop(sample / "imagesTr/img0001.nii.gz", out / "small.nii.gz", NNUNET_SMALL_CROP),
+        "small_labels": write_crop(sample / "labelsTr/label0001.nii.gz", out / "small_labels.nii.gz",
+                                   NNUNET_SMALL_CROP),
+        "resampled": write_crop(sample / "imagesTr/img0003.nii.gz", out / "resampled.nii.gz", NNUNET_RESAMPLED_CROP),
+    }
+
+
+#: crops of the nnU-Net test images (see ``nnunet_ct``).
+NNUNET_CROP = (slice(20, 100), slice(30, 86), slice(50, 90))
+NNUNET_SMALL_CROP = (slice(20, 84), slice(30, 86), slice(50, 90))
+NNUNET_RESAMPLED_CROP = (slice(200, 320), slice(180, 280), slice(None))

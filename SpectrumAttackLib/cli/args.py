@@ -167,6 +167,10 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--val_metric", str, "foreground", None, "Dice that selects model_best.pt: 'foreground' (organs; a "
                                               "hallucinated organ scores 0) or 'reference' (incl. background, "
                                               "classes absent from the labels skipped)"),
+    ("--folds", str, None, "+", "nnU-Net model folder: folds to ensemble, logits averaged (default: every fold)"),
+    ("--checkpoint", str, None, None, "nnU-Net model folder: 'final' (default) or 'best' checkpoint"),
+    ("--mirroring", _FLAG, False, None, "nnU-Net model folder: nnU-Net's test-time mirroring in every forward "
+                                        "pass, attacks included (2^3 passes per window)"),
 ]
 
 #: attack flag (argparse dest) → attack parameter name: the attack rows of ``attacks.parameters`` plus the seed.
@@ -184,7 +188,7 @@ MODEL_FLAGS: tuple[str, ...] = (
     "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
     "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
     "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device", "unet_channels",
-    "unet_strides", "num_res_units", "trust_model_code",
+    "unet_strides", "num_res_units", "trust_model_code", "folds", "checkpoint", "mirroring",
 )
 
 #: flags of the case source (:func:`SpectrumAttackLib.cli.cases.load_split`): one image instead of a split.
@@ -419,12 +423,14 @@ def model_build_args(
 
 
 def model_from_args(
-    args: argparse.Namespace, device: torch.device | str, spec: str | None = None, architecture: str | None = None
+    args: argparse.Namespace, device: torch.device | str, spec: str | None = None, architecture: str | None = None,
+    nnunet_allowed: bool = False,
 ) -> LoadedModel:
     """Load the model named by ``--model`` (or ``spec``), or by ``--model_name`` + ``--pretrained_path``.
 
     ``--model`` is a catalogue name or a model file (a checkpoint then takes its architecture from
-    ``--model_name``; TorchScript files and MONAI bundle folders describe themselves). Without ``--model``,
+    ``--model_name``; TorchScript files, MONAI bundle folders and nnU-Net v2 trained-model folders describe
+    themselves; ``--folds``, ``--checkpoint`` and ``--mirroring`` apply to the latter). Without ``--model``,
     ``--model_name`` picks the architecture and ``--pretrained_path`` the checkpoint. The architecture's sizes
     (:func:`model_build_args`) and ``--out_channels`` are passed to the builder. For a catalogue model, a
     ``--model_name`` or ``--out_channels`` given on the command line must agree with the catalogue.
@@ -434,6 +440,8 @@ def model_from_args(
         device: where to load the model.
         spec: a model to load instead of ``--model`` (used by ``transfer`` for each of ``--models``).
         architecture: replaces ``--model_name`` for ``spec``.
+        nnunet_allowed: whether the command runs nnU-Net folders with nnU-Net's own inference (``attack``;
+            the others run the seed's MONAI pipeline and refuse them).
 
     Raises:
         ValueError: no model named; ``--use_pretrained`` without ``--pretrained_path``; Swin-UNETR
@@ -444,6 +452,7 @@ def model_from_args(
         FileNotFoundError: the checkpoint does not exist.
     """
     from SpectrumAttackLib.models import load_model
+    from SpectrumAttackLib.models.nnunet import is_nnunet_folder as spec_is_nnunet
 
     architecture, build = model_build_args(args, architecture)
     if args.use_pretrained and not args.pretrained_path and not (spec or args.model):
@@ -456,6 +465,15 @@ def model_from_args(
         if not args.pretrained_path:
             raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
         spec = args.pretrained_path
+    nnunet = {"folds": args.folds, "checkpoint": args.checkpoint, "mirroring": args.mirroring or None}
+    nnunet = {k: v for k, v in nnunet.items() if v is not None}
+    if nnunet and not spec_is_nnunet(spec):
+        raise ValueError(f"--{' / --'.join(nnunet)} apply to nnU-Net model folders only, got --model {spec!r}.")
+    if nnunet or spec_is_nnunet(spec):
+        if not nnunet_allowed:
+            raise ValueError(f"--model must not be an nnU-Net model folder for this command (it runs the seed's "
+                             f"MONAI preprocessing); attack it with `spectrum-attack attack`, got {spec!r}.")
+        return load_model(spec, device, **nnunet)
     from pathlib import Path
 
     from SpectrumAttackLib.models.checkpoints import is_torchscript

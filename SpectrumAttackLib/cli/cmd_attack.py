@@ -16,6 +16,10 @@ IJK→RAS matrix:
 - ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed, and the
   precision of the model passes (``--precision`` and what it resolved to, also in ``metrics.json``).
 
+An nnU-Net v2 trained-model folder (``--model``, with ``--folds`` / ``--checkpoint`` / ``--mirroring``) is run with
+nnU-Net's own preprocessing and inference instead, and its results are written in each case's own grid and units
+(:mod:`SpectrumAttackLib.cli.attack_input_grid`).
+
 Under ``torchrun`` (or the seed's ``--distributed`` flags) rank ``r`` of ``n`` attacks cases ``r, r + n, ...`` and
 writes their files into the one staging folder made by rank 0 (on a filesystem all nodes share); rank 0 gathers
 the metric rows, writes the merged metrics and the manifest and moves the folder into place. Every case is
@@ -51,6 +55,7 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.cli.attack_input_grid import attack_in_input_grid
 from SpectrumAttackLib.cli.cases import Case, case_transform, class_table, load_case, load_split
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
 from SpectrumAttackLib.pipeline.staging import ATTACK_RESULTS, StagedOutput
@@ -131,6 +136,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
     from SpectrumAttackLib.pipeline.validate import check_blocks_fit_attack
     from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.manifest import write_manifest
@@ -143,7 +149,9 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     entries = load_split(args)
     device = ctx.device
     precision = resolve_precision(args.precision, device, name="--precision")
-    loaded = model_from_args(args, device)
+    loaded = model_from_args(args, device, nnunet_allowed=True)
+    if isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # its own preprocessing, in the cases' grids
+        return attack_in_input_grid(args, loaded, entries, name, params, ctx.world_size)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     attacker = attacks.create(name, loaded.model, precision=args.precision, **params)

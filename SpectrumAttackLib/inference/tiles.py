@@ -130,6 +130,7 @@ def attack_volume(
     sw_batch_size: int = 1,
     progress: ProgressCallback | None = None,
     cancel: CancelFn | None = None,
+    window_model: torch.nn.Module | None = None,
 ) -> VolumeAttackResult:
     """Attack one whole volume with ``attack``.
 
@@ -150,6 +151,9 @@ def attack_volume(
         progress: called after every attack step with ``Progress(done, total, "attack", message)`` counted over
             the whole volume (``total`` = :func:`attack_work`).
         cancel: called before every tile batch and after every attack step; returning True stops the job.
+        window_model: the whole-volume model of ``"sliding-window"`` mode when the model windows itself (an
+            nnU-Net model's :class:`~SpectrumAttackLib.inference.nnunet.NnUNetSlidingWindow`); default
+            :class:`SlidingWindowModel` around ``attack.model``.
 
     Returns:
         :class:`VolumeAttackResult` with the adversarial volume in the input's dtype and device.
@@ -198,11 +202,13 @@ def attack_volume(
         if cancel is not None and cancel():
             raise Cancelled("attack cancelled")
         windowed = copy.copy(attack)
-        windowed.model = SlidingWindowModel(attack.model, roi, overlap, sw_batch_size, BLEND_MODES[0])
+        windowed.model = window_model if window_model is not None \
+            else SlidingWindowModel(attack.model, roi, overlap, sw_batch_size, BLEND_MODES[0])
         result = windowed(images, labels, progress=reporter(0, "whole volume"))
         _merge_history(history, result.history, 0)
-        return VolumeAttackResult(result.adversarial, time.perf_counter() - start,
-                                  window_count(images.shape[2:], roi, overlap), history,
+        count = window_model.window_count(images.shape[2:]) if hasattr(window_model, "window_count") \
+            else window_count(images.shape[2:], roi, overlap)
+        return VolumeAttackResult(result.adversarial, time.perf_counter() - start, count, history,
                                   {**config, "sw_batch_size": sw_batch_size})
 
     padded, crop = _pad_to(images, roi)

@@ -1,16 +1,19 @@
-"""One entry point for every kind of model: catalogue name, checkpoint, TorchScript file or MONAI bundle.
+"""One entry point for every kind of model: catalogue name, checkpoint, TorchScript file, MONAI bundle or nnU-Net v2
+trained-model folder.
 
 Example:
     >>> loaded = load_model("unet-btcv-3mm", "cpu")
     >>> loaded.entry.class_names[1], loaded.model.training
     ('spleen', False)
     >>> loaded = load_model("model_best.pt", architecture="unet-r", num_classes=14, roi=(96, 96, 96))
+    >>> loaded = load_model("nnUNet_results/Dataset001_X/nnUNetTrainer__nnUNetPlans__3d_fullres", folds=[0, 1])
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from SpectrumAttackLib.io.hashing import sha256_file
 from SpectrumAttackLib.models.catalogue import ARCHITECTURES, ModelEntry, Preprocessing, get_entry
 from SpectrumAttackLib.models.checkpoints import LoadReport, load_checkpoint
 from SpectrumAttackLib.models.factory import build_model
+from SpectrumAttackLib.models.nnunet import is_nnunet_folder, load_nnunet
 from SpectrumAttackLib.models.user_models import (
     is_bundle,
     is_torchscript,
@@ -98,13 +102,18 @@ def load_model(
     num_classes: int | None = None,
     preprocessing: Preprocessing | None = None,
     trust_code: bool = False,
+    folds: Sequence[int | str] | int | str | None = None,
+    checkpoint: str | None = None,
+    mirroring: bool | None = None,
     **build_kwargs: Any,
 ) -> LoadedModel:
     """Load a model by catalogue name or from a file or folder.
 
     Args:
         spec: a catalogue name (``"unet-btcv-3mm"``); a checkpoint file (``.pt``/``.pth``, needs
-            ``architecture`` and ``num_classes``); a TorchScript file; or a MONAI bundle folder.
+            ``architecture`` and ``num_classes``); a TorchScript file; a MONAI bundle folder; or an nnU-Net v2
+            trained-model folder (``<Trainer>__<Plans>__<configuration>/``, see
+            :func:`SpectrumAttackLib.models.nnunet.load_nnunet`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (see :func:`SpectrumAttackLib.runtime.resolve_device`).
         architecture: ``"unet"``, ``"unet-r"`` or ``"swin-unetr"`` for checkpoints (the seed's ``--model_name``).
         num_classes: output channels incl. background (``--out_channels``) for checkpoints; optional for
@@ -113,6 +122,9 @@ def load_model(
             96³), with the ROI taken from ``roi`` when given. Catalogue models use their own.
         trust_code: let a MONAI bundle's config run its Python code (``$`` expressions, any ``_target_``); by
             default only MONAI network classes with literal arguments are built (``--trust_model_code``).
+        folds: nnU-Net folds to ensemble (logits averaged); default every fold with the checkpoint.
+        checkpoint: nnU-Net checkpoint, ``"final"`` (default) or ``"best"``.
+        mirroring: nnU-Net's test-time mirroring in every forward pass (default off).
         build_kwargs: :func:`build_model` keywords for checkpoints (``roi``, ``feature_size``, ``channels``...).
 
     Returns:
@@ -121,16 +133,27 @@ def load_model(
     Raises:
         FileNotFoundError: a missing file, or a catalogue model whose weights file is absent (says how to get it).
         ValueError: unknown catalogue name; a checkpoint without ``architecture``/``num_classes``; a checkpoint of
-            another architecture or class count; a catalogue weights file whose sha256 does not match.
+            another architecture or class count; a catalogue weights file whose sha256 does not match;
+            ``folds``/``checkpoint``/``mirroring`` for a model that is not an nnU-Net folder.
+        ImportError: an nnU-Net folder without the ``nnunet`` extra installed.
     """
     target = resolve_device(device)
     path = Path(spec).expanduser()
     report: LoadReport | None = None
+    nnunet_options = {"folds": folds, "checkpoint": checkpoint, "mirroring": mirroring}
+    if path.is_dir() and not is_bundle(path) and is_nnunet_folder(path):
+        model, entry = load_nnunet(path, folds=folds, checkpoint=checkpoint or "final", mirroring=bool(mirroring))
+        return LoadedModel(model=model.to(target).eval(), entry=entry, report=None)
+    given = [name for name, value in nnunet_options.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} must be left out for {str(spec)!r}: they apply to nnU-Net model "
+                         f"folders only.")
     if path.exists():
         if path.is_dir():
             if not is_bundle(path):
                 raise ValueError(
-                    f"model must be a MONAI bundle folder (with configs/metadata.json), got {str(path)!r}."
+                    f"model must be a MONAI bundle folder (with configs/metadata.json) or an nnU-Net v2 trained-model "
+                    f"folder (plans.json, dataset.json, fold_<k>/), got {str(path)!r}."
                 )
             model, entry, report = load_bundle(
                 path, architecture=architecture, num_classes=num_classes, preprocessing=preprocessing,

@@ -35,6 +35,7 @@ from SpectrumAttackLib.inference.geometry import (
 )
 from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
+from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
 from SpectrumAttackLib.pipeline.scoring import score_case
 from SpectrumAttackLib.pipeline.validate import (
     check_blocks_fit_attack,
@@ -114,6 +115,43 @@ def _preprocessing(entry: Any) -> dict[str, Any]:
     return out
 
 
+class _ModelGrid:
+    """The geometry of :mod:`~SpectrumAttackLib.inference.geometry` and MONAI's sliding window, behind the same
+    methods as :class:`~SpectrumAttackLib.inference.nnunet.NnUNetInference` (nnU-Net models run nnU-Net's own)."""
+
+    def __init__(self, net: torch.nn.Module, prep: dict[str, Any], overlap: float, precision: Precision) -> None:
+        self.net, self.roi, self.overlap, self.precision = net, prep["roi"], overlap, precision
+        self.settings = {k: prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
+        self.window = None  # sliding-window attacks wrap the net in MONAI's windows
+
+    def to_model_grid(self, array: np.ndarray, affine: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
+        return to_model_grid(array, affine, **self.settings)
+
+    def use(self, mapping: GridMapping) -> None:
+        """Nothing to set: the window is the model's."""
+
+    def labels_to_model_grid(self, labels: np.ndarray, mapping: GridMapping) -> torch.Tensor:
+        return labels_to_model_grid(labels, mapping)
+
+    def from_model_grid(self, volume: Any, mapping: GridMapping, *, mode: str) -> np.ndarray:
+        return from_model_grid(volume, mapping, mode=mode)
+
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        return predict_logits(self.net, images, self.roi, self.overlap, precision=self.precision)
+
+    def segmentation(self, logits: torch.Tensor, mapping: GridMapping) -> np.ndarray:
+        return from_model_grid(logits.argmax(1)[0].cpu().numpy().astype(np.int64), mapping, mode="nearest")
+
+
+def _model_grid(net: torch.nn.Module, entry: Any, prep: dict[str, Any], overlap: float, precision: Precision) -> Any:
+    settings = _field(entry, "preprocessing")
+    if isinstance(settings, NnUNetPreprocessing):
+        from SpectrumAttackLib.inference.nnunet import NnUNetInference  # needs the nnunet extra
+
+        return NnUNetInference(net, settings, overlap)
+    return _ModelGrid(net, prep, overlap, precision)
+
+
 def _classes(entry: Any) -> list[dict[str, Any]]:
     return [{"id": int(_field(c, "id")), "name": str(_field(c, "name")), "rgb": list(_field(c, "rgb"))}
             for c in _field(entry, "classes")]
@@ -158,27 +196,31 @@ class PreparedCase:
         self.overlap, self.metrics_preset = overlap, metrics_preset
         self.device = model_device(net)
         self.precision = resolve_precision(precision, self.device)
-        images, self.mapping = to_model_grid(array, affine, **self._window())
+        # nnU-Net models bring nnU-Net's own preprocessing, sliding window and export (inference.nnunet)
+        self.grid = _model_grid(net, entry, self.prep, overlap, self.precision)
+        images, self.mapping = self.grid.to_model_grid(array, affine)
         self.images = images.to(self.device)
-        self._seg_clean: torch.Tensor | None = None
+        self._logits_clean: torch.Tensor | None = None
 
-    def _window(self) -> dict[str, Any]:
-        return {k: self.prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
+    @property
+    def logits_clean(self) -> torch.Tensor:
+        """``[1, K, H, W, D]`` clean logits in the model grid (computed once)."""
+        if self._logits_clean is None:
+            self.grid.use(self.mapping)
+            self._logits_clean = self.grid.predict_logits(self.images)
+        return self._logits_clean
 
     @property
     def seg_clean(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` int64 clean prediction in the model grid (computed once)."""
-        if self._seg_clean is None:
-            self._seg_clean = predict_logits(self.net, self.images, self.prep["roi"], self.overlap,
-                                             precision=self.precision).argmax(1, keepdim=True)
-        return self._seg_clean
+        return self.logits_clean.argmax(1, keepdim=True)
 
     def labels(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` labels the attack pushes away from: the reference mapped to the model grid, else the
         clean prediction."""
         if self.reference is None:
             return self.seg_clean
-        return labels_to_model_grid(self.reference, self.mapping).to(self.device)
+        return self.grid.labels_to_model_grid(self.reference, self.mapping).to(self.device)
 
     def attack(
         self,
@@ -237,17 +279,24 @@ class PreparedCase:
             if progress is not None:
                 progress(Progress(2 + p.done, total, p.stage, p.message))
 
-        result = attack_volume(attacker, images, labels, roi=roi, mode=attack_mode, tile_batch_size=tile_batch_size,
-                               overlap=self.overlap, progress=attack_progress, cancel=cancel)
-        perturbation_model = (result.adversarial - images)[0, 0] * mapping.intensity_scale
-        perturbation = from_model_grid(perturbation_model, mapping, mode="linear").astype(np.float32, copy=False)
+        # nnU-Net's cubic resampling may overshoot the window a little; attacks start from the image in [0, 1].
+        attack_input = images.clamp(mapping.b_min, mapping.b_max)
+        self.grid.use(mapping)
+        result = attack_volume(attacker, attack_input, labels, roi=roi, mode=attack_mode,
+                               tile_batch_size=tile_batch_size, overlap=self.overlap, progress=attack_progress,
+                               cancel=cancel, window_model=self.grid.window)
+        perturbation_model = (result.adversarial - attack_input)[0, 0] * mapping.intensity_scale
+        perturbation = self.grid.from_model_grid(perturbation_model, mapping, mode="linear").astype(
+            np.float32, copy=False)
         adversarial = np.asarray(self.array, dtype=np.float32) + perturbation
 
         report(work + 2, "inference", "prediction on the adversarial volume")
-        adv_images, _ = to_model_grid(adversarial, self.affine, **self._window())
+        adv_images, adv_mapping = self.grid.to_model_grid(adversarial, self.affine)
         adv_images = adv_images.to(self.device)
-        seg_adv = predict_logits(self.net, adv_images, roi, self.overlap, precision=self.precision).argmax(
-            1, keepdim=True)
+        self.grid.use(adv_mapping)  # nnU-Net z-score models normalise each image with its own statistics
+        logits_adv = self.grid.predict_logits(adv_images)
+        seg_adv = logits_adv.argmax(1, keepdim=True)
+        self.grid.use(mapping)
 
         report(work + 3, "metrics")
         reference_model = None if self.reference is None else labels.cpu()
@@ -262,8 +311,8 @@ class PreparedCase:
         return SingleVolumeResult(
             adversarial=adversarial,
             perturbation=perturbation,
-            seg_clean=from_model_grid(seg_clean[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
-            seg_adv=from_model_grid(seg_adv[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
+            seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype),
+            seg_adv=self.grid.segmentation(logits_adv, adv_mapping).astype(dtype),
             metrics=metrics,
             classes=self.classes,
             attack_config=_attack_config({**result.config, **self.precision.as_record()}, self.entry, self.prep,
@@ -333,7 +382,8 @@ def prepare_case(
             reference_labels = reference_labels.detach().cpu().numpy()
         reference_labels = check_labels(labels_name, reference_labels, array.shape, num_classes)
     prep = _preprocessing(entry)
-    probe_model(net, num_classes, prep["roi"], name="model")
+    if not isinstance(_field(entry, "preprocessing"), NnUNetPreprocessing):  # nnU-Net: strict weights + plans
+        probe_model(net, num_classes, prep["roi"], name="model")  # checked on loading; a patch pass costs seconds
     warn_if_outside_window(image_name, array, prep["a_min"], prep["a_max"])
     return PreparedCase(array, affine, net, entry, reference_labels, overlap, metrics_preset, precision)
 

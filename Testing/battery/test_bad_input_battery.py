@@ -465,10 +465,10 @@ def test_prepared_case_runs_several_attacks_on_one_clean_prediction(good_model: 
 
     inputs = make_inputs(tmp_path, good_model)
     case = prepare_case(inputs.image, model=good_model, reference_labels=inputs.label, device="cpu")
-    clean = case.seg_clean
+    clean = case.logits_clean
     fgsm = case.attack("fgsm", {"eps": 8}, seed=3)
     pgd = case.attack("pgd", {"eps": 8, "steps": 2}, seed=3)
-    assert case.seg_clean is clean  # not recomputed
+    assert case.logits_clean is clean  # the clean prediction was not recomputed
     assert not np.array_equal(fgsm.adversarial, pgd.adversarial)
     one_shot = attack_single_volume(inputs.image, model=good_model, attack="pgd", params={"eps": 8, "steps": 2},
                                     reference_labels=inputs.label, device="cpu", seed=3)

@@ -1,0 +1,34 @@
+"""SpectrumAttackLogic with a real nnU-Net v2 model folder on a slicer-core scene (the console's and the GUI's
+"my model" path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from slicer_helpers import ijk_array, ijk_to_ras, load_volume
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("attack", "params"), [
+    ("saa", {"steps": 1, "rho": 0.2, "block_size": 8, "lambda_dice": 0.01}),
+    ("pgd", {"steps": 1, "eps": 4}),
+])
+def test_logic_attacks_an_nnunet_folder(module: Any, scene: Any, nnunet_model: Path, nnunet_ct: dict[str, Path],
+                                        attack: str, params: dict) -> None:
+    node = load_volume(scene, nnunet_ct["small"], "img0001")
+    before = ijk_array(node).copy()
+    result = module.SpectrumAttackLogic().run(node, model=str(nnunet_model), attack=attack, params=params,
+                                              modelArguments={"folds": [0]}, showResult=False)
+    np.testing.assert_array_equal(ijk_array(node), before)
+    adversarial, perturbation = ijk_array(result.adversarialVolume), ijk_array(result.perturbationVolume)
+    assert adversarial.shape == before.shape
+    np.testing.assert_allclose(ijk_to_ras(result.adversarialVolume), ijk_to_ras(node), atol=1e-6)
+    np.testing.assert_allclose(adversarial, before + perturbation, atol=1e-2)
+    assert np.abs(perturbation).max() > 1.0  # HU
+    segmentation = result.cleanSegmentation.GetSegmentation()
+    names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
+    assert {"liver", "spleen", "kidney_left"} <= names  # dataset.json's class names
