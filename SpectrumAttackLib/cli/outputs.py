@@ -25,7 +25,7 @@ TRANSFER_RESULTS = ("transfer_matrix.csv", "transfer.json", "transfer_heatmap.pn
 DEMO_RESULTS = ("adversarial.nii.gz", "perturbation.nii.gz", "segmentation_clean.nii.gz",
                 "segmentation_adversarial.nii.gz", "report.png", "metrics.json", "manifest.json")
 #: written last, in this order: their presence means the folder is complete.
-_LAST = ("metrics.csv", "metrics.json", "transfer.json", "manifest.json")
+_LAST = ("metrics.csv", "metrics.json", "transfer.json", "audit.json", "manifest.json")
 
 
 class StagedOutput:
@@ -38,12 +38,15 @@ class StagedOutput:
         flag: the command-line flag that named it, for error messages.
         overwrite: replace earlier results instead of refusing.
         patterns: file patterns of this kind of result (see the module constants).
+        staging: a fixed name for the staging folder (beside ``folder``), reused when it exists, so that an
+            interrupted run can continue from what it holds; default a fresh hidden temporary folder.
 
     Raises:
         ValueError: ``folder`` is a file, already holds results (without ``overwrite``), or cannot be written.
     """
 
-    def __init__(self, folder: str | os.PathLike, flag: str, overwrite: bool, patterns: Sequence[str]) -> None:
+    def __init__(self, folder: str | os.PathLike, flag: str, overwrite: bool, patterns: Sequence[str],
+                 staging: str | None = None) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self.flag = flag
         self.overwrite = overwrite
@@ -56,7 +59,11 @@ class StagedOutput:
                              f"{str(self.folder)!r} with {existing[0].name} ({len(existing)} result files).")
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.partial-", dir=self.folder.parent))
+            if staging is None:
+                self.staging = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.partial-", dir=self.folder.parent))
+            else:
+                self.staging = self.folder.parent / staging
+                self.staging.mkdir(exist_ok=True)
         except OSError as exc:
             raise ValueError(f"{flag} must be a writable folder, got {str(self.folder)!r} "
                              f"({exc.strerror or exc}).") from None
