@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from SpectrumAttackLib.data.sample_data import sample_data_path, sample_data_ready
@@ -50,12 +51,20 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not sample_data_ready(), reason="sample data not built (run `spectrum-attack sample-data`)")
 def test_robust_dice_of_the_bundled_model_falls_as_the_perceptibility_level_loosens(run_cli, tmp_path):
+    import nibabel as nib
+
     root = sample_data_path()
+    paths = {}
+    for key, name in (("image", "imagesTr/img0001.nii.gz"), ("label", "labelsTr/label0001.nii.gz")):
+        source = nib.load(root / name)  # the abdomen: the upper 56 of 112 axial slices (3 mm)
+        affine = source.affine.copy()
+        affine[:3, 3] += affine[:3, 2] * 56
+        paths[key] = tmp_path / f"{key}.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(source.dataobj)[:, :, 56:], affine, source.header), paths[key])
     grid = tmp_path / "grid.yaml"
     grid.write_text("attacks:\n  pgd: {eps: [2], params: {steps: 2}}\n  dfb: {freq_band: [high]}\n")
-    code, out, err = run_cli(f"audit --image {root / 'imagesTr/img0002.nii.gz'} "
-                             f"--label {root / 'labelsTr/label0002.nii.gz'} --model unet-btcv-3mm --grid {grid} "
-                             f"--output {tmp_path / 'out'}")
+    code, out, err = run_cli(f"audit --image {paths['image']} --label {paths['label']} --model unet-btcv-3mm "
+                             f"--grid {grid} --output {tmp_path / 'out'}")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "audit.json").read_text())
     own = document["summary"]["per_model"]["unet-btcv-3mm"]
@@ -64,5 +73,5 @@ def test_robust_dice_of_the_bundled_model_falls_as_the_perceptibility_level_loos
     assert own["clean_dice"] >= robust[0] > robust[1] >= robust[2]
     pgd = next(c for c in document["cells"] if c["attack"] == "pgd")
     assert 0.90 <= pgd["ssim_3d"] < 0.99 and pgd["dice"] < own["clean_dice"]
-    assert document["manifest"]["cases"][0]["name"] == "img0002"
+    assert document["manifest"]["cases"][0]["name"] == "image"
     assert "SSIM>=0.99" in out
