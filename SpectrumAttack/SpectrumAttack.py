@@ -476,7 +476,8 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         models = {m.label: spec for m, spec in zip(audited, loaded, strict=True)}
         reference = None
         if referenceSegmentation is not None:
-            reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(loaded[0].entry.classes))
+            classes = _classDicts(loaded[0].entry.classes)
+            reference = reference_labels(scene, referenceSegmentation, inputVolume, classes)
         result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, output=output, seed=seed,
                        metrics_preset=metricsPreset, name=inputVolume.GetName(), progress=onProgress)
         nodes = audit_nodes(scene, result.cells, result.summary, inputVolume.GetName())

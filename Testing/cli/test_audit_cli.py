@@ -14,7 +14,7 @@ from SpectrumAttackLib.data.sample_data import sample_data_path, sample_data_rea
 def test_bad_grid_entry_is_one_error_line_naming_it(run_cli, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("attacks:\n  pgd: {eps: [4, 0]}\n")
-    code, out, err = run_cli(f"audit --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'out'}")
+    code, _, err = run_cli(f"audit --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'out'}")
     assert code == 2
     assert err.strip() == "spectrum-attack: error: grid entry 'pgd': eps[1] must be > 0, got 0."
     code, _, err = run_cli(f"audit --preset fast --model unet-btcv-3mm --output {tmp_path / 'out'}")

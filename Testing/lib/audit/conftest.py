@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))
 
-from workflow_helpers import phantom_ct, trained_model  # noqa: E402
+from workflow_helpers import phantom_ct, trained_model
 
-from SpectrumAttackLib.models import LoadedModel  # noqa: E402
+from SpectrumAttackLib.models import LoadedModel
 
 #: four cheap cells: PGD at two budgets, Gaussian noise, DFB's high band.
 TINY_GRID = {"attacks": {

@@ -71,15 +71,15 @@ def test_a_folder_holding_results_is_refused_without_overwrite_or_resume(finishe
 
 
 def test_resume_after_an_interruption_redoes_no_finished_cell(finished, loaded, phantom, tmp_path):
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def stop_after_two(progress):
         if progress.done == 2:
-            raise Stop
+            raise StopError
 
     folder = tmp_path / "out"
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         run_audit(loaded, phantom, folder, progress=stop_after_two)
     assert not folder.exists()  # nothing half-written in the target
     staging = tmp_path / ".out.audit-partial"
@@ -123,7 +123,7 @@ def test_report_renders_in_headless_chromium_with_the_numbers_of_audit_json(fini
     shown = dict(re.findall(r'<td data-key="([^"]+)">([^<]*)</td>', dom))
     assert re.search(r'<img alt="[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', dom)
     summary = document["summary"]["per_model"]["tiny"]
-    expected = {f"clean/tiny": summary["clean_dice"]}
+    expected = {"clean/tiny": summary["clean_dice"]}
     expected.update({f"robust/tiny/{k}": v for k, v in summary["robust_dice"].items()})
     for attack, entry in summary["attacks"].items():
         for field in ("half_dice_budget", "auc", "auc_normalised"):
