@@ -1,6 +1,7 @@
 """The audit grid: which attacks run at which budgets, from a preset or a small YAML/JSON file.
 
-Each attack family is swept over its own budget parameter (:data:`BUDGET_PARAMETERS`): SA² over ρ, VAFA over
+Each attack family is swept over its own budget parameter (:data:`BUDGET_PARAMETERS`, derived from the parameter
+table :mod:`SpectrumAttackLib.attacks.parameters`): SA² over ρ, VAFA over
 ``q_max``, the voxel attacks over ε on the 0–255 scale, Gaussian noise over σ (0–255 scale) and DFB over the
 frequency band it drops. The other parameters of an attack are fixed for the whole sweep.
 
@@ -40,27 +41,30 @@ from pathlib import Path
 from typing import Any
 
 from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks.parameters import parameters_of
 from SpectrumAttackLib.checks import check_choice
 
 __all__ = ["BUDGET_PARAMETERS", "PRESETS", "AuditGrid", "GridAttack", "grid_from_file", "grid_from_mapping",
            "resolve_grid"]
 
-#: attack → the parameter an audit sweeps (its budget). Units: ρ a fraction, q_max a quantisation step, ε and σ
-#: on the 0–255 scale, freq_band a band name.
-BUDGET_PARAMETERS: dict[str, str] = {
-    "saa": "rho",
-    "saa-2d": "rho",
-    "vafa-3d": "q_max",
-    "vafa-2d": "q_max",
-    "pgd": "eps",
-    "fgsm": "eps",
-    "bim": "eps",
-    "segpgd": "eps",
-    "cospgd": "eps",
-    "gn": "std",
-    "dfb": "freq_band",
-    "dfb-2d": "freq_band",
-}
+#: the parameters an audit can sweep, in order of preference when an attack takes several (SA² takes ρ and the band).
+BUDGET_ORDER = ("rho", "q_max", "eps", "std", "freq_band")
+
+
+def _budget_parameters() -> dict[str, str]:
+    """attack → the parameter an audit sweeps (its budget), from the one parameter table. Units: ρ a fraction,
+    q_max a quantisation step, ε and σ on the 0–255 scale, freq_band a band name."""
+    budgets = {}
+    for attack in attacks.available():
+        taken = {p.engine for p in parameters_of(attack)}
+        chosen = next((name for name in BUDGET_ORDER if name in taken), None)
+        if chosen is not None:
+            budgets[attack] = chosen
+    return budgets
+
+
+#: attack → the parameter an audit sweeps (see :func:`_budget_parameters`).
+BUDGET_PARAMETERS: dict[str, str] = _budget_parameters()
 
 #: budgets that are names, not numbers: no curve over them, one point each on the Dice-vs-SSIM axes.
 CATEGORICAL_BUDGETS = ("freq_band",)
@@ -178,7 +182,7 @@ def grid_from_mapping(data: Any, name: str = "custom") -> AuditGrid:
     entries = []
     for attack, spec in data["attacks"].items():
         if attack not in BUDGET_PARAMETERS:
-            known = ", ".join(repr(a) for a in BUDGET_PARAMETERS if a in attacks.available())
+            known = ", ".join(repr(a) for a in BUDGET_PARAMETERS)
             raise _entry_error(attack, f"attack must be one of {known}, got {attack!r}.")
         budget_name = BUDGET_PARAMETERS[attack]
         if not isinstance(spec, Mapping):
