@@ -448,7 +448,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         Adds a table node of the cells and plot chart nodes of the curves (Dice vs 3-D SSIM for every attack; Dice
         vs budget per attack) to the scene, and returns the summary (worst-case robust Dice per model at SSIM 0.99,
         0.95 and 0.90, per attack the half-clean-Dice budget and the area under its Dice-vs-budget curve); see
-        ``SpectrumAttackLib.workflows.audit.audit``.
+        ``SpectrumAttackLib.workflows.audit``.
 
         Args:
             inputVolume: scalar volume node; never modified.
@@ -467,7 +467,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         """
         from SpectrumAttackAdapter.audit_nodes import audit_nodes
 
-        from SpectrumAttackLib.workflows.audit import audit, audit_models
+        from SpectrumAttackLib.workflows.robustness import audit, audit_models
 
         scene = self._scene()
         array, ijkToRas = volume_to_ijk(inputVolume)

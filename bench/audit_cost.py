@@ -2,7 +2,7 @@
 
 The ``quick`` preset (or ``--preset``) on a sample CT with the bundled model ``unet-btcv-3mm``:
 
-1. the audit (:func:`SpectrumAttackLib.workflows.audit.audit`, nothing written): wall time, cells, seconds per cell,
+1. the audit (:func:`SpectrumAttackLib.workflows.audit`, nothing written): wall time, cells, seconds per cell,
    and the sum of its attacks' own optimisation time (``attack_volume``'s seconds, inside the audit);
 2. every cell of the same grid run on its own as a single attack job
    (:func:`~SpectrumAttackLib.workflows.single.attack_single_volume`: preprocessing, clean prediction, attack,
@@ -35,7 +35,7 @@ from SpectrumAttackLib.data.sample_data import ensure_sample_data
 from SpectrumAttackLib.io.volumes import read_volume
 from SpectrumAttackLib.models import load_model
 from SpectrumAttackLib.runtime import device_info, resolve_device
-from SpectrumAttackLib.workflows.audit import audit
+from SpectrumAttackLib.workflows.robustness import audit
 from SpectrumAttackLib.workflows.single import attack_single_volume
 
 TARGET = 1.10

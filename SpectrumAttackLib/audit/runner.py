@@ -70,7 +70,7 @@ class AuditModel:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """Settings shared by every cell (see :func:`SpectrumAttackLib.workflows.audit.audit`)."""
+    """Settings shared by every cell (see :func:`SpectrumAttackLib.workflows.audit`)."""
 
     seed: int = 0
     metrics_preset: str = "clinical"

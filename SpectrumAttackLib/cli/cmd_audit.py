@@ -1,6 +1,6 @@
 """``spectrum-attack audit``: how robust is my segmentation model? Every attack family over a budget sweep.
 
-Runs :func:`SpectrumAttackLib.workflows.audit.audit` on the cases of a split (``--data_dir``/``--json_list``,
+Runs :func:`SpectrumAttackLib.workflows.audit` on the cases of a split (``--data_dir``/``--json_list``,
 validation unless ``--gen_train_adv_mode``, preprocessed like ``attack``) or on one image (``--image CT.nii.gz
 [--label SEG.nii.gz]``, NIfTI or NRRD, resampled to the model grid), for one model (the usual model flags) or
 several (``--models A B ...``: catalogue names, model files or ``ARCHITECTURE=CHECKPOINT``), over the grid of
@@ -104,7 +104,7 @@ def _cases(args: argparse.Namespace, cfg: Any, prep: Any) -> list:
     from SpectrumAttackLib.cli.adv_paths import case_name
     from SpectrumAttackLib.cli.cases import load_case, load_split
     from SpectrumAttackLib.data.transforms import eval_transforms
-    from SpectrumAttackLib.workflows.audit import volume_case
+    from SpectrumAttackLib.workflows.robustness import volume_case
 
     if args.image is not None:
         for flag, value in (("--data_dir", args.data_dir), ("--json_list", args.json_list)):
@@ -129,7 +129,7 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.audit.grid import resolve_grid
     from SpectrumAttackLib.checks import check_choice
     from SpectrumAttackLib.models.catalogue import Preprocessing
-    from SpectrumAttackLib.workflows.audit import audit
+    from SpectrumAttackLib.workflows.robustness import audit
 
     warn_ignored_flags(args, USED_FLAGS, "audit")
     check_choices(args)

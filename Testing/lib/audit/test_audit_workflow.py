@@ -1,5 +1,5 @@
-"""``workflows.audit`` on a tiny phantom CT: result files, refusal of a used folder, resume after an interruption,
-and the HTML report rendered by a real headless Chromium with the numbers of audit.json."""
+"""``SpectrumAttackLib.workflows.audit`` on a tiny phantom CT: result files, refusal of a used folder, resume after
+an interruption, and the HTML report rendered by a real headless Chromium with the numbers of audit.json."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_GRID
 
 from SpectrumAttackLib.report.audit_html import format_number
-from SpectrumAttackLib.workflows.audit import audit
+from SpectrumAttackLib.workflows import audit
 
 
 def run_audit(loaded, phantom, output=None, **kwargs):
