@@ -147,13 +147,13 @@ def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[st
 
 
 def _metrics(case: Case, model: AuditModel, adversarial: torch.Tensor, seg_clean: torch.Tensor,
-             seg_adv: torch.Tensor, preset: str) -> dict[str, Any]:
+             seg_adv: torch.Tensor, preset: str, clean_section: dict[str, Any] | None = None) -> dict[str, Any]:
     from SpectrumAttackLib.metrics.evaluate import compute_case_metrics
 
     return compute_case_metrics(
         case.images[0, 0], adversarial[0, 0].detach().cpu(), seg_clean[0, 0].cpu(), seg_adv[0, 0].cpu(),
         labels=None if case.labels is None else case.labels[0, 0], num_classes=model.num_classes,
-        class_names=list(model.class_names), spacing_mm=case.spacing_mm, preset=preset,
+        class_names=list(model.class_names), spacing_mm=case.spacing_mm, preset=preset, clean_section=clean_section,
     )
 
 
@@ -199,7 +199,7 @@ def run_cells(
         new_cells: list[dict[str, Any]] = []
         new_clean: list[dict[str, Any]] = []
         loaded: tuple[int, Case] | None = None
-        clean_cache: dict[int, torch.Tensor] = {}
+        clean_cache: dict[int, tuple[torch.Tensor, dict[str, Any]]] = {}
         desc = "audit" if ctx.world_size == 1 else f"audit rank {ctx.rank}"
         with progress_bar(len(mine), desc, unit="cell") as bar:
             for count, spec in enumerate(mine):
@@ -214,16 +214,16 @@ def run_cells(
                     check_label_values(case, model.num_classes)
                     seg_clean = predict_logits(model.network, images, model.roi, settings.overlap,
                                                settings.sw_batch_size).argmax(1, keepdim=True)
-                    clean_cache[spec.model] = seg_clean
+                    metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
+                    clean_cache[spec.model] = seg_clean, metrics["clean"]
                     key = _clean_fingerprint(cases[spec.case], model, settings)
                     if key not in done_clean:
-                        metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
                         record = _clean_record(case, model, metrics, key)
                         done_clean[key] = record
                         new_clean.append(record)
                         if store is not None:
                             store.append("clean", record)
-                seg_clean = clean_cache[spec.model]
+                seg_clean, clean_section = clean_cache[spec.model]
                 targets = seg_clean if case.labels is None else case.labels.to(device)
                 attacker = attacks.create(spec.entry.attack, model.network,
                                           **spec.entry.cell_params(spec.budget), seed=settings.seed)
@@ -232,7 +232,8 @@ def run_cells(
                                        sw_batch_size=settings.sw_batch_size)
                 seg_adv = predict_logits(model.network, result.adversarial, model.roi, settings.overlap,
                                          settings.sw_batch_size).argmax(1, keepdim=True)
-                metrics = _metrics(case, model, result.adversarial, seg_clean, seg_adv, settings.metrics_preset)
+                metrics = _metrics(case, model, result.adversarial, seg_clean, seg_adv, settings.metrics_preset,
+                                   clean_section)
                 record = _cell_record(spec, case, model, metrics, images, result.adversarial, result.seconds,
                                       time.perf_counter() - start)
                 new_cells.append(record)
