@@ -73,10 +73,12 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
         source: what identifies the data in fingerprints; default the path, or a digest of the array.
 
     Raises:
-        ValueError: not a 3-D volume, or labels of another shape (raised when the case is loaded).
+        ValueError: not a 3-D volume, or labels of another shape or not integer.
+        TypeError: ``image`` of another type.
     """
     import hashlib
 
+    from SpectrumAttackLib.inference.geometry import check_label_array, check_volume_array
     from SpectrumAttackLib.io.volumes import read_volume
 
     if isinstance(image, (str, os.PathLike)):
@@ -84,8 +86,17 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
         image = read_volume(image)
     if isinstance(labels, (str, os.PathLike)):
         labels = read_volume(labels)
-    array, affine = (image.array, image.affine) if hasattr(image, "array") else image
+    if hasattr(image, "array") and hasattr(image, "affine"):
+        array, affine = image.array, image.affine
+    elif isinstance(image, (tuple, list)) and len(image) == 2:
+        array, affine = image
+    else:
+        raise TypeError(f"image must be a Volume, an (array_ijk, affine) pair or a NIfTI/NRRD path, got "
+                        f"{type(image).__name__}.")
+    array = check_volume_array("image", array)
     label_array = labels.array if hasattr(labels, "array") else labels
+    if label_array is not None:
+        label_array = check_label_array("labels", label_array, array.shape)
     if source is None:
         digest = hashlib.sha256(np.ascontiguousarray(array).tobytes())
         if label_array is not None:

@@ -136,3 +136,13 @@ def test_report_renders_in_headless_chromium_with_the_numbers_of_audit_json(fini
     for key, value in expected.items():
         assert shown[key] == format_number(value), key
     assert "robust Dice, SSIM ≥ 0.95" in dom
+
+
+def test_bad_images_and_labels_are_named_before_any_work(loaded, phantom):
+    hu, labels, affine = phantom
+    with pytest.raises(ValueError, match=r"labels must have the image's shape \[32, 32, 16\], got \[32, 32, 15\]"):
+        audit((hu, affine), labels=labels[:, :, :15], models={"tiny": loaded}, grid=TINY_GRID)
+    with pytest.raises(TypeError, match="image must be a Volume, an"):
+        audit(hu, models={"tiny": loaded}, grid=TINY_GRID)
+    with pytest.raises(ValueError, match="image must be given, or cases, but not both; got neither"):
+        audit(models={"tiny": loaded}, grid=TINY_GRID)
