@@ -1,4 +1,4 @@
-"""Fixtures of the audit tests: the tiny phantom-CT UNet of the workflow tests and a 4-cell grid."""
+"""Fixtures of the audit tests: the tiny phantom-CT UNet of the workflow tests and its phantom."""
 
 from __future__ import annotations
 
@@ -12,13 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))
 from workflow_helpers import phantom_ct, trained_model
 
 from SpectrumAttackLib.models import LoadedModel
-
-#: four cheap cells: PGD at two budgets, Gaussian noise, DFB's high band.
-TINY_GRID = {"attacks": {
-    "pgd": {"eps": [4, 16], "params": {"steps": 2}},
-    "gn": {"std": [8]},
-    "dfb": {"freq_band": ["high"], "params": {"block_size": [8, 8, 8]}},
-}}
 
 
 @pytest.fixture(scope="module")

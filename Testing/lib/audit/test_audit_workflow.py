@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import TINY_GRID
+from audit_helpers import TINY_GRID
 
 from SpectrumAttackLib.report.audit_html import format_number
 from SpectrumAttackLib.workflows import audit
