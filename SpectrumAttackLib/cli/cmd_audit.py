@@ -73,6 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for action in parser._actions:
         if action.dest == "resume":
             action.help = "continue an interrupted audit in --output without redoing its finished cells"
+        if action.dest == "metrics_preset":
+            action.help = "'clinical' (foreground Dice, HD95 in mm, 3-D SSIM; the audit's default) or 'paper'"
     parser.set_defaults(metrics_preset="clinical")
 
 
