@@ -47,9 +47,10 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
             points = [(p["budget"], p["dice"]) for p in entry["curve"] if _finite(p["dice"])]
             labels = [str(b) for b, _ in points]
             xs = [b if _finite(b) else i for i, (b, _) in enumerate(points)]
+            categorical = not all(_finite(b) for b, _ in points)
             ax.plot(xs, [d for _, d in points], marker=_MARKERS[m_index % len(_MARKERS)], color=colours[model],
-                    label=model)
-            if not all(_finite(b) for b, _ in points):
+                    linestyle="none" if categorical else "-", label=model)
+            if categorical:
                 ax.set_xticks(xs, labels)
             if _finite(own["clean_dice"]):
                 ax.axhline(own["clean_dice"], color=colours[model], linestyle="--", linewidth=0.8)
