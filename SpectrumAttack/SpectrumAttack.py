@@ -221,7 +221,19 @@ if APPLICATION:
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
         def cleanup(self) -> None:
+            self._stopJob()  # module unloaded or application closing: stop the run, add nothing
             self.removeObservers()
+
+        def _stopJob(self) -> None:
+            """Cancel a running job for good (scene close, cleanup): its nodes are removed, nothing is imported,
+            and the panel is ready again at once (the job's late "cancelled" report changes nothing)."""
+            if self._job is None:
+                return
+            job, self._job = self._job, None
+            job.cancel()
+            self.ui.applyButton.text = _("Apply")
+            self.ui.progressBar.visible = False
+            self.ui.statusLabel.text = _("Cancelled; no nodes were added.")
 
         def enter(self) -> None:
             self.initializeParameterNode()
@@ -235,6 +247,7 @@ if APPLICATION:
                 self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
         def onSceneStartClose(self, caller: Any, event: Any) -> None:
+            self._stopJob()  # results of the closing scene must not land in the next one
             self.setParameterNode(None)
 
         def onSceneEndClose(self, caller: Any, event: Any) -> None:
@@ -281,6 +294,8 @@ if APPLICATION:
 
         def _onParameterNodeModified(self, caller: Any = None, event: Any = None) -> None:
             p = self._parameterNode
+            if p is None:  # between scene close and the next scene
+                return
             if self.ui.modelSelector.currentText != p.model or self.ui.modelSelector.count == 0:
                 self._showModelList()
             self.ui.userModelWidget.visible = p.model == USER_MODEL
@@ -302,8 +317,25 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelling...")
                 return
             with slicer.util.tryWithErrorDisplay(_("Failed to start the attack."), waitCursor=True):
-                self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=self._onProgress,
-                                                            onFinished=self._onFinished)
+                started: list[Any] = []
+
+                def current() -> bool:  # a job stopped by _stopJob reports to nobody
+                    return bool(started) and started[0] is self._job
+
+                def progress(report: Any) -> None:
+                    if current():
+                        self._onProgress(report)
+
+                def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
+                    if current():
+                        self._onFinished(result, error)
+
+                try:
+                    self._job = self.logic.runFromParameterNode(self._parameterNode, onProgress=progress,
+                                                                onFinished=finished)
+                    started.append(self._job)
+                finally:  # the dependency step may have installed PyTorch
+                    self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
                 self.ui.applyButton.text = _("Cancel")
                 self.ui.progressBar.value = 0
                 self.ui.progressBar.visible = True
@@ -328,7 +360,10 @@ if APPLICATION:
                 self.ui.statusLabel.text = _("Cancelled; no nodes were added.")
             else:
                 self.ui.statusLabel.text = _("Failed.")
-                slicer.util.errorDisplay(_("The attack failed:\n{error}").format(error=error))
+                lines = [line for line in (error or "").splitlines() if line.strip()]
+                cause = lines[-1] if lines else _("unknown error")  # the CLI's one-line error comes last
+                slicer.util.errorDisplay(_("The attack failed: {cause}").format(cause=cause),
+                                         detailedText=error or "")
 
 
 def _fmt(value: Any) -> str:
@@ -504,7 +539,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             reference = reference_labels(scene, referenceSegmentation, inputVolume, _classDicts(loaded.entry.classes))
         self._cancelRequested = False
         result = run_engine(arguments, array, ijkToRas, reference_labels=reference, progress=onProgress,
-                            cancel=lambda: self._cancelRequested)
+                            cancel=lambda: self._cancelRequested, labels_name="referenceSegmentation")
         output = write_result(scene, inputVolume, result, arguments.attack)
         if showResult:
             from SpectrumAttackAdapter.layout import show_side_by_side
@@ -533,10 +568,14 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
 
         def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
             self._job = None
-            if result is not None and showResult:
-                show_side_by_side(inputVolume, result)
-            if onFinished is not None:
-                onFinished(result, error)
+            try:
+                if result is not None and showResult:
+                    show_side_by_side(inputVolume, result)
+            except Exception:  # a layout problem must not keep the caller waiting (the button on "Cancel")
+                logging.exception("SpectrumAttack: showing the result failed")
+            finally:
+                if onFinished is not None:
+                    onFinished(result, error)
 
         self._job = CLIJob(scene, inputVolume, cliParameters, reference, cliParameters["attack"], onProgress,
                            finished)
@@ -635,6 +674,12 @@ class SpectrumAttackTest(_TestBase):
     def runTest(self) -> None:
         self.setUp()
         self.test_bad_inputs()
+        if importlib.util.find_spec("torch") is None:  # never install gigabytes on a test machine
+            reason = "PyTorch is not installed: the attack tests are skipped (install it with PyTorch Utils)."
+            if APPLICATION:
+                self._message(reason)
+                return
+            self.skipTest(reason)
         self.setUp()
         self.test_attack_adds_results()
         self.setUp()

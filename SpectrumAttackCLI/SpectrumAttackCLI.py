@@ -2,16 +2,25 @@
 """SpectrumAttack CLI module: attack one volume (or a folder of volumes) and write the results.
 
 Slicer runs it in the background for the SpectrumAttack module (``slicer.cli.run``), with the parameters of
-``SpectrumAttackCLI.xml``: positional input and output volumes (temporary NRRD files), flagged label images, the
-attack settings and ``--returnparameterfile`` for the output scalars. Progress goes to stdout as
-``<filter-progress>`` lines (fraction 0–1) plus one ``SpectrumAttack step <done>/<total> <stage>`` line per report,
-which the module reads for its step counter and ETA. It also runs outside Slicer::
+``SpectrumAttackCLI.xml``: input and output volumes (temporary NRRD files), label images, the attack settings and
+``--returnparameterfile`` for the output scalars. Every image is a flagged parameter, so the CLI panel may leave
+the volumes empty and run a batch on two folders instead (Slicer emits a flagged image only when a node is set).
+Progress goes to stdout as ``<filter-progress>`` lines (fraction 0–1) plus one
+``SpectrumAttack step <done>/<total> <stage>`` line per report, which the module reads for its step counter and
+ETA. It also runs outside Slicer::
 
-    python SpectrumAttackCLI/SpectrumAttackCLI.py ct.nrrd adversarial.nrrd --model unet-btcv-3mm --attack saa \\
-        --steps 20 --rho 0.2 --blockSize 32,32,32 --cleanLabel clean.nrrd --adversarialLabel adv.nrrd
+    python SpectrumAttackCLI/SpectrumAttackCLI.py --inputVolume ct.nrrd --outputVolume adversarial.nrrd \\
+        --model unet-btcv-3mm --attack saa --steps 20 --rho 0.2 --blockSize 32,32,32 --cleanLabel clean.nrrd \\
+        --adversarialLabel adv.nrrd
     python SpectrumAttackCLI/SpectrumAttackCLI.py --inputDirectory cts/ --outputDirectory attacked/ --attack pgd
 
-Every output file is written under a temporary name and renamed, so a killed run (Cancel) leaves no partial file.
+Every input is checked with the engine's checks (:mod:`SpectrumAttackLib.pipeline.validate`) and every output path
+before the attack starts; all outputs (volumes, metrics, ``--returnparameterfile``; in batch mode the whole folder)
+are staged and moved into place together once the run succeeds (:mod:`SpectrumAttackLib.pipeline.staging`), so a
+failed or interrupted (Ctrl+C, SIGTERM) run leaves no output behind; a run killed outright (SIGKILL) leaves
+no output file either, only a hidden ``.spectrumattack.partial-*`` folder beside them. Exit codes: 0 success, 1 error
+(one line ``SpectrumAttackCLI: error: <message>`` on stderr, no traceback), 2 bad command line, 130 interrupted.
+In batch mode a folder that already holds results is refused, and a bad file is named in the message.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="SpectrumAttackCLI", description=__doc__.splitlines()[0])
     parser.add_argument("--xml", action="store_true", help="print the SlicerExecutionModel descriptor and exit")
     parser.add_argument("--returnparameterfile", help="file receiving the output scalars (written by Slicer's CLI)")
-    parser.add_argument("inputVolume", nargs="?", help="volume to attack (.nrrd, .nii, .nii.gz)")
-    parser.add_argument("outputVolume", nargs="?", help="adversarial volume to write")
+    parser.add_argument("--inputVolume", help="volume to attack (.nrrd, .nii, .nii.gz)")
+    parser.add_argument("--outputVolume", help="adversarial volume to write")
     parser.add_argument("--referenceLabel", help="ground-truth class ids on the input's grid")
     parser.add_argument("--cleanLabel", help="clean prediction to write")
     parser.add_argument("--adversarialLabel", help="adversarial prediction to write")
@@ -103,14 +111,6 @@ class _Reporter:
               flush=True)
 
 
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` under a temporary name, then rename (a killed run leaves no partial file)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _metrics_document(result: Any) -> dict[str, Any]:
     from SpectrumAttackLib.report.jsonable import to_jsonable
 
@@ -118,43 +118,67 @@ def _metrics_document(result: Any) -> dict[str, Any]:
                         "seconds": result.seconds})
 
 
-def _attack_file(arguments: Any, source: str, reference: str | None, outputs: dict[str, str | None],
-                 reporter: _Reporter) -> Any:
-    """Attack one file and write the requested outputs; returns the engine result."""
+def _attack_file(arguments: Any, source: str, reference: str | None, staged: Any, names: dict[str, str],
+                 reporter: _Reporter, image_name: str) -> Any:
+    """Attack one file and write the requested outputs into ``staged`` (moved into place by the caller).
+
+    Args:
+        staged: ``StagedFiles`` or ``StagedOutput``; ``names`` maps result keys to its output names.
+        image_name: the parameter named in messages about this image (``inputVolume``, ``inputDirectory file x``).
+    """
     import numpy as np
     from SpectrumAttackAdapter.arguments import run_engine
 
     from SpectrumAttackLib.io.volumes import read_volume, write_volume
+    from SpectrumAttackLib.pipeline.validate import read_image
 
-    volume = read_volume(source)
-    labels = None if reference is None else np.rint(read_volume(reference).array).astype(np.int64)
-    result = run_engine(arguments, volume.array, volume.affine, reference_labels=labels, progress=reporter)
+    volume = read_image(source, image_name)
+    labels = None if reference is None else read_volume(reference, name="referenceLabel").array
+    result = run_engine(arguments, volume.array, volume.affine, reference_labels=labels, progress=reporter,
+                        image_name=image_name, labels_name="referenceLabel")
     for key, array, dtype in (
         ("adversarial", result.adversarial, np.float32),
         ("perturbation", result.perturbation, np.float32),
         ("seg_clean", result.seg_clean, result.seg_clean.dtype),
         ("seg_adv", result.seg_adv, result.seg_adv.dtype),
     ):
-        if outputs.get(key):
-            write_volume(outputs[key], array, volume.affine, dtype=dtype, overwrite=True)
-    if outputs.get("metrics"):
-        _write_text(outputs["metrics"], json.dumps(_metrics_document(result), indent=2, allow_nan=False))
+        if key in names:
+            write_volume(staged.path(names[key]), array, volume.affine, dtype=dtype)
+    if "metrics" in names:
+        staged.path(names["metrics"]).write_text(json.dumps(_metrics_document(result), indent=2, allow_nan=False),
+                                                 encoding="utf-8")
     return result
 
 
-def _run_single(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
+def _return_parameters(scalars: dict[str, float]) -> str:
+    return "".join(f"{k} = {_float_text(v)}\n" for k, v in scalars.items())
+
+
+def _run_single(args: argparse.Namespace, arguments: Any) -> None:
     from SpectrumAttackAdapter.arguments import summary_scalars
 
-    outputs = {"adversarial": args.outputVolume, "perturbation": args.perturbation, "seg_clean": args.cleanLabel,
-               "seg_adv": args.adversarialLabel, "metrics": args.metricsFile}
-    result = _attack_file(arguments, args.inputVolume, args.referenceLabel, outputs, _Reporter())
-    return summary_scalars(result.metrics, result.seconds)
+    from SpectrumAttackLib.pipeline.staging import StagedFiles
+
+    outputs = {"outputVolume": args.outputVolume, "perturbation": args.perturbation, "cleanLabel": args.cleanLabel,
+               "adversarialLabel": args.adversarialLabel, "metricsFile": args.metricsFile,
+               "returnparameterfile": args.returnparameterfile}
+    keys = {"adversarial": "outputVolume", "perturbation": "perturbation", "seg_clean": "cleanLabel",
+            "seg_adv": "adversarialLabel", "metrics": "metricsFile"}
+    with StagedFiles(outputs) as staged:  # every output path is checked before the attack starts
+        names = {key: name for key, name in keys.items() if name in staged}
+        result = _attack_file(arguments, args.inputVolume, args.referenceLabel, staged, names, _Reporter(),
+                              "inputVolume")
+        if "returnparameterfile" in staged:
+            staged.path("returnparameterfile").write_text(
+                _return_parameters(summary_scalars(result.metrics, result.seconds)), encoding="utf-8")
+        staged.commit()
 
 
-def _run_folder(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
+def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
     from SpectrumAttackAdapter.arguments import summary_scalars
 
     from SpectrumAttackLib.io.volumes import SUFFIXES
+    from SpectrumAttackLib.pipeline.staging import SLICER_BATCH_RESULTS, StagedFiles, StagedOutput
 
     folder = Path(args.inputDirectory)
     if not folder.is_dir():
@@ -163,52 +187,75 @@ def _run_folder(args: argparse.Namespace, arguments: Any) -> dict[str, float]:
     cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
     if not cases:
         raise ValueError(f"inputDirectory must contain .nii, .nii.gz or .nrrd volumes, got none in {str(folder)!r}.")
-    target = Path(args.outputDirectory)
-    target.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index, path in enumerate(cases):
-        case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]
-        print(f"<filter-comment>{case}</filter-comment>", flush=True)
-        outputs = {key: str(target / f"{case}_{suffix}") for key, suffix in (
-            ("adversarial", "adversarial.nii.gz"), ("perturbation", "perturbation.nii.gz"),
-            ("seg_clean", "seg_clean.nii.gz"), ("seg_adv", "seg_adversarial.nii.gz"), ("metrics", "metrics.json"))}
-        result = _attack_file(arguments, str(path), None, outputs, _Reporter(index, len(cases)))
-        rows.append({"case": case, **summary_scalars(result.metrics, result.seconds)})
-    columns = list(rows[0])
-    lines = [",".join(columns)] + [",".join(r["case"] if c == "case" else _float_text(r[c]) for c in columns)
-                                   for r in rows]
-    _write_text(target / "metrics.csv", "\n".join(lines) + "\n")
-    means = {c: sum(r[c] for r in rows) / len(rows) for c in columns if c != "case"}
-    return means
+    with StagedOutput(args.outputDirectory, "outputDirectory", False, SLICER_BATCH_RESULTS,
+                      overwrite_flag=None) as out, \
+            StagedFiles({"returnparameterfile": args.returnparameterfile}) as returned:
+        rows = []
+        for index, path in enumerate(cases):
+            case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]
+            print(f"<filter-comment>{case}</filter-comment>", flush=True)
+            names = {key: f"{case}_{suffix}" for key, suffix in (
+                ("adversarial", "adversarial.nii.gz"), ("perturbation", "perturbation.nii.gz"),
+                ("seg_clean", "seg_clean.nii.gz"), ("seg_adv", "seg_adversarial.nii.gz"),
+                ("metrics", "metrics.json"))}
+            result = _attack_file(arguments, str(path), None, out, names, _Reporter(index, len(cases)),
+                                  f"inputDirectory file {path.name}")
+            rows.append({"case": case, **summary_scalars(result.metrics, result.seconds)})
+        columns = list(rows[0])
+        lines = [",".join(columns)] + [",".join(r["case"] if c == "case" else _float_text(r[c]) for c in columns)
+                                       for r in rows]
+        out.path("metrics.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        means = {c: sum(r[c] for r in rows) / len(rows) for c in columns if c != "case"}
+        if "returnparameterfile" in returned:
+            returned.path("returnparameterfile").write_text(_return_parameters(means), encoding="utf-8")
+        out.commit()
+        returned.commit()
+
+
+#: exit codes: success, an error (one line on stderr), a bad command line (argparse), interrupted (SIGINT/SIGTERM).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError, TypeError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 success, 1 error, 2 bad command line)."""
+    """Run the CLI; returns the exit code: 0 success, 1 error (one line ``SpectrumAttackCLI: error: ...`` on stderr,
+    no traceback, no output written), 2 bad command line, 130 interrupted (SIGINT or SIGTERM; nothing written)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.xml:
         sys.stdout.write((_HERE / "SpectrumAttackCLI.xml").read_text(encoding="utf-8"))
-        return 0
+        return EXIT_OK
     batch = bool(args.inputDirectory or args.outputDirectory)
     if batch and not (args.inputDirectory and args.outputDirectory):
         parser.error("--inputDirectory and --outputDirectory go together (batch mode).")
+    if batch and (args.inputVolume or args.outputVolume):
+        parser.error("give --inputVolume and --outputVolume (one volume) or --inputDirectory and --outputDirectory "
+                     "(batch mode), not both.")
     if not batch and not (args.inputVolume and args.outputVolume):
-        parser.error("inputVolume and outputVolume are required (or --inputDirectory and --outputDirectory).")
+        parser.error("--inputVolume and --outputVolume are required (or --inputDirectory and --outputDirectory).")
     _import_paths()
     from SpectrumAttackAdapter.arguments import engine_arguments
+
+    from SpectrumAttackLib.pipeline.signals import terminate_as_interrupt
 
     print("<filter-start><filter-name>SpectrumAttack</filter-name>"
           f"<filter-comment>{args.attack} on {args.model}</filter-comment></filter-start>", flush=True)
     try:
-        arguments = engine_arguments(_engine_values(args), strict=False)
-        scalars = _run_folder(args, arguments) if batch else _run_single(args, arguments)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"SpectrumAttackCLI: error: {error}", file=sys.stderr, flush=True)
-        return 1
-    if args.returnparameterfile:
-        _write_text(args.returnparameterfile, "".join(f"{k} = {_float_text(v)}\n" for k, v in scalars.items()))
+        with terminate_as_interrupt():
+            arguments = engine_arguments(_engine_values(args), strict=False)
+            if batch:
+                _run_folder(args, arguments)
+            else:
+                _run_single(args, arguments)
+    except _ERRORS as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"SpectrumAttackCLI: error: {message}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("SpectrumAttackCLI: interrupted; no output was written", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     print("<filter-end><filter-name>SpectrumAttack</filter-name></filter-end>", flush=True)
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -204,6 +204,8 @@ def run_engine(
     reference_labels: np.ndarray | None = None,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    image_name: str = "inputVolume",
+    labels_name: str = "referenceLabel",
 ) -> SingleVolumeResult:
     """Attack one volume given in its own grid: the call shared by the Logic (in-process) and the CLI module.
 
@@ -215,6 +217,8 @@ def run_engine(
             without it the clean prediction is the reference.
         progress: receives ``runtime.Progress`` reports.
         cancel: returns True to stop; the engine then raises ``SpectrumAttackLib.inference.tiles.Cancelled``.
+        image_name, labels_name: the parameter names in error messages (the engine's checks,
+            :mod:`SpectrumAttackLib.pipeline.validate`, run on both).
 
     Returns:
         The engine's ``SingleVolumeResult``: adversarial volume, perturbation and both segmentations on the input
@@ -225,7 +229,7 @@ def run_engine(
     return attack_single_volume(
         (array_ijk, ijk_to_ras), model=arguments.load_model(), attack=arguments.attack, params=arguments.params,
         reference_labels=reference_labels, device=arguments.device, seed=arguments.seed, progress=progress,
-        cancel=cancel,
+        cancel=cancel, image_name=image_name, labels_name=labels_name,
     )
 
 

@@ -80,6 +80,7 @@ class CLIJob:
         self._folder = Path(tempfile.mkdtemp(prefix="SpectrumAttack-"))
         self._observer: int | None = None
         self._done = False
+        self._cancelled = False
         names = output_names(input_volume, attack)
         self.outputs = {
             "adversarial": scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
@@ -117,8 +118,11 @@ class CLIJob:
     def start(self) -> CLIJob:
         """Start the CLI process; returns at once. If it cannot start, the job's nodes are removed."""
         try:
-            self.cli_node = slicer.cli.run(slicer.modules.spectrumattackcli, None, self.parameters,
-                                           wait_for_completion=False, update_display=False)
+            module = slicer.modules.spectrumattackcli
+            self.cli_node = slicer.cli.createNode(module, self.parameters)
+            # Without this Slicer fills GetOutputText() only at the end, and the step counter would stay empty.
+            self.cli_node.StartContinuousOutputUpdate()
+            slicer.cli.run(module, self.cli_node, self.parameters, wait_for_completion=False, update_display=False)
         except BaseException:
             self._done = True
             remove_nodes(self.scene, [*self.outputs.values(), self._reference])
@@ -128,7 +132,9 @@ class CLIJob:
         return self
 
     def cancel(self) -> None:
-        """Stop the CLI process (killed by Slicer); the created nodes are removed when it has stopped."""
+        """Stop the CLI process (killed by Slicer); the created nodes are removed when it has stopped, and
+        nothing is imported even if the process completed meanwhile (scene close, module cleanup)."""
+        self._cancelled = True
         if self.cli_node is not None and not self._done:
             self.cli_node.Cancel()
 
@@ -159,11 +165,11 @@ class CLIJob:
         result: SpectrumAttackResult | None = None
         error: str | None = None
         try:
-            if status == node.Completed:
+            if self._cancelled or status == node.Cancelled:
+                error = "cancelled"
+            elif status == node.Completed:
                 result = import_cli_outputs(self.scene, self.input_volume, self.outputs,
                                             self._folder / "metrics.json", self.attack)
-            elif status == node.Cancelled:
-                error = "cancelled"
             else:
                 error = (node.GetErrorText() or "the SpectrumAttack CLI failed").strip()
         except Exception as exc:  # turned into the job's error message; the nodes are removed below

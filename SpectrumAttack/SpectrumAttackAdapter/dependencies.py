@@ -3,9 +3,10 @@
 - PyTorch comes from the PyTorch extension (``EXTENSION_DEPENDS "PyTorch"``, module PyTorchUtils), which picks
   the wheel matching the GPU driver. It is never pip-installed here.
 - The other packages (``Resources/requirements.txt``: MONAI, einops, nibabel, pytorch-msssim, ...) are installed
-  with Slicer's own installer: ``pip_ensure`` of ``slicer.pydeps`` / ``slicer.packaging`` (Slicer ≥ 5.11/5.12:
-  asks, shows progress, skips installs in testing mode, keeps Slicer's torch and SimpleITK), otherwise
-  ``slicer.util.pip_install`` after a confirmation dialog.
+  with Slicer's own installer: ``slicer.packaging.pip_ensure`` on Slicer 5.12 (asks, shows progress, skips
+  installs in testing mode; ``constraints=`` a file), ``slicer.util.pip_install`` with ``-c <file>`` after a
+  confirmation dialog on Slicer 5.10. Either way pip is constrained to the installed torch (and SimpleITK), so a
+  MONAI that wants a newer torch cannot replace the PyTorch extension's build.
 
 Nothing here runs at import time; :func:`ensure_dependencies` is called from the Apply button and the console API.
 """
@@ -18,12 +19,21 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["TORCH_REQUIREMENT", "ensure_dependencies", "missing_requirements", "read_requirements", "torch_summary"]
+__all__ = [
+    "TORCH_REQUIREMENT",
+    "ensure_dependencies",
+    "missing_requirements",
+    "read_requirements",
+    "torch_constraints",
+    "torch_summary",
+    "torch_too_old",
+]
 
 #: Minimum PyTorch version of the engine (asked from the PyTorch extension).
 TORCH_REQUIREMENT = ">=2.1"
 
-_SKIPPED = ["torch", "torchvision", "SimpleITK"]
+#: Packages owned by the PyTorch extension and Slicer: pip is constrained to their installed versions.
+_KEPT = ["torch", "torchvision", "SimpleITK"]
 
 
 def read_requirements(path: str | Path) -> list[str]:
@@ -87,27 +97,61 @@ def _ensure_torch() -> None:
                            "(Utilities > PyTorch Utils), then press Apply again.")
 
 
+def torch_constraints(installed: dict[str, str | None] | None = None) -> list[str]:
+    """Pip constraint lines that keep the installed PyTorch (and Slicer's SimpleITK) exactly as they are.
+
+    Args:
+        installed: versions by package name (default: read from the installed packages' metadata).
+    """
+    versions = installed if installed is not None else {name: _installed(name) for name in _KEPT}
+    return [f"{name}=={version}" for name, version in versions.items() if version]
+
+
+def torch_too_old(version: str) -> bool:
+    """Whether a torch version (``"2.4.1+cu121"``) is below :data:`TORCH_REQUIREMENT` (no ``packaging`` needed:
+    Slicer 5.10 does not ship it)."""
+    minimum = tuple(int(part) for part in TORCH_REQUIREMENT.lstrip(">=").split("."))
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[: len(minimum)])
+    return numbers < minimum
+
+
+def _check_torch_version() -> None:
+    version = _installed("torch")
+    if version is not None and torch_too_old(version):
+        raise RuntimeError(f"SpectrumAttack needs PyTorch {TORCH_REQUIREMENT}, found {version}. Update it in "
+                           "PyTorch Utils (Utilities > PyTorch Utils), restart Slicer, then press Apply again.")
+
+
 def ensure_dependencies(requirements_file: str | Path) -> None:
     """Make sure torch and the engine's packages are installed, asking the user before installing anything.
 
+    The packages are installed with pip constrained to the installed torch (``-c``: a constraints file naming
+    its exact version), so the dependency step never replaces the PyTorch extension's build; a torch too old for
+    the engine is reported with the way to update it.
+
     Raises:
-        RuntimeError: the PyTorch extension is missing, or the user declined an installation.
+        RuntimeError: the PyTorch extension is missing, torch is too old, or the user declined an installation.
     """
+    import tempfile
+
     import slicer
 
     _ensure_torch()
+    _check_torch_version()
     requirements = read_requirements(requirements_file)
     missing = missing_requirements(requirements)
     if not missing:
         return
-    installer = getattr(slicer, "pydeps", None) or getattr(slicer, "packaging", None)
-    if installer is not None and hasattr(installer, "pip_ensure") and hasattr(installer, "load_requirements"):
-        installer.pip_ensure(installer.load_requirements(str(requirements_file)), skip_packages=_SKIPPED,
-                             requester="SpectrumAttack")
-        return
-    question = ("SpectrumAttack needs these Python packages, which are not installed yet:\n\n"
-                + "\n".join(missing) + "\n\nInstall them now? (This can take a few minutes.)")
-    if not slicer.util.confirmOkCancelDisplay(question, "SpectrumAttack: install dependencies"):
-        raise RuntimeError(f"SpectrumAttack cannot run without {', '.join(missing)}.")
-    with slicer.util.WaitCursor():
-        slicer.util.pip_install(missing)
+    with tempfile.TemporaryDirectory(prefix="SpectrumAttack-") as folder:
+        constraints = Path(folder) / "constraints.txt"
+        constraints.write_text("\n".join(torch_constraints()) + "\n", encoding="utf-8")
+        installer = getattr(slicer, "packaging", None)
+        if installer is not None and hasattr(installer, "pip_ensure"):  # Slicer 5.12+
+            installer.pip_ensure(missing, constraints=constraints, requester="SpectrumAttack")
+            return
+        question = ("SpectrumAttack needs these Python packages, which are not installed yet:\n\n"
+                    + "\n".join(missing) + "\n\nInstall them now? (This can take a few minutes.)")
+        if not slicer.util.confirmOkCancelDisplay(question, "SpectrumAttack: install dependencies"):
+            raise RuntimeError(f"SpectrumAttack cannot run without {', '.join(missing)}.")
+        with slicer.util.WaitCursor():  # Slicer 5.10: pip_install takes pip's own arguments
+            slicer.util.pip_install([*missing, "-c", str(constraints)])

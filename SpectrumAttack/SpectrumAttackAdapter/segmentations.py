@@ -161,6 +161,7 @@ def _segment_class_ids(segmentation_node: object, classes: Sequence[dict[str, An
 def _segmentation_to_labels(scene: object, segmentation_node: object, input_volume: object,
                             classes: Sequence[dict[str, Any]]) -> np.ndarray:
     mapping = _segment_class_ids(segmentation_node, classes)
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("reference labels"))
     try:
         ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
@@ -168,8 +169,9 @@ def _segmentation_to_labels(scene: object, segmentation_node: object, input_volu
         if not ok:
             raise RuntimeError(f"Slicer could not export {segmentation_node.GetName()!r} onto the input volume.")
         exported = np.array(array_ijk(labelmap))
-    finally:
-        remove_nodes(scene, [labelmap])
+    finally:  # the labelmap and what the export added for it (its "<name>_ColorTable" node, display nodes)
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        remove_nodes(scene, [labelmap, *(n for n in added if n.GetID() not in before)])
     # The export numbers the listed segments 1..N in order; map those numbers to class ids.
     lookup = np.zeros(len(mapping) + 1, dtype=np.int16)
     lookup[1:] = list(mapping.values())
@@ -185,8 +187,8 @@ def reference_labels(scene: object, node: object, input_volume: object,
     exported the same way.
 
     Raises:
-        ValueError: a node of another type, a segment that matches no class, or a label value outside the
-            model's classes (``0..K-1``).
+        ValueError: a node of another type, a segment that matches no class, or (labelmap) values that are not
+            integer class ids of the model (``0..K-1``; the engine's check and wording).
     """
     if node.IsA("vtkMRMLSegmentationNode"):
         return _segmentation_to_labels(scene, node, input_volume, classes)
@@ -201,10 +203,8 @@ def reference_labels(scene: object, node: object, input_volume: object,
             return _segmentation_to_labels(scene, temporary, input_volume, classes)
         finally:
             remove_nodes(scene, [temporary])
-    labels = np.array(array_ijk(node))
-    outside = labels[(labels < 0) | (labels >= len(classes))]
-    if outside.size:
-        raise ValueError(f"referenceSegmentation must hold class ids in [0, {len(classes) - 1}] "
-                         f"(the model has {len(classes)} classes), got label {int(outside.flat[0])}.")
+    from SpectrumAttackLib.pipeline.validate import check_labels  # torch-heavy: imported on use
+
+    labels = check_labels("referenceSegmentation", array_ijk(node), array_ijk(input_volume).shape, len(classes))
     return labels.astype(np.int16)
 

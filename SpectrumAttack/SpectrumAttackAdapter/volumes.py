@@ -38,8 +38,8 @@ def check_input_volume(node: object, name: str = "inputVolume") -> None:
         raise ValueError(f"{name} must hold image data, got the empty node {node.GetName()!r}.")
     components = image.GetNumberOfScalarComponents()
     if components != 1:
-        raise ValueError(f"{name} must have 1 component per voxel (grey-level), got {components} "
-                         f"(an RGB or vector volume) in {node.GetName()!r}.")
+        raise ValueError(f"{name} must be a 3-D scalar volume (1 component per voxel), got {components} "
+                         f"components (an RGB or vector volume) in {node.GetName()!r}.")
     dims = tuple(image.GetDimensions())
     if min(dims) < 2:
         raise ValueError(f"{name} must be a 3-D volume with at least 2 voxels along each axis, "

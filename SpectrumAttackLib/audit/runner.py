@@ -23,7 +23,7 @@ import torch
 
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
-from SpectrumAttackLib.cli.cases import Case, check_label_values
+from SpectrumAttackLib.cli.cases import Case
 from SpectrumAttackLib.runtime import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def run_cells(
                 device = model_device(model.network)
                 images = case.images.to(device)
                 if spec.model not in clean_cache:
-                    check_label_values(case, model.num_classes)
+                    _check_labels(case, model)
                     seg_clean = predict_logits(model.network, images, model.roi, settings.overlap,
                                                settings.sw_batch_size).argmax(1, keepdim=True)
                     metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
@@ -250,3 +250,10 @@ def run_cells(
     cells = sorted((c for share in shares for c in share[0]), key=lambda c: order[c["fingerprint"]])
     clean = list({c["fingerprint"]: c for share in shares for c in share[1]}.values())
     return cells, clean
+
+
+def _check_labels(case: Case, model: AuditModel) -> None:
+    """Labels of ``case`` must be classes of ``model`` (several models of one class count share the cases)."""
+    if case.labels is not None and int(case.labels.max()) >= model.num_classes:
+        raise ValueError(f"labels of case {case.name} must be below the {model.num_classes} classes of model "
+                         f"{model.label!r}, got {int(case.labels.max())}.")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTACK_FLAGS",
+    "CASE_FLAGS",
     "DATA_FLAGS",
     "MODEL_FLAGS",
     "SEED_FLAGS",
@@ -140,6 +141,11 @@ SEED_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
 #: Our flags, added after the seed's.
 EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--model", str, None, None, "catalogue name or checkpoint path (instead of --model_name + --pretrained_path)"),
+    ("--trust_model_code", _FLAG, False, None, "let a MONAI bundle's config run its Python code ($ expressions, "
+                                               "any _target_); without it only MONAI network classes with literal "
+                                               "arguments are built"),
+    ("--image", str, None, None, "one image (NIfTI or NRRD) as the only case, instead of --data_dir/--json_list"),
+    ("--label", str, None, None, "the label map of --image (class ids on its grid; optional)"),
     ("--device", str, "auto", None, "auto, cpu, cuda or cuda:N"),
     ("--seed", int, 0, None, "seed of every random draw (attack start, data order)"),
     ("--attack_mode", str, "tiles", None, "whole-volume attack: 'tiles' (reference: roi tiles, batched) or "
@@ -149,8 +155,8 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--metrics_preset", str, "paper", None, "'paper' (Dice incl. background, HD95 in voxels, as the reference) "
                                              "or 'clinical' (foreground Dice, HD95 in mm)"),
     ("--q_min", float, None, None, "VAFA lower bound of the quantisation table (reference: 5, hard-coded)"),
-    ("--beta", float, 0.1, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
-    ("--vafa_variant", str, "code", None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
+    ("--beta", float, None, None, "SA² sign-step size on xi (reference: 0.1, hard-coded)"),
+    ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
     ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
     ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
@@ -173,8 +179,20 @@ MODEL_FLAGS: tuple[str, ...] = (
     "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
     "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
     "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device", "unet_channels",
-    "unet_strides", "num_res_units",
+    "unet_strides", "num_res_units", "trust_model_code",
 )
+
+#: flags of the case source (:func:`SpectrumAttackLib.cli.cases.load_split`): one image instead of a split.
+CASE_FLAGS: tuple[str, ...] = ("image", "label")
+
+#: build_model keyword → the flags that set it (a TorchScript file takes only those given on the command line).
+_BUILD_FLAGS: dict[str, tuple[str, ...]] = {
+    "in_channels": ("in_channels",), "spatial_dims": ("spatial_dims",), "dropout_rate": ("dropout_rate",),
+    "roi": ("roi_x", "roi_y", "roi_z"), "feature_size": ("feature_size",), "norm_name": ("norm_name",),
+    "hidden_size": ("hidden_size",), "mlp_dim": ("mlp_dim",), "num_heads": ("num_heads",),
+    "pos_embed": ("pos_embed",), "dropout_path_rate": ("dropout_path_rate",), "use_checkpoint": ("use_checkpoint",),
+    "channels": ("unet_channels",), "strides": ("unet_strides",), "num_res_units": ("num_res_units",),
+}
 
 _DEFAULTS: dict[str, Any] = {
     flag[0].lstrip("-").replace("-", "_"): flag[2] for flag in (*SEED_FLAGS, *EXTRA_FLAGS)
@@ -270,8 +288,9 @@ def attack_params_from_args(
 
     Only parameters the attack's constructor takes are passed (``attacks.attack_parameters``); every other
     attack flag that was given (differs from its default) is named in one ``UserWarning`` ("flag --alpha has
-    no effect with attack 'saa'"). ``--q_min`` (default ``None``) is passed only when given, so that VAFA's
-    variant picks it otherwise.
+    no effect with attack 'saa'"). Our flags whose default is ``None`` (``--q_min``, ``--beta``,
+    ``--vafa_variant``) are passed only when given, so the attack's own default (the table's,
+    ``attacks.parameters``) applies otherwise and run-folder names keep their form.
 
     Units: ``eps`` and ``std`` stay on the 0–255 scale (the attack divides by 255 once); ``alpha`` as given;
     ``block_size`` fitted to the attack by ``attacks.parameters.fit_block_size`` (the seed default 8 8 8 becomes
@@ -413,7 +432,10 @@ def model_from_args(
 
     Raises:
         ValueError: no model named; ``--use_pretrained`` without ``--pretrained_path``; Swin-UNETR
-            ``--feature_size`` not a multiple of 12; class count or architecture not matching the checkpoint.
+            ``--feature_size`` not a multiple of 12; class count or architecture not matching the checkpoint; a
+            probe forward (:func:`~SpectrumAttackLib.pipeline.probe.probe_model`) that fails or gives another
+            number of channels than the classes stated; a bundle that would run code without
+            ``--trust_model_code``.
         FileNotFoundError: the checkpoint does not exist.
     """
     from SpectrumAttackLib.models import load_model
@@ -429,7 +451,19 @@ def model_from_args(
         if not args.pretrained_path:
             raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
         spec = args.pretrained_path
-    loaded = load_model(spec, device, architecture=architecture, num_classes=args.out_channels, **build)
+    from pathlib import Path
+
+    from SpectrumAttackLib.models.checkpoints import is_torchscript
+
+    file = Path(spec).expanduser()
+    scripted = file.is_file() and is_torchscript(file)
+    if scripted:  # it describes itself: pass only what the user set
+        build = {k: v for k, v in build.items() if any(flag_given(args, f) for f in _BUILD_FLAGS[k])}
+        architecture = architecture if flag_given(args, "model_name") else None
+    # TorchScript files and bundles state their classes: the seed's default --out_channels 14 must not override
+    num_classes = None if (scripted or file.is_dir()) and not flag_given(args, "out_channels") else args.out_channels
+    loaded = load_model(spec, device, architecture=architecture, num_classes=num_classes,
+                        trust_code=args.trust_model_code, **build)
     entry = loaded.entry
     if flag_given(args, "out_channels") and entry.num_classes != args.out_channels:
         raise ValueError(f"--out_channels must match the {entry.num_classes} classes of model {entry.name!r}, "
@@ -438,4 +472,7 @@ def model_from_args(
             and entry.architecture != architecture:
         raise ValueError(f"--model_name must match the architecture of model {entry.name!r} "
                          f"({entry.architecture!r}), got {architecture!r}.")
+    from SpectrumAttackLib.pipeline.probe import probe_model
+
+    probe_model(loaded.model, entry.num_classes, entry.preprocessing.roi, name=f"--model {spec}")
     return loaded

@@ -1,6 +1,8 @@
 """``spectrum-attack attack``: the seed's ``generate_adv_samples.py`` with the same flags.
 
-For every case of the split (validation, or training with ``--gen_train_adv_mode``): preprocess with the seed's
+For every case of the split (validation, or training with ``--gen_train_adv_mode``), or for the one image of
+``--image`` (NIfTI or NRRD, with an optional ``--label``; without labels the clean prediction is the reference):
+check the files (:mod:`SpectrumAttackLib.pipeline.validate`), preprocess with the seed's
 evaluation pipeline, predict with sliding-window inference, attack the whole volume (the reference's tiles,
 batched, or the evaluation's sliding windows with ``--attack_mode sliding-window``), predict again, and score.
 Unless ``--debugging``, write into ``<save_adv_images_dir>/<attack sub-folder>/`` (directly into
@@ -39,6 +41,7 @@ import numpy as np
 from SpectrumAttackLib.cli.adv_paths import adv_image_name, resolve_adv_dir
 from SpectrumAttackLib.cli.args import (
     ATTACK_FLAGS,
+    CASE_FLAGS,
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
@@ -47,9 +50,9 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import Case, check_label_values, class_table, load_case, load_split
-from SpectrumAttackLib.cli.outputs import ATTACK_RESULTS, StagedOutput
-from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, score_case, segment
+from SpectrumAttackLib.cli.cases import Case, case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
+from SpectrumAttackLib.pipeline.staging import ATTACK_RESULTS, StagedOutput
 
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
@@ -60,7 +63,8 @@ logger = logging.getLogger(__name__)
 
 #: flags this subcommand reads; any other flag given is reported as having no effect.
 USED_FLAGS = {
-    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
+    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, *CASE_FLAGS, "attack_name",
+    "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
     "save_adv_images_dir", "no_sub_dir_adv_images", "debugging", "distributed", "world_size", "rank", "dist_url",
     "dist_backend",
@@ -122,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     """Attack this process's share of the cases; rank 0 writes the merged results."""
     from SpectrumAttackLib import attacks
-    from SpectrumAttackLib.data.transforms import eval_transforms
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
+    from SpectrumAttackLib.pipeline.validate import check_blocks_fit_attack
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
 
@@ -139,7 +143,8 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     attacker = attacks.create(name, loaded.model, **params)
-    transform = eval_transforms(cfg)
+    check_blocks_fit_attack(params.get("block_size"), cfg.roi, None, args.attack_mode)
+    transform = case_transform(cfg, entries)
     out = None
     if not args.debugging:
         folder = resolve_adv_dir(args.save_adv_images_dir, name, params, args.no_sub_dir_adv_images)
@@ -149,17 +154,17 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     def attack_share() -> list[tuple[int, str, dict]]:
         rows = []
         for index in shard_indices(len(entries), ctx.rank, ctx.world_size):
-            case = load_case(transform, entries[index])
-            check_label_values(case, len(names))
+            case = load_case(transform, entries[index], len(names), (cfg.a_min, cfg.a_max))
+            check_blocks_fit_attack(params.get("block_size"), cfg.roi, case.images.shape[2:], args.attack_mode)
             images = case.images.to(device)
-            labels = case.labels.to(device)
             seg_clean = segment(loaded.model, images, cfg.roi, args)
+            labels = seg_clean if case.labels is None else case.labels.to(device)  # no --label: the clean prediction
             with progress_bar(1, f"[{index + 1}/{len(entries)}] {case.name} {name}", unit="step") as bar:
                 result = attack_volume(attacker, images, labels, roi=cfg.roi, mode=args.attack_mode,
                                        tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
                                        sw_batch_size=args.sw_batch_size, progress=bar.report)
             seg_adv = segment(loaded.model, result.adversarial, cfg.roi, args)
-            metrics = score_case(images, result.adversarial, seg_clean, seg_adv, labels, class_names=names,
+            metrics = score_case(images, result.adversarial, seg_clean, seg_adv, case.labels, class_names=names,
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
             metrics["seconds"] = result.seconds
             metrics["tiles"] = result.tiles

@@ -1,10 +1,11 @@
 """``spectrum-attack audit``: how robust is my segmentation model? Every attack family over a budget sweep.
 
 Runs :func:`SpectrumAttackLib.workflows.audit` on the cases of a split (``--data_dir``/``--json_list``,
-validation unless ``--gen_train_adv_mode``, preprocessed like ``attack``) or on one image (``--image CT.nii.gz
-[--label SEG.nii.gz]``, NIfTI or NRRD, resampled to the model grid), for one model (the usual model flags) or
-several (``--models A B ...``: catalogue names, model files or ``ARCHITECTURE=CHECKPOINT``), over the grid of
-``--preset quick|standard|paper`` or ``--grid FILE`` (YAML/JSON, see :mod:`SpectrumAttackLib.audit.grid`).
+validation unless ``--gen_train_adv_mode``) or on one image (``--image CT.nii.gz [--label SEG.nii.gz]``, NIfTI or
+NRRD), read, checked and preprocessed by the case pipeline exactly as ``attack`` does, for one model (the usual
+model flags) or several (``--models A B ...``: catalogue names, model files or ``ARCHITECTURE=CHECKPOINT``),
+over the grid of ``--preset quick|standard|paper`` or ``--grid FILE`` (YAML/JSON, see
+:mod:`SpectrumAttackLib.audit.grid`).
 
 Writes into ``--output`` (staged, moved into place at the end; refused when it holds results unless ``--overwrite``
 or ``--resume``): ``audit.csv``, ``audit.json``, ``curves.png``, ``report.html`` and ``manifest.json``. An
@@ -43,9 +44,9 @@ __all__ = ["USED_FLAGS", "add_parser", "format_audit_summary", "run"]
 
 #: flags this subcommand reads; any other flag given (the attack flags: the grid decides) is named in a warning.
 USED_FLAGS = {
-    *DATA_FLAGS, *MODEL_FLAGS, "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size", "overwrite",
-    "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed", "distributed", "world_size",
-    "rank", "dist_url", "dist_backend",
+    *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
+    "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed", "distributed",
+    "world_size", "rank", "dist_url", "dist_backend",
 }
 PRESET_NAMES = ("quick", "standard", "paper")
 
@@ -66,9 +67,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "ARCHITECTURE=CHECKPOINT (default: the one model of --model / --model_name)")
     own.add_argument("--preset", default=None, help=f"grid preset: {', '.join(PRESET_NAMES)} (default: quick)")
     own.add_argument("--grid", default=None, help="grid file (YAML or JSON) instead of --preset")
-    own.add_argument("--image", default=None, help="one image (NIfTI or NRRD) instead of a dataset split")
-    own.add_argument("--label", default=None, help="its reference label map (optional; default: the clean "
-                     "prediction is the reference)")
     add_seed_arguments(parser)
     for action in parser._actions:
         if action.dest == "resume":
@@ -101,28 +99,21 @@ def _models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     return models
 
 
-def _cases(args: argparse.Namespace, cfg: Any, prep: Any) -> list:
+def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
+    """The cases of the split, or of ``--image``/``--label``, through the case pipeline (loaded when needed)."""
     from SpectrumAttackLib.audit.runner import CaseSource
     from SpectrumAttackLib.cli.adv_paths import case_name
-    from SpectrumAttackLib.cli.cases import load_case, load_split
-    from SpectrumAttackLib.data.transforms import eval_transforms
-    from SpectrumAttackLib.workflows.robustness import volume_case
+    from SpectrumAttackLib.cli.cases import case_transform, load_case, load_split
 
-    if args.image is not None:
-        for flag, value in (("--data_dir", args.data_dir), ("--json_list", args.json_list)):
-            if value not in (None, "None"):
-                raise ValueError(f"{flag} must be left out with --image (one image, not a dataset), got {value!r}.")
-        for flag, path in (("--image", args.image), ("--label", args.label)):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"{flag} must be an existing NIfTI or NRRD file, got {path!r}.")
-        return [volume_case(args.image, args.label, preprocessing=prep, name=case_name(args.image))]
-    if args.label is not None:
-        raise ValueError(f"--label must come with --image, got {args.label!r} without it.")
-    transform = eval_transforms(cfg)
     entries = load_split(args)
-    return [CaseSource(name=case_name(e["image"] if isinstance(e["image"], str) else e["image"][0]),
-                       source=str(Path(e["image"] if isinstance(e["image"], str) else e["image"][0]).absolute()),
-                       load=lambda e=e: load_case(transform, e)) for e in entries]
+    transform = case_transform(cfg, entries)
+    window = (cfg.a_min, cfg.a_max)
+    sources = []
+    for entry in entries:
+        image = entry["image"] if isinstance(entry["image"], str) else entry["image"][0]
+        sources.append(CaseSource(name=case_name(image), source=str(Path(image).absolute()),
+                                  load=lambda e=entry: load_case(transform, e, num_classes, window)))
+    return sources
 
 
 def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
@@ -147,7 +138,7 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     models = {label: dataclasses.replace(m, entry=dataclasses.replace(
         m.entry, preprocessing=dataclasses.replace(prep, roi=m.entry.preprocessing.roi) if m is not first else prep))
         for label, m in models.items()}
-    cases = _cases(args, cfg, prep)
+    cases = _cases(args, cfg, first.entry.num_classes)
     try:
         result = audit(cases=cases, models=models, grid=grid, output=args.output, overwrite=args.overwrite,
                        resume=args.resume, seed=args.seed, metrics_preset=args.metrics_preset,

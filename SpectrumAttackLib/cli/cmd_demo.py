@@ -37,8 +37,8 @@ from SpectrumAttackLib.cli.args import (
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.cases import class_table
-from SpectrumAttackLib.cli.outputs import DEMO_RESULTS, StagedOutput
-from SpectrumAttackLib.cli.scoring import format_summary
+from SpectrumAttackLib.pipeline.scoring import format_summary
+from SpectrumAttackLib.pipeline.staging import DEMO_RESULTS, StagedOutput
 
 __all__ = ["DEMO_DEFAULTS", "USED_FLAGS", "add_parser", "find_case", "run"]
 
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; write the results and print the summary. Returns 0."""
     from SpectrumAttackLib.io.volumes import read_volume, write_volume
     from SpectrumAttackLib.models.catalogue import ClassInfo, Preprocessing
+    from SpectrumAttackLib.pipeline.validate import read_image
     from SpectrumAttackLib.report.figure import write_case_report
     from SpectrumAttackLib.report.jsonable import dump_json
     from SpectrumAttackLib.report.manifest import write_manifest
@@ -129,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
     warn_ignored_flags(args, USED_FLAGS, "demo")
     params.pop("seed", None)
     entry = find_case(args)
-    image = read_volume(entry["image"])
-    labels = read_volume(entry["label"]).array if entry.get("label") else None
+    image_name, labels_name = f"--case {args.case} image", f"--case {args.case} label"
+    image = read_image(entry["image"], image_name)
+    labels = read_volume(entry["label"], name=labels_name).array if entry.get("label") else None
     device = resolve_device(args.device)
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
@@ -140,16 +142,14 @@ def run(args: argparse.Namespace) -> int:
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     classes = tuple(ClassInfo(i, n, tuple(c)) for i, (n, c) in enumerate(zip(names, colours, strict=True)))
     loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep, classes=classes))
-    if labels is not None and int(np.max(labels)) >= loaded.entry.num_classes:
-        raise ValueError(f"--out_channels must exceed every label value: case {args.case} has label "
-                         f"{int(np.max(labels))}, the model has {loaded.entry.num_classes} classes.")
     out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS)
     try:
         with progress_bar(1, f"demo {args.case} {name}") as bar:
             result = attack_single_volume(
                 image, model=loaded, attack=name, params=params, reference_labels=labels, seed=args.seed,
                 attack_mode=args.attack_mode, overlap=args.infer_overlap, tile_batch_size=args.tile_batch_size,
-                metrics_preset=args.metrics_preset, progress=bar.report,
+                metrics_preset=args.metrics_preset, progress=bar.report, image_name=image_name,
+                labels_name=labels_name,
             )
         label_dtype = np.uint8 if loaded.entry.num_classes <= 256 else np.int16
         write_volume(out.path("adversarial.nii.gz"), result.adversarial, image.affine, dtype=np.float32)

@@ -2,10 +2,11 @@
 
 Finds the adversarial images written by ``spectrum-attack attack``: in ``<adv_images_dir>/<attack sub-folder>/``,
 the sub-folder named from the attack flags exactly as ``attack`` names it, or directly in ``--adv_images_dir``
-with ``--no_sub_dir_adv_images``. Each case of the split (validation, or training with ``--gen_train_adv_mode``)
-is preprocessed as in ``attack`` and matched by file name (``img0001`` → ``img0001_adv.nii.gz``); the model
-segments the clean and the saved adversarial image, and both are scored against the labels. The seed's own
-uint8 files (``x·255``) are recognised by their integer type and divided by 255.
+with ``--no_sub_dir_adv_images``. Each case of the split (validation, or training with ``--gen_train_adv_mode``),
+or the one image of ``--image``/``--label``, is checked and preprocessed as in ``attack`` and matched by file name
+(``img0001`` → ``img0001_adv.nii.gz``); the model segments the clean and the saved adversarial image, and both
+are scored against the labels. The seed's own uint8 files (``x·255``) are recognised by their integer type
+and divided by 255.
 
 With ``--output``, ``metrics.csv``, ``metrics.json`` and ``manifest.json`` are written there; the summary is
 always printed.
@@ -24,6 +25,7 @@ import torch
 from SpectrumAttackLib.cli.adv_paths import ADV_SUFFIX, adv_image_name, case_name, resolve_adv_dir
 from SpectrumAttackLib.cli.args import (
     ATTACK_FLAGS,
+    CASE_FLAGS,
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
@@ -33,15 +35,16 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import Case, check_label_values, class_table, load_case, load_split
-from SpectrumAttackLib.cli.outputs import EVALUATE_RESULTS, StagedOutput
-from SpectrumAttackLib.cli.scoring import format_case_line, format_summary, score_case, segment
+from SpectrumAttackLib.cli.cases import Case, case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
+from SpectrumAttackLib.pipeline.staging import EVALUATE_RESULTS, StagedOutput
 
 __all__ = ["USED_FLAGS", "add_parser", "find_adv_dir", "read_adversarial", "run"]
 
 #: flags this subcommand reads; any other flag given is reported as having no effect.
 USED_FLAGS = {
-    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "metrics_preset",
+    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, *CASE_FLAGS, "attack_name",
+    "infer_overlap", "sw_batch_size", "metrics_preset",
     "adv_images_dir", "no_sub_dir_adv_images", "gen_val_adv_mode", "gen_train_adv_mode", "overwrite",
 }
 
@@ -117,7 +120,6 @@ def read_adversarial(path: Path, case: Case) -> torch.Tensor:
 
 def run(args: argparse.Namespace) -> int:
     """Score every case that has a saved adversarial image. Returns 0."""
-    from SpectrumAttackLib.data.transforms import eval_transforms
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.runtime import resolve_device
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = model_from_args(args, device)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, _ = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
-    transform = eval_transforms(cfg)
+    transform = case_transform(cfg, entries)
     matched = [e for e in entries if (folder / adv_image_name(case_name(e["image"]))).is_file()]
     if not matched:
         raise FileNotFoundError(
@@ -146,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         for entry in matched:
-            case = load_case(transform, entry)
-            check_label_values(case, len(names))
+            case = load_case(transform, entry, len(names), (cfg.a_min, cfg.a_max))
             adversarial = read_adversarial(folder / adv_image_name(case.name), case).to(device)
             images = case.images.to(device)
             seg_clean = segment(loaded.model, images, cfg.roi, args)

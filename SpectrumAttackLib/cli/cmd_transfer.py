@@ -31,6 +31,7 @@ import numpy as np
 
 from SpectrumAttackLib.cli.args import (
     ATTACK_FLAGS,
+    CASE_FLAGS,
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
@@ -39,15 +40,16 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import check_label_values, class_table, load_case, load_split
-from SpectrumAttackLib.cli.outputs import TRANSFER_RESULTS, StagedOutput
-from SpectrumAttackLib.cli.scoring import score_case, segment
+from SpectrumAttackLib.cli.cases import case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.pipeline.scoring import score_case, segment
+from SpectrumAttackLib.pipeline.staging import TRANSFER_RESULTS, StagedOutput
 
 __all__ = ["USED_FLAGS", "add_parser", "parse_model_item", "run", "write_heatmap"]
 
 #: flags this subcommand reads; any other flag given is reported as having no effect.
 USED_FLAGS = {
-    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, "attack_name", "infer_overlap", "sw_batch_size", "attack_mode",
+    *ATTACK_FLAGS, *DATA_FLAGS, *MODEL_FLAGS, *CASE_FLAGS, "attack_name",
+    "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
 }
 _ARCHITECTURES = ("unet", "unet-r", "swin-unetr")
@@ -121,8 +123,8 @@ def write_heatmap(path: Path, sources: list[str], targets: list[str], dice: np.n
 def run(args: argparse.Namespace) -> int:
     """Attack on every source, evaluate on every target; write the matrix. Returns 0."""
     from SpectrumAttackLib import attacks
-    from SpectrumAttackLib.data.transforms import eval_transforms
     from SpectrumAttackLib.inference.tiles import attack_volume
+    from SpectrumAttackLib.pipeline.validate import check_blocks_fit_attack
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
     from SpectrumAttackLib.runtime import resolve_device
@@ -147,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
     rois = [c.roi for c in configs]
     names, _ = class_table(models[0].entry.class_names, [c.rgb for c in models[0].entry.classes])
     attackers = [attacks.create(name, m.model, **params) for m in models]
-    transform = eval_transforms(cfg)
+    for roi in rois:
+        check_blocks_fit_attack(params.get("block_size"), roi, None, args.attack_mode)
+    transform = case_transform(cfg, entries)
     out = StagedOutput(args.output, "--output", args.overwrite, TRANSFER_RESULTS)
 
     n = len(models)
@@ -158,9 +162,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with progress_bar(len(entries) * n, "transfer", unit="attack") as bar:
             for entry in entries:
-                case = load_case(transform, entry)
-                check_label_values(case, len(names))
-                images, labels = case.images.to(device), case.labels.to(device)
+                case = load_case(transform, entry, len(names), (cfg.a_min, cfg.a_max))
+                for roi in rois:
+                    check_blocks_fit_attack(params.get("block_size"), roi, case.images.shape[2:], args.attack_mode)
+                images = case.images.to(device)
+                labels = None if case.labels is None else case.labels.to(device)
                 cleans = [segment(m.model, images, roi, args) for m, roi in zip(models, rois, strict=True)]
                 record: dict[str, Any] = {"case": case.name, "clean_dice": {}, "adversarial_dice": {}}
                 for t in range(n):
@@ -169,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
                     clean_dice[t].append(value)
                     record["clean_dice"][model_names[t]] = value
                 for s in range(n):
-                    result = attack_volume(attackers[s], images, labels, roi=rois[s], mode=args.attack_mode,
+                    targets = cleans[s] if labels is None else labels  # no --label: the source's clean prediction
+                    result = attack_volume(attackers[s], images, targets, roi=rois[s], mode=args.attack_mode,
                                            tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
                                            sw_batch_size=args.sw_batch_size)
                     row = {}

@@ -4,6 +4,8 @@ Subcommands live in one module each (``cmd_<name>.py``) exposing ``add_parser(su
 ``run(args) -> int``. Errors raised by our code for bad input (``ValueError``, ``FileNotFoundError``,
 ``RuntimeError``, ``NotImplementedError``, ``PermissionError``) become one line on stderr,
 ``spectrum-attack: error: <message>``, and exit code 2, without a traceback unless ``SPECTRUMATTACK_DEBUG=1``.
+Ctrl+C (SIGINT) and SIGTERM stop the run the same way: its staged outputs are removed, ``spectrum-attack:
+interrupted`` is printed and the exit code is 130.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # argparse: --help, --version, syntax errors (already printed)
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        return int(_module(args.command).run(args) or 0)
+        from SpectrumAttackLib.pipeline.signals import terminate_as_interrupt
+
+        with terminate_as_interrupt():  # SIGTERM cleans up like Ctrl+C: staged outputs are removed
+            return int(_module(args.command).run(args) or 0)
     except _USER_ERRORS as exc:
         if debug:
             raise

@@ -109,6 +109,6 @@ def load_datalist(
         if missing:
             raise FileNotFoundError(
                 f"--data_dir must contain the files listed in {split.name} under {key!r}: {len(missing)} of "
-                f"{len(paths)} are missing, e.g. {missing[0]!r}."
+                f"{len(paths)} are missing (no such file), e.g. {missing[0]!r}."
             )
     return cases

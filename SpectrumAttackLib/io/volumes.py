@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,22 +59,24 @@ class Volume:
         return (float(norms[0]), float(norms[1]), float(norms[2]))
 
 
-def volume_format(path: str | os.PathLike) -> str:
-    """``"nifti"`` or ``"nrrd"`` from the file name.
+def volume_format(path: str | os.PathLike, name: str = "path") -> str:
+    """``"nifti"`` or ``"nrrd"`` from the file name; ``name`` is the parameter named in the error.
 
     Raises:
         ValueError: the ending is none of :data:`SUFFIXES`.
     """
-    name = Path(path).name.lower()
+    file_name = Path(path).name.lower()
     for suffix, kind in SUFFIXES.items():
-        if name.endswith(suffix):
+        if file_name.endswith(suffix):
             return kind
     allowed = ", ".join(repr(s) for s in SUFFIXES)
-    raise ValueError(f"path must end with one of {allowed}, got {str(path)!r}.")
+    raise ValueError(f"{name} must end with one of {allowed}, got {str(path)!r}.")
 
 
-def read_volume(path: str | os.PathLike) -> Volume:
+def read_volume(path: str | os.PathLike, *, name: str = "path") -> Volume:
     """Read a NIfTI or NRRD file into a :class:`Volume` (IJK array, IJK→RAS affine).
+
+    ``name`` is the parameter named in error messages (``"--image"``, ``"inputVolume"``).
 
     NRRD ``space directions`` / ``space origin`` in LPS are converted to RAS; a NRRD without a space gets a
     diagonal affine from its ``spacings`` (1 mm where absent). Non-spatial NRRD axes (vector components) are
@@ -84,13 +87,15 @@ def read_volume(path: str | os.PathLike) -> Volume:
         ValueError: unknown file ending, or the file cannot be parsed (the message names the path).
     """
     path = Path(path)
-    kind = volume_format(path)
+    kind = volume_format(path, name)
     if not path.is_file():
-        raise FileNotFoundError(f"path must be an existing volume file, got {str(path)!r} (no such file).")
+        raise FileNotFoundError(f"{name} must be an existing volume file, got {str(path)!r} (no such file).")
     try:
         return _read_nifti(path) if kind == "nifti" else _read_nrrd(path)
-    except (OSError, EOFError, ValueError, KeyError, nib.filebasedimages.ImageFileError, nrrd.NRRDError) as exc:
-        raise ValueError(f"path must be a readable {kind.upper()} volume, got {str(path)!r} ({exc}).") from None
+    except (OSError, EOFError, ValueError, KeyError, zlib.error, nib.filebasedimages.ImageFileError,
+            nrrd.NRRDError) as exc:
+        raise ValueError(f"{name} must be a readable {kind.upper()} volume, got {str(path)!r} "
+                         f"({str(exc).strip() or type(exc).__name__}).") from None
 
 
 def _read_nifti(path: Path) -> Volume:

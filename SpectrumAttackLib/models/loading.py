@@ -97,6 +97,7 @@ def load_model(
     architecture: str | None = None,
     num_classes: int | None = None,
     preprocessing: Preprocessing | None = None,
+    trust_code: bool = False,
     **build_kwargs: Any,
 ) -> LoadedModel:
     """Load a model by catalogue name or from a file or folder.
@@ -110,6 +111,8 @@ def load_model(
             TorchScript files and bundles whose metadata states it.
         preprocessing: spacing, window and ROI for files; default the seed's (1.5×1.5×2 mm, −175..250 HU → 0..1,
             96³), with the ROI taken from ``roi`` when given. Catalogue models use their own.
+        trust_code: let a MONAI bundle's config run its Python code (``$`` expressions, any ``_target_``); by
+            default only MONAI network classes with literal arguments are built (``--trust_model_code``).
         build_kwargs: :func:`build_model` keywords for checkpoints (``roi``, ``feature_size``, ``channels``...).
 
     Returns:
@@ -130,7 +133,8 @@ def load_model(
                     f"model must be a MONAI bundle folder (with configs/metadata.json), got {str(path)!r}."
                 )
             model, entry, report = load_bundle(
-                path, architecture=architecture, num_classes=num_classes, preprocessing=preprocessing, **build_kwargs
+                path, architecture=architecture, num_classes=num_classes, preprocessing=preprocessing,
+                trust_code=trust_code, **build_kwargs,
             )
         elif is_torchscript(path):
             unused = sorted(set(build_kwargs) - {"roi", "img_size"}) + (["architecture"] if architecture else [])

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib.data.btcv import BTCV_COLOURS
+from SpectrumAttackLib.models.bundle_safety import build_network_safely
 from SpectrumAttackLib.models.catalogue import ClassInfo, ModelEntry, Preprocessing
 from SpectrumAttackLib.models.checkpoints import LoadReport, is_torchscript, load_checkpoint
 from SpectrumAttackLib.models.factory import build_model
@@ -196,22 +197,30 @@ def load_bundle(
     architecture: str | None = None,
     num_classes: int | None = None,
     preprocessing: Preprocessing | None = None,
+    trust_code: bool = False,
     **build_kwargs: Any,
 ) -> tuple[nn.Module, ModelEntry, LoadReport | None]:
     """Load a MONAI bundle folder on the CPU.
+
+    Without ``trust_code`` the ``network_def`` is built by
+    :func:`~SpectrumAttackLib.models.bundle_safety.build_network_safely`: only classes of ``monai.networks.nets``
+    with literal arguments, no ``$`` expressions or other bundle code. With ``trust_code=True`` MONAI's
+    ``ConfigParser`` evaluates it as MONAI does, which runs whatever Python the bundle holds.
 
     Args:
         folder: the bundle (``configs/metadata.json`` plus ``models/model.pt`` or ``models/model.ts``).
         architecture, num_classes, build_kwargs: used when the bundle has no ``network_def``
             (see :func:`build_model`); ``num_classes`` also overrides the metadata's.
         preprocessing: overrides what the bundle states.
+        trust_code: let the bundle's config run its code (``--trust_model_code``). Default False.
 
     Returns:
         ``(model, entry, report)``; ``report`` is None for a TorchScript bundle.
 
     Raises:
         FileNotFoundError: no ``models/model.pt`` or ``models/model.ts``.
-        ValueError: unreadable configuration, or no ``network_def`` and no ``architecture`` / ``num_classes``.
+        ValueError: unreadable configuration, or no ``network_def`` and no ``architecture`` / ``num_classes``;
+            without ``trust_code``, a ``network_def`` that would run code.
     """
     from monai.bundle import ConfigParser
 
@@ -230,7 +239,10 @@ def load_bundle(
             return model, replace(entry, name=str(metadata.get("name", folder.name)), architecture="bundle"), None
         raise FileNotFoundError(f"bundle must contain models/model.pt or models/model.ts, got {str(folder)!r}.")
     num_classes, names = _class_names(metadata, num_classes)
-    if "network_def" in config:
+    if "network_def" in config and not trust_code:
+        model = build_network_safely(_modernise_network_def(config))
+        arch_name, arguments = "bundle", {}
+    elif "network_def" in config:
         parser = ConfigParser()
         parser.read_config(_modernise_network_def(config))
         parser.read_meta(metadata)

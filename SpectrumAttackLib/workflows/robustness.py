@@ -159,10 +159,10 @@ def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], l
 
 
 def _prepare_folder(output: str | os.PathLike, overwrite: bool, resume: bool) -> tuple[Any, CellStore]:
-    from SpectrumAttackLib.cli.outputs import StagedOutput
+    from SpectrumAttackLib.pipeline.staging import StagedOutput
 
     folder = Path(output).expanduser().absolute()
-    out = StagedOutput(folder, "--output", overwrite or resume, AUDIT_RESULTS,
+    out = StagedOutput(folder, "--output", overwrite or resume, AUDIT_RESULTS, overwrite_flag="--overwrite or --resume",
                        staging=f".{folder.name}.audit-partial")
     store = CellStore(out.staging)
     if not resume:

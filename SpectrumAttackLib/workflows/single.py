@@ -14,6 +14,7 @@ prediction measures exactly that.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -28,17 +29,24 @@ from SpectrumAttackLib.attacks.base import model_device
 from SpectrumAttackLib.checks import check_choice, check_range
 from SpectrumAttackLib.inference.geometry import (
     GridMapping,
-    check_label_array,
-    check_volume_array,
     from_model_grid,
     labels_to_model_grid,
     to_model_grid,
 )
 from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
+from SpectrumAttackLib.pipeline.scoring import score_case
+from SpectrumAttackLib.pipeline.validate import (
+    check_blocks_fit_attack,
+    check_image,
+    check_labels,
+    read_image,
+    read_labels,
+    warn_if_outside_window,
+)
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 
-__all__ = ["SingleVolumeResult", "attack_single_volume"]
+__all__ = ["PreparedCase", "SingleVolumeResult", "attack_single_volume", "prepare_case"]
 
 _PREPROCESSING_KEYS = ("orientation", "spacing_mm", "a_min", "a_max", "b_min", "b_max", "roi")
 
@@ -117,18 +125,202 @@ def _image(image: Any) -> tuple[np.ndarray, np.ndarray]:
     raise TypeError(f"image must be a Volume or an (array_ijk, affine) pair, got {type(image).__name__}.")
 
 
-def _check_reference(labels: Any, shape: tuple[int, ...], num_classes: int) -> np.ndarray:
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    array = check_label_array("reference_labels", labels, shape)
-    if int(array.max()) >= num_classes:
-        raise ValueError(f"reference_labels must have values in [0, {num_classes - 1}] (the model has "
-                         f"{num_classes} classes), got {int(array.max())}.")
-    return array
-
-
 def _label_dtype(num_classes: int) -> type:
     return np.uint8 if num_classes <= 256 else np.int16
+
+
+class PreparedCase:
+    """One image with one model, checked and mapped to the model grid; the clean prediction is made once, on first
+    use, and shared by every attack run on it (:meth:`attack`).
+
+    Build it with :func:`prepare_case`. Attributes (read-only by convention):
+        array: ``[I, J, K]`` the input image (never modified); affine: its ``4×4`` IJK→RAS matrix.
+        net: the network (eval mode); entry: its catalogue entry; classes: ``[{"id", "name", "rgb"}]``.
+        num_classes: classes including background; prep: the preprocessing (orientation, spacing, window, roi).
+        mapping: :class:`~SpectrumAttackLib.inference.geometry.GridMapping` of the image to the model grid.
+        images: ``[1, 1, H, W, D]`` float32 model-grid image in [b_min, b_max] on the model's device.
+        reference: ``[I, J, K]`` int64 reference labels in the input grid, or None.
+        overlap: sliding-window overlap of the predictions; metrics_preset: ``"clinical"`` or ``"paper"``.
+    """
+
+    def __init__(self, array: np.ndarray, affine: np.ndarray, net: torch.nn.Module, entry: Any,
+                 reference: np.ndarray | None, overlap: float, metrics_preset: str) -> None:
+        self.array, self.affine, self.net, self.entry = array, affine, net, entry
+        self.num_classes = int(_field(entry, "num_classes"))
+        self.classes = _classes(entry)
+        self.prep = _preprocessing(entry)
+        self.reference = reference
+        self.overlap, self.metrics_preset = overlap, metrics_preset
+        self.device = model_device(net)
+        images, self.mapping = to_model_grid(array, affine, **self._window())
+        self.images = images.to(self.device)
+        self._seg_clean: torch.Tensor | None = None
+
+    def _window(self) -> dict[str, Any]:
+        return {k: self.prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
+
+    @property
+    def seg_clean(self) -> torch.Tensor:
+        """``[1, 1, H, W, D]`` int64 clean prediction in the model grid (computed once)."""
+        if self._seg_clean is None:
+            self._seg_clean = predict_logits(self.net, self.images, self.prep["roi"], self.overlap).argmax(
+                1, keepdim=True)
+        return self._seg_clean
+
+    def labels(self) -> torch.Tensor:
+        """``[1, 1, H, W, D]`` labels the attack pushes away from: the reference mapped to the model grid, else the
+        clean prediction."""
+        if self.reference is None:
+            return self.seg_clean
+        return labels_to_model_grid(self.reference, self.mapping).to(self.device)
+
+    def attack(
+        self,
+        attack: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        attack_mode: str = "tiles",
+        tile_batch_size: int = 4,
+        progress: ProgressCallback | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> SingleVolumeResult:
+        """Attack this case, map the perturbation back to the input grid, predict again and score.
+
+        Args: as :func:`attack_single_volume`.
+
+        Returns:
+            :class:`SingleVolumeResult`; its ``seconds`` counts this call only.
+
+        Raises:
+            ValueError: unknown attack, bad parameters, blocks larger than the attacked region, a bad mode.
+            Cancelled: ``cancel()`` returned True.
+        """
+        start = time.perf_counter()
+        attack_mode = check_choice("attack_mode", attack_mode, ATTACK_MODES)
+        params = dict(params or {})
+        if "seed" in params and params["seed"] != seed:
+            raise ValueError(f"params['seed'] must equal seed ({seed!r}) or be left out, got {params['seed']!r}.")
+        params["seed"] = seed
+        if cancel is not None and not callable(cancel):
+            raise TypeError(f"cancel must be callable or None, got {cancel!r}.")
+        roi = self.prep["roi"]
+        attacker = attacks.create(attack, self.net, **params)
+        check_blocks_fit_attack(params.get("block_size"), roi, self.mapping.model_shape, attack_mode)
+        work = attack_work(attacker, self.mapping.model_shape, roi, attack_mode, tile_batch_size)
+        total = work + 4  # preprocess, clean inference, the attack steps, adversarial inference, metrics
+
+        def report(done: int, stage: str, message: str = "") -> None:
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled before {stage}")
+            if progress is not None:
+                progress(Progress(done, total, stage, message))
+
+        report(0, "preprocess", f"model grid {list(self.mapping.model_shape)}")
+        report(1, "inference", "clean prediction")
+        images, mapping, seg_clean = self.images, self.mapping, self.seg_clean
+        labels = self.labels()
+        report(2, "attack", f"{attack}, {attack_mode}")
+
+        def attack_progress(p: Progress) -> None:
+            if progress is not None:
+                progress(Progress(2 + p.done, total, p.stage, p.message))
+
+        result = attack_volume(attacker, images, labels, roi=roi, mode=attack_mode, tile_batch_size=tile_batch_size,
+                               overlap=self.overlap, progress=attack_progress, cancel=cancel)
+        perturbation_model = (result.adversarial - images)[0, 0] * mapping.intensity_scale
+        perturbation = from_model_grid(perturbation_model, mapping, mode="linear").astype(np.float32, copy=False)
+        adversarial = np.asarray(self.array, dtype=np.float32) + perturbation
+
+        report(work + 2, "inference", "prediction on the adversarial volume")
+        adv_images, _ = to_model_grid(adversarial, self.affine, **self._window())
+        adv_images = adv_images.to(self.device)
+        seg_adv = predict_logits(self.net, adv_images, roi, self.overlap).argmax(1, keepdim=True)
+
+        report(work + 3, "metrics")
+        reference_model = None if self.reference is None else labels.cpu()
+        metrics = score_case(images, adv_images, seg_clean, seg_adv, reference_model,
+                             class_names=[c["name"] for c in self.classes], spacing_mm=mapping.spacing_mm,
+                             preset=self.metrics_preset)
+        metrics["seconds"] = result.seconds
+        dtype = _label_dtype(self.num_classes)
+        seconds = time.perf_counter() - start
+        report(total, "metrics", "done")
+        return SingleVolumeResult(
+            adversarial=adversarial,
+            perturbation=perturbation,
+            seg_clean=from_model_grid(seg_clean[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
+            seg_adv=from_model_grid(seg_adv[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
+            metrics=metrics,
+            classes=self.classes,
+            attack_config=_attack_config(result.config, self.entry, self.prep, mapping, attack_mode, self.overlap,
+                                         self.device),
+            seconds=seconds,
+            model_grid={
+                "clean": images.cpu(), "adversarial": adv_images.cpu(), "attack_output": result.adversarial.cpu(),
+                "seg_clean": seg_clean.cpu(), "seg_adv": seg_adv.cpu(), "labels": reference_model,
+                "affine": mapping.model_affine, "spacing_mm": mapping.spacing_mm, "mapping": mapping,
+            },
+        )
+
+
+def prepare_case(
+    image: Any,
+    *,
+    model: Any,
+    reference_labels: np.ndarray | None = None,
+    device: str | torch.device = "auto",
+    overlap: float = 0.5,
+    metrics_preset: str = "clinical",
+    image_name: str = "image",
+    labels_name: str = "reference_labels",
+) -> PreparedCase:
+    """Check one image (and its labels) with the checks every interface runs, load and probe the model, and map the
+    image to the model grid; the entry point for running several attacks on one case and model.
+
+    Args:
+        image: a :class:`~SpectrumAttackLib.io.volumes.Volume`, an ``(array_ijk, affine)`` pair, or a NIfTI/NRRD
+            path (read with :func:`~SpectrumAttackLib.pipeline.validate.read_image`). Never modified.
+        model: a catalogue name or model path (loaded on ``device``; bundles never run code here), or a
+            ``LoadedModel`` (used on its own device).
+        reference_labels: ``[I, J, K]`` class ids on the image's grid (array or label file path), or None.
+        device, overlap, metrics_preset: as :func:`attack_single_volume`.
+        image_name, labels_name: the parameter names used in error messages (``"--image"``, ``"inputVolume"``).
+
+    Returns:
+        A :class:`PreparedCase`; call ``.attack(name, params, seed=...)`` once per attack.
+
+    Raises:
+        ValueError: see :func:`attack_single_volume`; a model whose probe forward fails or gives another number of
+            channels than its classes.
+        FileNotFoundError: a path that does not exist.
+
+    Example (one case and model, several attacks; the clean prediction is computed once):
+        >>> case = prepare_case("ct.nii.gz", model="unet-btcv-3mm", reference_labels="seg.nii.gz")
+        >>> for name, params in [("pgd", {"eps": 4}), ("saa", {"steps": 10})]:
+        ...     print(name, case.attack(name, params, seed=0).metrics["adversarial"]["dice"])
+    """
+    from SpectrumAttackLib.pipeline.probe import probe_model
+
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(image, image_name)
+    array, affine = _image(image)
+    array = check_image(image_name, array)
+    overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
+    metrics_preset = check_choice("metrics_preset", getattr(metrics_preset, "value", metrics_preset),
+                                  ("clinical", "paper"))
+    net, entry = _resolve_model(model, device)
+    num_classes = int(_field(entry, "num_classes"))
+    if isinstance(reference_labels, (str, os.PathLike)):
+        reference_labels = read_labels(reference_labels, labels_name, array.shape, num_classes)
+    elif reference_labels is not None:
+        if isinstance(reference_labels, torch.Tensor):
+            reference_labels = reference_labels.detach().cpu().numpy()
+        reference_labels = check_labels(labels_name, reference_labels, array.shape, num_classes)
+    prep = _preprocessing(entry)
+    probe_model(net, num_classes, prep["roi"], name="model")
+    warn_if_outside_window(image_name, array, prep["a_min"], prep["a_max"])
+    return PreparedCase(array, affine, net, entry, reference_labels, overlap, metrics_preset)
 
 
 def attack_single_volume(
@@ -146,18 +338,22 @@ def attack_single_volume(
     metrics_preset: str = "clinical",
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    image_name: str = "image",
+    labels_name: str = "reference_labels",
 ) -> SingleVolumeResult:
-    """Attack one volume given in its own grid and measure the effect.
+    """Attack one volume given in its own grid and measure the effect: :func:`prepare_case` then
+    :meth:`PreparedCase.attack`.
 
     Args:
-        image: a :class:`~SpectrumAttackLib.io.volumes.Volume` or ``(array_ijk, affine)``: a 3-D scalar array in
-            input units (HU for CT) and its 4×4 IJK→RAS matrix. Never modified.
+        image: a :class:`~SpectrumAttackLib.io.volumes.Volume`, ``(array_ijk, affine)`` or a NIfTI/NRRD path: a
+            3-D scalar volume in input units (HU for CT) and its 4×4 IJK→RAS matrix. Never modified.
         model: a catalogue name or checkpoint path (loaded on ``device``), or a ``LoadedModel`` (used on its own
             device) whose ``entry`` gives ``classes``, ``num_classes`` and ``preprocessing``.
         attack: registry name (``"saa"``, ``"pgd"``, ...; see :func:`SpectrumAttackLib.attacks.available`).
         params: the attack's parameters (e.g. ``{"steps": 10, "rho": 0.2}``); ``eps``/``std`` on the 0–255 scale.
-        reference_labels: ``[I, J, K]`` ground truth in the input grid, values in ``[0, num_classes)``. The attack
-            pushes away from it and the metrics compare against it; ``None`` uses the clean prediction.
+        reference_labels: ``[I, J, K]`` ground truth in the input grid (or a label file), values in
+            ``[0, num_classes)``. The attack pushes away from it and the metrics compare against it; ``None`` uses
+            the clean prediction.
         device: where a model given by name is loaded: ``"auto"``, ``"cpu"``, ``"cuda"``... Default "auto".
         seed: attack seed (each tile batch adds its index). Default 0.
         attack_mode: ``"tiles"`` (the reference's tiling, overlaps averaged) or ``"sliding-window"`` (the
@@ -170,13 +366,15 @@ def attack_single_volume(
             ``"inference"``, ``"attack"`` (one unit per attack step), ``"inference"`` again and ``"metrics"``;
             ``done``/``total`` count over the whole job.
         cancel: polled between stages and attack steps; returning True stops with :class:`Cancelled`.
+        image_name, labels_name: the parameter names used in error messages.
 
     Returns:
-        :class:`SingleVolumeResult`.
+        :class:`SingleVolumeResult` (``seconds``: the whole workflow).
 
     Raises:
-        ValueError: the image is not a finite 3-D scalar volume; reference labels of another shape or with
-            values outside the model's classes; an unknown attack, parameter, mode or preset.
+        ValueError: the image is not a finite 3-D scalar volume with 2+ voxels per axis; reference labels of another
+            shape, not integer, negative or outside the model's classes; a model whose probe forward fails or
+            gives another channel count; an unknown attack, parameter, mode or preset.
         Cancelled: ``cancel()`` returned True.
 
     Example:
@@ -185,93 +383,12 @@ def attack_single_volume(
         >>> write_volume("adv.nii.gz", result.adversarial, vol.affine)
     """
     start = time.perf_counter()
-    array, affine = _image(image)
-    array = check_volume_array("image", array)
-    if not np.isfinite(array).all():
-        raise ValueError("image must be finite, got NaN or infinite voxels.")
-    attack_mode = check_choice("attack_mode", attack_mode, ATTACK_MODES)
-    overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
-    metrics_preset = check_choice("metrics_preset", getattr(metrics_preset, "value", metrics_preset),
-                                  ("clinical", "paper"))
-    params = dict(params or {})
-    if "seed" in params and params["seed"] != seed:
-        raise ValueError(f"params['seed'] must equal seed ({seed!r}) or be left out, got {params['seed']!r}.")
-    params["seed"] = seed
-    if cancel is not None and not callable(cancel):
-        raise TypeError(f"cancel must be callable or None, got {cancel!r}.")
-
-    net, entry = _resolve_model(model, device)
-    num_classes = int(_field(entry, "num_classes"))
-    classes = _classes(entry)
-    prep = _preprocessing(entry)
-    roi = prep["roi"]
-    window = {k: prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
-    attacker = attacks.create(attack, net, **params)
-    if reference_labels is not None:
-        reference_labels = _check_reference(reference_labels, np.shape(array), num_classes)
-
-    device_used = model_device(net)
-    images, mapping = to_model_grid(array, affine, **window)
-    work = attack_work(attacker, mapping.model_shape, roi, attack_mode, tile_batch_size)
-    total = work + 4  # preprocess, clean inference, the attack steps, adversarial inference, metrics
-
-    def report(done: int, stage: str, message: str = "") -> None:
-        if cancel is not None and cancel():
-            raise Cancelled(f"cancelled before {stage}")
-        if progress is not None:
-            progress(Progress(done, total, stage, message))
-
-    report(0, "preprocess", f"model grid {list(mapping.model_shape)}")
-    report(1, "inference", "clean prediction")
-    images = images.to(device_used)
-    seg_clean = predict_logits(net, images, roi, overlap).argmax(1, keepdim=True)
-    labels = seg_clean if reference_labels is None \
-        else labels_to_model_grid(reference_labels, mapping).to(device_used)
-    report(2, "attack", f"{attack}, {attack_mode}")
-
-    def attack_progress(p: Progress) -> None:
-        if progress is not None:
-            progress(Progress(2 + p.done, total, p.stage, p.message))
-
-    result = attack_volume(attacker, images, labels, roi=roi, mode=attack_mode, tile_batch_size=tile_batch_size,
-                           overlap=overlap, progress=attack_progress, cancel=cancel)
-    perturbation_model = (result.adversarial - images)[0, 0] * mapping.intensity_scale
-    perturbation = from_model_grid(perturbation_model, mapping, mode="linear").astype(np.float32, copy=False)
-    adversarial = np.asarray(array, dtype=np.float32) + perturbation
-
-    report(work + 2, "inference", "prediction on the adversarial volume")
-    adv_images, _ = to_model_grid(adversarial, affine, **window)
-    adv_images = adv_images.to(device_used)
-    seg_adv = predict_logits(net, adv_images, roi, overlap).argmax(1, keepdim=True)
-
-    report(work + 3, "metrics")
-    from SpectrumAttackLib.metrics.evaluate import compute_case_metrics  # scikit-image and MONAI metrics
-
-    reference_model = None if reference_labels is None else labels.cpu()
-    metrics = compute_case_metrics(
-        images[0, 0].cpu(), adv_images[0, 0].cpu(), seg_clean[0, 0].cpu(), seg_adv[0, 0].cpu(),
-        labels=None if reference_model is None else reference_model[0, 0], num_classes=num_classes,
-        class_names=[c["name"] for c in classes], spacing_mm=mapping.spacing_mm, preset=metrics_preset,
-    )
-    metrics["seconds"] = result.seconds
-    dtype = _label_dtype(num_classes)
-    seconds = time.perf_counter() - start
-    report(total, "metrics", "done")
-    return SingleVolumeResult(
-        adversarial=adversarial,
-        perturbation=perturbation,
-        seg_clean=from_model_grid(seg_clean[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
-        seg_adv=from_model_grid(seg_adv[0, 0].cpu().numpy().astype(dtype), mapping, mode="nearest"),
-        metrics=metrics,
-        classes=classes,
-        attack_config=_attack_config(result.config, entry, prep, mapping, attack_mode, overlap, device_used),
-        seconds=seconds,
-        model_grid={
-            "clean": images.cpu(), "adversarial": adv_images.cpu(), "attack_output": result.adversarial.cpu(),
-            "seg_clean": seg_clean.cpu(), "seg_adv": seg_adv.cpu(), "labels": reference_model,
-            "affine": mapping.model_affine, "spacing_mm": mapping.spacing_mm, "mapping": mapping,
-        },
-    )
+    check_choice("attack", attack, attacks.available())  # before the model is loaded
+    case = prepare_case(image, model=model, reference_labels=reference_labels, device=device, overlap=overlap,
+                        metrics_preset=metrics_preset, image_name=image_name, labels_name=labels_name)
+    result = case.attack(attack, params, seed=seed, attack_mode=attack_mode, tile_batch_size=tile_batch_size,
+                         progress=progress, cancel=cancel)
+    return dataclasses.replace(result, seconds=time.perf_counter() - start)
 
 
 def _attack_config(config: dict[str, Any], entry: Any, prep: dict[str, Any], mapping: GridMapping, mode: str,

@@ -66,7 +66,7 @@ def test_our_extra_flags_have_defaults() -> None:
     assert args.metrics_preset == "paper"
     assert args.overwrite is False
     assert args.restarts == 1
-    assert args.q_min is None and args.beta == 0.1 and args.vafa_variant == "code"  # attacks.parameters' defaults
+    assert args.q_min is None and args.beta is None and args.vafa_variant is None  # the attack's (table's) default
 
 
 def test_saa_readme_flags_become_attack_parameters() -> None:
@@ -120,11 +120,9 @@ def test_2d_attack_takes_two_block_entries() -> None:
     assert params["block_size"] == (8, 8)  # the seed default 8 8 8, cut to two entries
 
 
-def test_extra_attack_flags_take_the_table_defaults_and_q_min_is_passed_only_when_given() -> None:
+def test_extra_attack_flags_passed_only_when_given() -> None:
     _, params = attack_params_from_args(parse("--attack_name saa"))
-    assert params["beta"] == 0.1  # attacks.parameters' default, the constructor's too
-    _, params = attack_params_from_args(parse("--attack_name vafa-3d"))
-    assert "q_min" not in params and params["variant"] == "code"  # VAFA's variant picks q_min
+    assert "beta" not in params
     _, params = attack_params_from_args(parse("--attack_name saa --beta 0.05 --restarts 2 --early_stop --seed 3"))
     assert params["beta"] == 0.05 and params["restarts"] == 2 and params["early_stop"] is True and params["seed"] == 3
 
@@ -221,7 +219,7 @@ def test_vafa_flags_of_ours() -> None:
     _, params = attack_params_from_args(parse("--attack_name vafa-3d --vafa_variant paper --q_min 2 --q_max 30"))
     assert params["variant"] == "paper" and params["q_min"] == 2.0 and params["q_max"] == 30.0
     _, params = attack_params_from_args(parse("--attack_name vafa-2d"))
-    assert params["variant"] == "code" and "q_min" not in params  # the table's default; the variant picks q_min
+    assert "variant" not in params and "q_min" not in params  # the attack's own defaults apply
     with pytest.warns(UserWarning, match="--vafa_variant has no effect with attack 'saa'"):
         attack_params_from_args(parse("--attack_name saa --vafa_variant paper"))
     with pytest.raises(ValueError, match="--vafa_variant"):

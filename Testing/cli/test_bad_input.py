@@ -63,7 +63,7 @@ def test_image_label_shape_mismatch(blob_data, broken_data, run_cli, tmp_path) -
     out = tmp_path / "out"
     line = check_error(run_cli(f"attack {flags_with(blob_data, broken_data)} --save_adv_images_dir {out} {ATTACK}"),
                        "img0002", "label")
-    assert "(24, 24, 20)" in line
+    assert "[24, 24, 20]" in line
     assert not out.exists() or not any(out.rglob("*"))  # case img0001 was done, but nothing was kept
 
 
@@ -85,7 +85,8 @@ def test_labels_beyond_the_model_classes(blob_data, broken_data, run_cli, tmp_pa
     label = np.asarray(nib.load(broken_data / "labelsTr/label0001.nii.gz").dataobj).copy()
     label[0, 0, 0] = 7
     nib.save(nib.Nifti1Image(label, BLOB_AFFINE), broken_data / "labelsTr/label0001.nii.gz")
-    check_error(run_cli(f"attack {flags_with(blob_data, broken_data)} --debugging {ATTACK}"), "--out_channels", "7")
+    check_error(run_cli(f"attack {flags_with(blob_data, broken_data)} --debugging {ATTACK}"), "label0001.nii.gz",
+                "3 classes", "got 7")
 
 
 def test_checkpoint_of_another_architecture(blob_data, run_cli, tmp_path) -> None:

@@ -102,7 +102,7 @@ def test_cli_parameters_round_trip_through_the_cli_parser(cli_script: Any, attac
             argv += [f"--{key}"] if value else []
         else:
             argv += [f"--{key}", str(value)]
-    args = cli_script.build_parser().parse_args([*argv, "in.nrrd", "out.nrrd"])
+    args = cli_script.build_parser().parse_args([*argv, "--inputVolume", "in.nrrd", "--outputVolume", "out.nrrd"])
     assert engine_arguments(cli_script._engine_values(args), strict=False) == arguments
 
 

@@ -1,4 +1,4 @@
-"""The CLI module run as Slicer runs it (a process with flags, positional NRRD paths and --returnparameterfile),
+"""The CLI module run as Slicer runs it (a process with flags, NRRD paths and --returnparameterfile),
 its descriptor, and the module's import of its outputs."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_cli_runs_as_slicer_runs_it(scene: Any, ct_node: Any, sample_ct: dict, t
         "--steps", "2", "--rho", "0.2", "--blockSize", "8,8,8", "--lambdaDice", "0.01", "--useSsimLoss",
         "--lambdaSsim", "1.0", "--freqBand", "all", "--qMax", "20", "--vafaVariant", "code", "--eps", "4",
         "--alpha", "0.01", "--std", "4", "--device", "cpu", "--seed", "0",
-        str(tmp_path / "input.nrrd"), str(out["output"]),
+        "--inputVolume", str(tmp_path / "input.nrrd"), "--outputVolume", str(out["output"]),
     ], tmp_path)
     assert completed.returncode == 0, completed.stderr
 
@@ -140,11 +140,10 @@ def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Pa
             continue  # output scalars go through --returnparameterfile
         assert name in actions, f"{name} is not read by the CLI script"
         action = actions[name]
-        if parameter.findtext("index") is not None:
-            assert action.option_strings == [] and list(actions).index(name) - list(actions).index(
-                "inputVolume") == int(parameter.findtext("index"))
-        else:
-            assert action.option_strings == [f"--{parameter.findtext('longflag')}"]
+        # every parameter is flagged: Slicer emits a flagged image only when a node is set, so the panel can
+        # leave the volumes empty for batch mode (positional images are required there)
+        assert parameter.findtext("index") is None
+        assert action.option_strings == [f"--{parameter.findtext('longflag')}"]
         default = parameter.findtext("default")
         if default is not None:
             expected = action.default if action.default is not False else "false"
@@ -155,7 +154,6 @@ def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Pa
             assert list(action.choices) == elements
     assert [e.text for e in declared["attack"].findall("element")] == attacks.available()
     assert declared["outputVolume"].get("reference") == "inputVolume"
-    assert declared["inputVolume"].findtext("index") == "0" and declared["outputVolume"].findtext("index") == "1"
     options = {a.dest for a in parser._actions} - {"help", "xml", "returnparameterfile"}
     assert options == set(declared) - set(_output_scalars(root))
     # Every input parameter is used: images and folders by name in the script, the rest by the one conversion.
@@ -167,11 +165,13 @@ def test_xml_is_well_formed_and_matches_the_parser(cli_script: Any, tmp_path: Pa
 
 def test_cli_reports_bad_input_with_exit_code_1(cli_script: Any, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
-    code = cli_script.main([str(tmp_path / "missing.nrrd"), str(tmp_path / "out.nrrd"), "--attack", "pgd"])
+    code = cli_script.main(["--inputVolume", str(tmp_path / "missing.nrrd"), "--outputVolume",
+                            str(tmp_path / "out.nrrd"), "--attack", "pgd"])
     assert code == 1
     assert "SpectrumAttackCLI: error:" in capsys.readouterr().err
     assert not (tmp_path / "out.nrrd").exists()
-    assert cli_script.main([str(tmp_path / "missing.nrrd"), str(tmp_path / "o.nrrd"), "--attack", "nope"]) == 1
+    assert cli_script.main(["--inputVolume", str(tmp_path / "missing.nrrd"), "--outputVolume",
+                            str(tmp_path / "o.nrrd"), "--attack", "nope"]) == 1
     assert "attack must be one of" in capsys.readouterr().err
 
 
@@ -179,10 +179,13 @@ def test_cli_needs_volumes_or_folders(cli_script: Any, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as exit_info:
         cli_script.main(["--attack", "pgd"])
     assert exit_info.value.code == 2
-    assert "inputVolume and outputVolume are required" in capsys.readouterr().err
+    assert "--inputVolume and --outputVolume are required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_script.main(["--inputDirectory", "somewhere"])
     assert "go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # what the CLI panel sends when both a volume and the folders are set
+        cli_script.main(["--inputDirectory", "a", "--outputDirectory", "b", "--inputVolume", "c.nrrd"])
+    assert "not both" in capsys.readouterr().err
 
 
 def test_first_line_is_the_python_real_shebang() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from SpectrumAttackAdapter.dependencies import missing_requirements, read_requirements, torch_summary
 
 
@@ -32,3 +37,61 @@ def test_torch_summary_names_version_and_build() -> None:
     summary = torch_summary()
     assert summary.startswith(f"PyTorch {torch.__version__}")
     assert ("CUDA build" in summary) == bool(torch.version.cuda)
+
+
+def test_torch_constraints_pin_the_installed_builds() -> None:
+    import importlib.metadata
+
+    from SpectrumAttackAdapter.dependencies import torch_constraints
+
+    assert torch_constraints({"torch": "2.4.1+cu121", "torchvision": None, "SimpleITK": "2.4.0"}) == [
+        "torch==2.4.1+cu121", "SimpleITK==2.4.0"]
+    assert f"torch=={importlib.metadata.version('torch')}" in torch_constraints()
+
+
+@pytest.mark.parametrize(("version", "old"), [("2.0.1", True), ("1.13.1+cu117", True), ("2.1.0", False),
+                                              ("2.4.1+cu121", False), ("2.10.0", False)])
+def test_torch_too_old(version: str, old: bool) -> None:
+    from SpectrumAttackAdapter.dependencies import torch_too_old
+
+    assert torch_too_old(version) is old
+
+
+@pytest.mark.parametrize("slicer_version", ["5.12", "5.10"])
+def test_dependency_step_installs_the_missing_packages_constrained_to_the_installed_torch(
+        slicer_version: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The application's installers (``slicer.packaging.pip_ensure`` on 5.12, ``slicer.util.pip_install`` on
+    5.10) and PyTorch Utils cannot run outside Slicer: stand-ins record what the dependency step hands them."""
+    import importlib.metadata
+
+    import slicer
+    from SpectrumAttackAdapter.dependencies import ensure_dependencies
+
+    calls: list[tuple[Any, str]] = []
+
+    def pip_ensure(requirements: list[str], constraints: Path, requester: str) -> None:
+        calls.append((requirements, Path(constraints).read_text()))
+
+    def pip_install(arguments: list[str]) -> None:
+        calls.append((arguments[:-2], Path(arguments[-1]).read_text()))
+        assert arguments[-2] == "-c"
+
+    class Logic:  # PyTorch Utils with torch installed
+        def torchInstalled(self) -> bool:
+            return True
+
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=Logic))
+    if slicer_version == "5.12":
+        monkeypatch.setattr(slicer, "packaging", types.SimpleNamespace(pip_ensure=pip_ensure), raising=False)
+    else:
+        monkeypatch.delattr(slicer, "packaging", raising=False)
+        monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *args: True, raising=False)
+        monkeypatch.setattr(slicer.util, "WaitCursor", contextlib.nullcontext, raising=False)
+        monkeypatch.setattr(slicer.util, "pip_install", pip_install)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy>=1.0\nno-such-package-spectrumattack>=1  # missing\n")
+    ensure_dependencies(requirements)
+    assert len(calls) == 1
+    missing, constraints = calls[0]
+    assert missing == ["no-such-package-spectrumattack>=1"]
+    assert f"torch=={importlib.metadata.version('torch')}" in constraints.splitlines()

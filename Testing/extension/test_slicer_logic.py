@@ -214,7 +214,7 @@ def test_two_dimensional_volume_is_refused(module: Any, scene: Any, tiny_loaded:
 def test_rgb_volume_is_refused(module: Any, scene: Any, tiny_loaded: Any) -> None:
     rgb = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "photo")
     slicer.util.updateVolumeFromArray(rgb, np.zeros((8, 16, 16, 3), np.uint8))
-    with pytest.raises(ValueError, match="inputVolume must have 1 component"):
+    with pytest.raises(ValueError, match="inputVolume must be a 3-D scalar volume"):
         module.SpectrumAttackLogic().run(rgb, model=tiny_loaded)
 
 

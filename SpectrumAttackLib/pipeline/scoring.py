@@ -1,4 +1,5 @@
-"""Segment, score and summarise cases for the subcommands (inference, metrics, printed tables)."""
+"""Segment, score and summarise a case: the pipeline's prediction and scoring steps (every interface) and the
+printed tables of the subcommands."""
 
 from __future__ import annotations
 

@@ -1,0 +1,20 @@
+"""The case pipeline every interface runs: read → validate → model grid → clean prediction → attack → back to the
+input grid → score → staged write.
+
+- :mod:`.validate`: the one set of input checks and their wording (images, labels, blocks, modality warning).
+- :mod:`.probe`: one small forward pass that refuses a model whose channels do not match its classes.
+- :mod:`.scoring`: sliding-window prediction, the metrics of one case, the printed tables.
+- :mod:`.staging`: the one staged writer; all outputs of a run appear together or not at all.
+- :mod:`.signals`: SIGTERM handled like SIGINT, so the staged writer cleans up.
+
+Two model-grid strategies sit behind these steps. A single image (the Python API, ``demo``, the Slicer CLI module
+and logic) goes through :func:`SpectrumAttackLib.workflows.single.prepare_case` and comes back to its own grid. The
+dataset commands (``attack``, ``evaluate``, ``transfer``, and ``attack --image``) keep the seed's MONAI evaluation
+pipeline and write in the model grid, as the seed did (:mod:`SpectrumAttackLib.cli.cases`).
+
+Python entry point for "one case, one model, several attacks" (the clean prediction is computed once)::
+
+    from SpectrumAttackLib.workflows.single import prepare_case
+    case = prepare_case("ct.nii.gz", model="unet-btcv-3mm", reference_labels="seg.nii.gz")
+    result = case.attack("saa", {"steps": 10, "rho": 0.2}, seed=0)
+"""

@@ -1,0 +1,249 @@
+"""The one staged writer: every output of a run appears together, or none does.
+
+Outputs (NIfTI, NRRD, CSV, JSON, PNG; anything written to a path) are written into hidden staging folders on the
+destination's file system during the run, and moved into place with ``os.replace`` only when the run has
+finished; the moves run with SIGINT/SIGTERM held back, metrics and manifest last. A failure, an exception or an
+interrupt before that removes the staging folders, so the destinations are as they were: no file, no empty
+folder, no ``.partial-*`` left behind (folders that do not exist yet are created only at commit time).
+
+Two shapes of output:
+
+- :class:`StagedOutput`: one result folder (``--save_adv_images_dir``, ``--output``). A folder that already holds
+  results of the same kind is refused unless ``--overwrite`` is given; other files in it are never touched.
+- :class:`StagedFiles`: files at paths of their own (the Slicer CLI module's ``outputVolume``, ``cleanLabel``, ...).
+
+Both check at construction that every destination can be written, so an unwritable output is refused before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+__all__ = ["ATTACK_RESULTS", "DEMO_RESULTS", "EVALUATE_RESULTS", "SLICER_BATCH_RESULTS", "TRANSFER_RESULTS",
+           "StagedFiles", "StagedOutput", "check_writable"]
+
+#: file patterns each subcommand writes (and replaces with ``--overwrite``).
+ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_pred_clean.nii.gz", "*_pred_adversarial.nii.gz",
+                  "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
+EVALUATE_RESULTS = ("metrics.csv", "metrics.json", "manifest.json")
+TRANSFER_RESULTS = ("transfer_matrix.csv", "transfer.json", "transfer_heatmap.png", "manifest.json")
+#: what the Slicer CLI module writes in batch mode (--outputDirectory).
+SLICER_BATCH_RESULTS = ("*_adversarial.nii.gz", "*_perturbation.nii.gz", "*_seg_clean.nii.gz",
+                        "*_seg_adversarial.nii.gz", "*_metrics.json", "metrics.csv")
+DEMO_RESULTS = ("adversarial.nii.gz", "perturbation.nii.gz", "segmentation_clean.nii.gz",
+                "segmentation_adversarial.nii.gz", "report.png", "metrics.json", "manifest.json")
+#: written last, in this order: their presence means the folder is complete.
+_LAST = ("metrics.csv", "metrics.json", "transfer.json", "audit.json", "manifest.json")
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(name: str, destination: str | os.PathLike, *, folder: bool) -> Path:
+    """The absolute destination if a file (``folder=False``) or folder can be created or replaced there.
+
+    Raises:
+        ValueError: the destination is a folder where a file is wanted or the reverse, a missing folder on the way
+            is a file, or the first existing folder on the way is not writable.
+    """
+    target = Path(destination).expanduser().absolute()
+    if target.exists() and target.is_dir() != folder:
+        kind = "a folder" if target.is_dir() else "a file"
+        raise ValueError(f"{name} must be {'a folder' if folder else 'a file path'}, got {str(target)!r} ({kind}).")
+    anchor = _existing_ancestor(target if folder else target.parent)
+    if not anchor.is_dir():
+        raise ValueError(f"{name} must be a writable {'folder' if folder else 'file path'}, got {str(target)!r} "
+                         f"({str(anchor)!r} is a file).")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} must be a writable {'folder' if folder else 'file path'}, got {str(target)!r} "
+                         f"(permission denied in {str(anchor)!r}).")
+    return target
+
+
+def _make_staging(name: str, target: Path, label: str) -> Path:
+    """A hidden staging folder in the nearest existing folder above ``target`` (same file system)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{label}.partial-", dir=_existing_ancestor(target.parent)))
+    except OSError as exc:
+        raise ValueError(f"{name} must be writable, got {str(target)!r} ({exc.strerror or exc}).") from None
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while files are moved into place (POSIX, main thread; elsewhere a no-op)."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _move_all(moves: Sequence[tuple[Path, Path]]) -> None:
+    with _signals_held():
+        for source, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
+
+class _Staged:
+    """Context-manager behaviour shared by both writers: leaving with an exception discards."""
+
+    staging_folders: list[Path]
+
+    def discard(self) -> None:
+        """Remove the staging folders and everything in them."""
+        for folder in self.staging_folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self.discard()
+
+
+class StagedOutput(_Staged):
+    """A staging folder for one run's results, moved into ``folder`` by :meth:`commit`.
+
+    Use as a context manager (or call :meth:`discard` on failure): leaving it with an exception removes the
+    staging folder. ``folder`` itself is created only by :meth:`commit`.
+
+    Args:
+        folder: the target folder.
+        flag: the command-line flag that named it, for error messages.
+        overwrite: replace earlier results instead of refusing.
+        patterns: file patterns of this kind of result (see the module constants).
+        overwrite_flag: how the interface spells "overwrite" in the refusal (None: it has no such option).
+        staging: a fixed name for the staging folder (beside ``folder``), reused when it exists, so that an
+            interrupted run can continue from what it holds (the audit's ``--resume``); default a fresh hidden
+            temporary folder.
+
+    Raises:
+        ValueError: ``folder`` is a file, already holds results (without ``overwrite``), or cannot be written.
+    """
+
+    def __init__(self, folder: str | os.PathLike, flag: str, overwrite: bool, patterns: Sequence[str], *,
+                 overwrite_flag: str | None = "--overwrite", staging: str | None = None) -> None:
+        self.folder = check_writable(flag, folder, folder=True)
+        self.flag = flag
+        self.overwrite = overwrite
+        self.patterns = tuple(patterns)
+        existing = self.existing_results()
+        if existing and not overwrite:
+            allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
+            raise ValueError(f"{flag} must not already hold results {allowed}, got {str(self.folder)!r} with "
+                             f"{existing[0].name} ({len(existing)} result files).")
+        if staging is None:
+            self.staging = _make_staging(flag, self.folder, self.folder.name)
+        else:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = self.folder.parent / staging
+            self.staging.mkdir(exist_ok=True)
+        self.staging_folders = [self.staging]
+
+    def existing_results(self) -> list[Path]:
+        """Files in the target that match this kind of result."""
+        if not self.folder.is_dir():
+            return []
+        return sorted({p for pattern in self.patterns for p in self.folder.glob(pattern) if p.is_file()})
+
+    def path(self, name: str) -> Path:
+        """Where to write result file ``name`` during the run."""
+        return self.staging / name
+
+    def commit(self) -> Path:
+        """Move the results into the target (replacing earlier results when ``overwrite``); return the target."""
+        files = sorted(p for p in self.staging.iterdir() if p.is_file())
+        files.sort(key=lambda p: _LAST.index(p.name) if p.name in _LAST else -1)
+        with _signals_held():
+            if self.overwrite:
+                for old in self.existing_results():
+                    old.unlink()
+            _move_all([(path, self.folder / path.name) for path in files])
+        self.discard()
+        return self.folder
+
+
+class StagedFiles(_Staged):
+    """Output files at paths of their own, staged and moved into place together by :meth:`commit`.
+
+    Args:
+        destinations: parameter name → destination path (``None`` entries are outputs not asked for). Existing
+            files are replaced at commit time.
+
+    Raises:
+        ValueError: a destination that cannot be written (see :func:`check_writable`), or two outputs at one path.
+    """
+
+    def __init__(self, destinations: Mapping[str, str | os.PathLike | None]) -> None:
+        self.staging_folders: list[Path] = []
+        self.targets: dict[str, Path] = {}
+        seen: dict[Path, str] = {}
+        for name, destination in destinations.items():
+            if destination in (None, ""):
+                continue
+            target = check_writable(name, destination, folder=False)
+            if target in seen:
+                raise ValueError(f"{name} must differ from {seen[target]}, got {str(target)!r} for both.")
+            seen[target] = name
+            self.targets[name] = target
+        try:
+            for target in self.targets.values():
+                folder = _existing_ancestor(target.parent)
+                if not any(s.parent == folder for s in self.staging_folders):
+                    self.staging_folders.append(_make_staging(next(n for n, t in self.targets.items()
+                                                                   if t == target), target, "spectrumattack"))
+        except BaseException:
+            self.discard()
+            raise
+        self._staged = {name: self._folder_for(target) / str(index) / target.name
+                        for index, (name, target) in enumerate(self.targets.items())}
+        for path in self._staged.values():
+            path.parent.mkdir()
+
+    def _folder_for(self, target: Path) -> Path:
+        anchor = _existing_ancestor(target.parent)
+        return next(s for s in self.staging_folders if s.parent == anchor)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.targets
+
+    def path(self, name: str) -> Path:
+        """Where to write output ``name`` during the run (same file name as its destination, so the format
+        chosen by the ending is kept)."""
+        return self._staged[name]
+
+    def commit(self) -> dict[str, Path]:
+        """Move every output into place; returns name → destination.
+
+        Raises:
+            RuntimeError: an output that was asked for was not written (nothing is moved then).
+        """
+        missing = [name for name, path in self._staged.items() if not path.is_file()]
+        if missing:
+            self.discard()
+            raise RuntimeError(f"outputs {', '.join(missing)} were not written; nothing was moved into place.")
+        moves = [(self._staged[name], target) for name, target in self.targets.items()]
+        moves.sort(key=lambda move: _LAST.index(move[1].name) if move[1].name in _LAST else -1)
+        _move_all(moves)
+        self.discard()
+        return dict(self.targets)
