@@ -217,7 +217,8 @@ def slicer_cli_argv(inputs: Inputs) -> list[str]:
     out = inputs.output
     return [*argv, "--cleanLabel", str(out / "clean.nii.gz"), "--adversarialLabel", str(out / "adv_seg.nii.gz"),
             "--perturbation", str(out / "perturbation.nrrd"), "--metricsFile", str(out / "metrics.json"),
-            "--returnparameterfile", str(out / "return.params"), str(inputs.image), str(out / "adversarial.nrrd")]
+            "--returnparameterfile", str(out / "return.params"),
+            "--inputVolume", str(inputs.image), "--outputVolume", str(out / "adversarial.nrrd")]
 
 
 def run_slicer_cli(inputs: Inputs, capsys: pytest.CaptureFixture) -> Outcome:
