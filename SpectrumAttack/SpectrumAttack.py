@@ -11,6 +11,8 @@ Console use (see ``SpectrumAttackLogic.run``)::
     result = logic.run(slicer.util.getNode("CTChest"), model="unet-btcv-3mm", attack="saa",
                        params={"steps": 10, "rho": 0.2, "block_size": 32, "lambda_dice": 0.01})
     print(result.metrics["adversarial"]["dice"])
+    summary = logic.audit(slicer.util.getNode("CTChest"), model="unet-btcv-3mm", preset="quick")
+    print(summary["per_model"]["unet-btcv-3mm"]["robust_dice"])
 """
 
 from __future__ import annotations  # annotations stay text: nothing of 3.10+ is evaluated before the check below
@@ -468,6 +470,63 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             return self._runInProcess(inputVolume, arguments, referenceSegmentation, onProgress, showResult)
         return self._runInBackground(inputVolume, arguments.cli_parameters(), referenceSegmentation, onProgress,
                                      onFinished, showResult)
+
+    def audit(
+        self,
+        inputVolume: Any,
+        model: Any,
+        preset: Any = "quick",
+        referenceSegmentation: Any = None,
+        *,
+        device: str = "auto",
+        seed: int = 0,
+        metricsPreset: str = "clinical",
+        output: str | None = None,
+        onProgress: Callable[[Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """Robustness audit of ``inputVolume``: every attack of the grid at every budget (in this process).
+
+        Adds a table node of the cells and plot chart nodes of the curves (Dice vs 3-D SSIM for every attack; Dice
+        vs budget per attack) to the scene, and returns the summary (worst-case robust Dice per model at SSIM 0.99,
+        0.95 and 0.90, per attack the half-clean-Dice budget and the area under its Dice-vs-budget curve); see
+        ``SpectrumAttackLib.workflows.audit``.
+
+        Args:
+            inputVolume: scalar volume node; never modified.
+            model: a catalogue name, TorchScript file, MONAI bundle folder or ``LoadedModel``; a list of them, or a
+                dict label → model, to compare models side by side.
+            preset: ``"quick"``, ``"standard"``, ``"paper"``, a grid file (YAML/JSON) or a grid dictionary.
+            referenceSegmentation: optional segmentation or labelmap node with the ground truth (as in :meth:`run`);
+                None: Dice against the clean prediction.
+            device, seed, metricsPreset: where models given by name are loaded; the attacks' seed; ``"clinical"``
+                or ``"paper"`` metrics.
+            output: optional folder for the result files (``audit.csv``, ``report.html``, ...).
+            onProgress: called after each cell with ``SpectrumAttackLib.runtime.Progress``.
+
+        Returns:
+            The summary dictionary, with ``"nodes"``: the IDs of the table and chart nodes added.
+        """
+        from SpectrumAttackAdapter.audit_nodes import audit_nodes
+
+        from SpectrumAttackLib.workflows.robustness import audit, audit_models
+
+        scene = self._scene()
+        array, ijkToRas = volume_to_ijk(inputVolume)
+        self.ensureDependencies()
+        audited, loaded = audit_models(model, device)
+        models = {m.label: spec for m, spec in zip(audited, loaded, strict=True)}
+        reference = None
+        if referenceSegmentation is not None:
+            classes = _classDicts(loaded[0].entry.classes)
+            reference = reference_labels(scene, referenceSegmentation, inputVolume, classes)
+        result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, output=output, seed=seed,
+                       metrics_preset=metricsPreset, name=inputVolume.GetName(), progress=onProgress)
+        nodes = audit_nodes(scene, result.cells, result.summary, inputVolume.GetName())
+        summary = dict(result.summary)
+        summary["nodes"] = {"table": nodes["table"].GetID(), "charts": [c.GetID() for c in nodes["charts"]],
+                            "curves": [c.GetID() for c in nodes["curves"]]}
+        logging.info("SpectrumAttack: audit of %s, %d cells", inputVolume.GetName(), len(result.cells))
+        return summary
 
     def cancel(self) -> None:
         """Stop the running attack (in-process: at the next step; background: the CLI process is killed)."""

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "cmd_evaluate",
     "train": "cmd_train",
     "transfer": "cmd_transfer",
+    "audit": "cmd_audit",
     "demo": "cmd_demo",
     "sample-data": "cmd_sample_data",
 }

@@ -249,6 +249,7 @@ def compute_case_metrics(
     spacing_mm: Sequence[float] = (1.0, 1.0, 1.0),
     preset: str | MetricsPreset = "clinical",
     lpips_model: similarity.LpipsModel | None = None,
+    clean_section: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """All metrics of one case (one volume) under attack.
 
@@ -263,6 +264,8 @@ def compute_case_metrics(
         preset: ``"clinical"`` (default) or ``"paper"``; see the module docstring.
         lpips_model: a callable LPIPS distance (see :func:`similarity.lpips_distance`). ``None`` uses
             ``lpips.LPIPS(net="alex")`` when it can be built offline, else LPIPS is reported as unavailable.
+        clean_section: the ``"clean"`` section of an earlier call with the same ``seg_clean``, labels, classes,
+            spacing and preset, used as is instead of being computed again (several attacks on one case).
 
     Shape:
         every volume ``[H, W, D]`` (numpy or torch; leading axes of size 1 dropped), all the same shape, D the
@@ -314,7 +317,8 @@ def compute_case_metrics(
     included = list(range(num_classes)) if preset is MetricsPreset.PAPER else list(range(1, num_classes))
     hd_spacing = spacing if preset is MetricsPreset.CLINICAL else None
 
-    clean = _overlap_section(volumes["seg_clean"], reference, num_classes, names, included, preset, hd_spacing)
+    clean = dict(clean_section) if clean_section is not None else _overlap_section(
+        volumes["seg_clean"], reference, num_classes, names, included, preset, hd_spacing)
     adversarial = _overlap_section(volumes["seg_adv"], reference, num_classes, names, included, preset, hd_spacing)
     image, adv = volumes["clean_image"], volumes["adv_image"]
     adversarial["ssim"], adversarial["ssim_status"] = _ssim(image, adv, preset)

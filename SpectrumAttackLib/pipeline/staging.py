@@ -42,7 +42,7 @@ SLICER_BATCH_RESULTS = ("*_adversarial.nii.gz", "*_perturbation.nii.gz", "*_seg_
 DEMO_RESULTS = ("adversarial.nii.gz", "perturbation.nii.gz", "segmentation_clean.nii.gz",
                 "segmentation_adversarial.nii.gz", "report.png", "metrics.json", "manifest.json")
 #: written last, in this order: their presence means the folder is complete.
-_LAST = ("metrics.csv", "metrics.json", "transfer.json", "manifest.json")
+_LAST = ("metrics.csv", "metrics.json", "transfer.json", "audit.json", "manifest.json")
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -133,13 +133,16 @@ class StagedOutput(_Staged):
         overwrite: replace earlier results instead of refusing.
         patterns: file patterns of this kind of result (see the module constants).
         overwrite_flag: how the interface spells "overwrite" in the refusal (None: it has no such option).
+        staging: a fixed name for the staging folder (beside ``folder``), reused when it exists, so that an
+            interrupted run can continue from what it holds (the audit's ``--resume``); default a fresh hidden
+            temporary folder.
 
     Raises:
         ValueError: ``folder`` is a file, already holds results (without ``overwrite``), or cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, flag: str, overwrite: bool, patterns: Sequence[str], *,
-                 overwrite_flag: str | None = "--overwrite") -> None:
+                 overwrite_flag: str | None = "--overwrite", staging: str | None = None) -> None:
         self.folder = check_writable(flag, folder, folder=True)
         self.flag = flag
         self.overwrite = overwrite
@@ -149,7 +152,12 @@ class StagedOutput(_Staged):
             allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
             raise ValueError(f"{flag} must not already hold results {allowed}, got {str(self.folder)!r} with "
                              f"{existing[0].name} ({len(existing)} result files).")
-        self.staging = _make_staging(flag, self.folder, self.folder.name)
+        if staging is None:
+            self.staging = _make_staging(flag, self.folder, self.folder.name)
+        else:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = self.folder.parent / staging
+            self.staging.mkdir(exist_ok=True)
         self.staging_folders = [self.staging]
 
     def existing_results(self) -> list[Path]:

@@ -292,3 +292,12 @@ def test_bad_volumes_name_the_volume(images):
         compute_case_metrics(clean[None, None, :, :, 0], adv, seg, seg, num_classes=2)
     with pytest.raises(TypeError, match="seg_clean"):
         compute_case_metrics(clean, adv, seg.tolist(), seg, num_classes=2)
+
+
+def test_a_clean_section_given_is_reused_and_the_rest_matches_a_full_computation(images):
+    labels, clean_pred, adv_pred = cube((4, 4, 4)), cube((5, 4, 4)), cube((7, 4, 4))
+    full = metrics(images, clean_pred, adv_pred, labels=labels, preset="clinical")
+    reused = metrics(images, clean_pred, adv_pred, labels=labels, preset="clinical", clean_section=full["clean"])
+    assert json.dumps(reused, sort_keys=True) == json.dumps(full, sort_keys=True)
+    marked = metrics(images, clean_pred, adv_pred, labels=labels, clean_section={**full["clean"], "dice": 0.123})
+    assert marked["clean"]["dice"] == 0.123  # taken as given, not computed again

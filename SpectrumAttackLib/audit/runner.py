@@ -1,0 +1,259 @@
+"""The audit engine: every cell (case × model × attack × budget) attacked, predicted and scored once.
+
+For each case and model the clean prediction is made once (per process) and reused by all of that pair's cells;
+cells are independent (each attack is built afresh with the audit's seed), so their order, the process that runs
+them and an interruption in between do not change their results. Finished records go to a :class:`CellStore`
+as they finish; under ``torchrun`` the pending cells are shared out over the ranks and every rank gets all
+records back (rank 0 writes the report).
+
+All work happens in the model grid of each case (intensities in [0, 1]); the perturbation norms are in those
+units (``linf · 255`` is on the voxel attacks' ε scale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
+from SpectrumAttackLib.audit.store import CellStore
+from SpectrumAttackLib.cli.cases import Case
+from SpectrumAttackLib.runtime import Progress, ProgressCallback
+
+if TYPE_CHECKING:
+    from SpectrumAttackLib.distributed import DistContext
+
+__all__ = ["AuditModel", "AuditSettings", "CaseSource", "CellSpec", "plan_cells", "run_cells"]
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """One case of the audit, loaded on demand.
+
+    Attributes:
+        name: case name, unique in the audit (``img0001``).
+        source: where it comes from (a file path), part of every fingerprint.
+        load: returns the case in the model grid (:class:`~SpectrumAttackLib.cli.cases.Case`).
+    """
+
+    name: str
+    source: str
+    load: Callable[[], Case]
+
+
+@dataclass(frozen=True)
+class AuditModel:
+    """One audited model.
+
+    Attributes:
+        label: its name in the results (unique).
+        network: the segmentation network (eval mode) mapping ``[B, 1, H, W, D]`` to logits ``[B, K, H, W, D]``.
+        num_classes: K, background included.
+        class_names: K names, background first.
+        roi: sliding-window / tile size ``(h, w, d)`` in voxels.
+        identity: what identifies the weights in fingerprints: their sha256, else the model's name.
+    """
+
+    label: str
+    network: torch.nn.Module
+    num_classes: int
+    class_names: tuple[str, ...]
+    roi: tuple[int, int, int]
+    identity: str
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Settings shared by every cell (see :func:`SpectrumAttackLib.workflows.audit`)."""
+
+    seed: int = 0
+    metrics_preset: str = "clinical"
+    attack_mode: str = "tiles"
+    overlap: float = 0.5
+    sw_batch_size: int = 1
+    tile_batch_size: int = 4
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One planned cell: indices into the case and model lists, the grid entry, the budget and a fingerprint."""
+
+    index: int
+    case: int
+    model: int
+    entry: GridAttack
+    budget: Any
+    fingerprint: str
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _clean_fingerprint(case: CaseSource, model: AuditModel, settings: AuditSettings) -> str:
+    return _fingerprint({"case": case.name, "source": case.source, "model": model.label, "weights": model.identity,
+                         "preset": settings.metrics_preset, "overlap": settings.overlap,
+                         "preprocessing": settings.preprocessing})
+
+
+def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: AuditGrid,
+               settings: AuditSettings) -> list[CellSpec]:
+    """Every cell of the audit, case by case, then model, then grid order."""
+    plan = []
+    common = asdict(settings)
+    for c, case in enumerate(cases):
+        for m, model in enumerate(models):
+            for entry, budget in grid.cells():
+                fingerprint = _fingerprint({**common, "case": case.name, "source": case.source, "model": model.label,
+                                            "weights": model.identity, "attack": entry.attack,
+                                            "params": entry.cell_params(budget)})
+                plan.append(CellSpec(len(plan), c, m, entry, budget, fingerprint))
+    return plan
+
+
+def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    section = metrics["clean"]
+    return {"case": case.name, "model": model.label, "dice": section["dice"], "hd95": section["hd95"],
+            "dice_per_class": section["dice_per_class"], "hd95_per_class": section["hd95_per_class"],
+            "reference": metrics["reference"], "units": metrics["units"], "fingerprint": fingerprint}
+
+
+def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_images: torch.Tensor,
+                 adversarial: torch.Tensor, attack_seconds: float, cell_seconds: float) -> dict[str, Any]:
+    from SpectrumAttackLib.metrics import similarity
+
+    adv = metrics["adversarial"]
+    delta = (adversarial.detach().float() - clean_images.float()).cpu()
+    ssim_3d = adv["ssim"] if metrics["preset"] == "clinical" else similarity.ssim_volume(
+        clean_images[0, 0].cpu().numpy(), adversarial[0, 0].detach().cpu().numpy())
+    return {
+        "case": case.name, "model": model.label, "attack": spec.entry.attack, "budget_name": spec.entry.budget_name,
+        "budget": spec.budget, "params": spec.entry.cell_params(spec.budget),
+        "dice": adv["dice"], "hd95": adv["hd95"], "clean_dice": metrics["clean"]["dice"],
+        "dice_per_class": adv["dice_per_class"], "hd95_per_class": adv["hd95_per_class"],
+        "ssim_3d": ssim_3d, "ssim": adv["ssim"], "psnr": adv["psnr"],
+        "l2": float(delta.norm()), "linf": float(delta.abs().max()),
+        "fooling_rate": adv["fooling_rate"], "lpips": adv["lpips"], "lpips_status": adv["lpips_status"],
+        "seconds": attack_seconds, "cell_seconds": cell_seconds, "fingerprint": spec.fingerprint,
+    }
+
+
+def _metrics(case: Case, model: AuditModel, adversarial: torch.Tensor, seg_clean: torch.Tensor,
+             seg_adv: torch.Tensor, preset: str, clean_section: dict[str, Any] | None = None) -> dict[str, Any]:
+    from SpectrumAttackLib.metrics.evaluate import compute_case_metrics
+
+    return compute_case_metrics(
+        case.images[0, 0], adversarial[0, 0].detach().cpu(), seg_clean[0, 0].cpu(), seg_adv[0, 0].cpu(),
+        labels=None if case.labels is None else case.labels[0, 0], num_classes=model.num_classes,
+        class_names=list(model.class_names), spacing_mm=case.spacing_mm, preset=preset, clean_section=clean_section,
+    )
+
+
+def run_cells(
+    cases: Sequence[CaseSource],
+    models: Sequence[AuditModel],
+    plan: Sequence[CellSpec],
+    settings: AuditSettings,
+    *,
+    done: dict[str, dict[str, Any]],
+    done_clean: dict[str, dict[str, Any]],
+    store: CellStore | None,
+    ctx: DistContext,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run this rank's share of the cells not in ``done`` and return every rank's new records.
+
+    Args:
+        cases, models, plan: the audit (see :func:`plan_cells`).
+        settings: shared settings.
+        done, done_clean: records already finished (``--resume``), by fingerprint; skipped here.
+        store: where each record is written as it finishes (``None``: kept in memory only).
+        ctx: the process context; pending cells are shared out strided over ``ctx.world_size`` ranks.
+        progress: called after each cell with ``Progress(done, total, "audit", message)`` over this rank's cells;
+            raising from it stops the audit (finished cells stay in the store).
+
+    Returns:
+        ``(new cell records, new clean records)`` of all ranks, cells in plan order.
+
+    A progress bar with ETA over this rank's cells is drawn on stderr when it is a terminal.
+    """
+    from SpectrumAttackLib import attacks
+    from SpectrumAttackLib.attacks.base import model_device
+    from SpectrumAttackLib.distributed import gather_results, shard
+    from SpectrumAttackLib.inference.sliding import predict_logits
+    from SpectrumAttackLib.inference.tiles import attack_volume
+    from SpectrumAttackLib.report.progress import progress_bar
+
+    pending = [spec for spec in plan if spec.fingerprint not in done]
+    mine = shard(pending, ctx.rank, ctx.world_size)
+
+    def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        new_cells: list[dict[str, Any]] = []
+        new_clean: list[dict[str, Any]] = []
+        loaded: tuple[int, Case] | None = None
+        clean_cache: dict[int, tuple[torch.Tensor, dict[str, Any]]] = {}
+        desc = "audit" if ctx.world_size == 1 else f"audit rank {ctx.rank}"
+        with progress_bar(len(mine), desc, unit="cell") as bar:
+            for count, spec in enumerate(mine):
+                start = time.perf_counter()
+                if loaded is None or loaded[0] != spec.case:
+                    loaded, clean_cache = (spec.case, cases[spec.case].load()), {}
+                case = loaded[1]
+                model = models[spec.model]
+                device = model_device(model.network)
+                images = case.images.to(device)
+                if spec.model not in clean_cache:
+                    _check_labels(case, model)
+                    seg_clean = predict_logits(model.network, images, model.roi, settings.overlap,
+                                               settings.sw_batch_size).argmax(1, keepdim=True)
+                    metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
+                    clean_cache[spec.model] = seg_clean, metrics["clean"]
+                    key = _clean_fingerprint(cases[spec.case], model, settings)
+                    if key not in done_clean:
+                        record = _clean_record(case, model, metrics, key)
+                        done_clean[key] = record
+                        new_clean.append(record)
+                        if store is not None:
+                            store.append("clean", record)
+                seg_clean, clean_section = clean_cache[spec.model]
+                targets = seg_clean if case.labels is None else case.labels.to(device)
+                attacker = attacks.create(spec.entry.attack, model.network,
+                                          **spec.entry.cell_params(spec.budget), seed=settings.seed)
+                result = attack_volume(attacker, images, targets, roi=model.roi, mode=settings.attack_mode,
+                                       tile_batch_size=settings.tile_batch_size, overlap=settings.overlap,
+                                       sw_batch_size=settings.sw_batch_size)
+                seg_adv = predict_logits(model.network, result.adversarial, model.roi, settings.overlap,
+                                         settings.sw_batch_size).argmax(1, keepdim=True)
+                metrics = _metrics(case, model, result.adversarial, seg_clean, seg_adv, settings.metrics_preset,
+                                   clean_section)
+                record = _cell_record(spec, case, model, metrics, images, result.adversarial, result.seconds,
+                                      time.perf_counter() - start)
+                new_cells.append(record)
+                if store is not None:
+                    store.append("cells", record)
+                message = f"{case.name} {model.label} {spec.entry.attack} {spec.entry.budget_name}={spec.budget}"
+                bar.update(message=message)
+                if progress is not None:
+                    progress(Progress(count + 1, len(mine), "audit", message))
+        return new_cells, new_clean
+
+    shares = gather_results(work, ctx)
+    order = {spec.fingerprint: spec.index for spec in plan}
+    cells = sorted((c for share in shares for c in share[0]), key=lambda c: order[c["fingerprint"]])
+    clean = list({c["fingerprint"]: c for share in shares for c in share[1]}.values())
+    return cells, clean
+
+
+def _check_labels(case: Case, model: AuditModel) -> None:
+    """Labels of ``case`` must be classes of ``model`` (several models of one class count share the cases)."""
+    if case.labels is not None and int(case.labels.max()) >= model.num_classes:
+        raise ValueError(f"labels of case {case.name} must be below the {model.num_classes} classes of model "
+                         f"{model.label!r}, got {int(case.labels.max())}.")

@@ -1,0 +1,90 @@
+"""``curves.png`` of an audit: Dice vs budget for each attack, and Dice vs 3-D SSIM with every attack on one axes.
+
+One panel per attack (its own budget axis; one line per model, the model's clean Dice dashed), then the fair
+comparison: mean Dice against mean 3-D SSIM for every attack family and model on the same axes (SSIM decreasing to
+the right, i.e. more perceptible), with the robust-Dice SSIM levels marked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_curves"]
+
+_MARKERS = "osD^v<>pXh*"
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
+    """Draw the audit's curves from its summary (:func:`~SpectrumAttackLib.audit.summary.summarise`) into ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    models = list(summary["models"])
+    attacks = list(dict.fromkeys(a for m in models for a in summary["per_model"][m]["attacks"]))
+    panels = len(attacks) + 1
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    for index, attack in enumerate(attacks):
+        ax = fig.add_subplot(rows, columns, index + 1)
+        budget_name = ""
+        for m_index, model in enumerate(models):
+            own = summary["per_model"][model]
+            entry = own["attacks"].get(attack)
+            if entry is None:
+                continue
+            budget_name = entry["budget_name"]
+            points = [(p["budget"], p["dice"]) for p in entry["curve"] if _finite(p["dice"])]
+            labels = [str(b) for b, _ in points]
+            xs = [b if _finite(b) else i for i, (b, _) in enumerate(points)]
+            categorical = not all(_finite(b) for b, _ in points)
+            ax.plot(xs, [d for _, d in points], marker=_MARKERS[m_index % len(_MARKERS)], color=colours[model],
+                    linestyle="none" if categorical else "-", label=model)
+            if categorical:
+                ax.set_xticks(xs, labels)
+            if _finite(own["clean_dice"]):
+                ax.axhline(own["clean_dice"], color=colours[model], linestyle="--", linewidth=0.8)
+        ax.set_title(f"{attack}: Dice vs {budget_name}", fontsize=9)
+        ax.set_xlabel(budget_name + (" (0-255 scale)" if budget_name in ("eps", "std") else ""))
+        ax.set_ylabel("mean Dice")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if len(models) > 1:
+            ax.legend(fontsize=7)
+    ax = fig.add_subplot(rows, columns, panels)
+    for m_index, model in enumerate(models):
+        own = summary["per_model"][model]
+        for a_index, attack in enumerate(attacks):
+            entry = own["attacks"].get(attack)
+            if entry is None:
+                continue
+            points = sorted((p["ssim_3d"], p["dice"]) for p in entry["curve"]
+                            if _finite(p["ssim_3d"]) and _finite(p["dice"]))
+            if points:
+                ax.plot([s for s, _ in points], [d for _, d in points], color=f"C{a_index % 10}",
+                        marker=_MARKERS[a_index % len(_MARKERS)], linestyle=_STYLES[m_index % len(_STYLES)],
+                        label=attack if len(models) == 1 else f"{attack} ({model})")
+        if _finite(own["clean_dice"]):
+            ax.plot([1.0], [own["clean_dice"]], marker="*", color="black", markersize=9,
+                    linestyle="none", label="clean" if len(models) == 1 else f"clean ({model})")
+    for level in summary["levels"]:
+        ax.axvline(float(level), color="grey", linestyle=":", linewidth=0.8)
+    ax.invert_xaxis()
+    ax.set_title("Dice vs 3-D SSIM, all attacks (right = more visible)", fontsize=9)
+    ax.set_xlabel("mean 3-D SSIM to the clean image")
+    ax.set_ylabel("mean Dice")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=100)

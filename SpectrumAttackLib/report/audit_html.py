@@ -1,0 +1,146 @@
+"""``report.html`` of an audit: one self-contained page (images embedded, no scripts, no external files).
+
+Sections: the settings, worst-case robust Dice per model and SSIM level (models side by side), per attack the
+half-clean-Dice budget and the area under the Dice-vs-budget curve with the curve's points, the curves figure,
+per-organ mean Dice for every model (clean and at each attack budget) and every cell. Each number cell carries a
+``data-key`` naming the value of ``audit.json`` it shows (``robust/<model>/<level>``,
+``attack/<model>/<attack>/half_dice_budget``, ``class/<model>/<column>/<organ>``, ``cell/<index>/<metric>``), so
+the page can be checked against the JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DIGITS", "format_number", "write_report"]
+
+#: decimals of every number on the page.
+DIGITS = 4
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; } h3 { font-size: 1em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th:first-child, td.name { text-align: left; }
+thead th { background: #f0f0f0; }
+img { max-width: 100%; border: 1px solid #ddd; }
+.note { color: #555; font-size: 0.85em; max-width: 60em; }
+"""
+
+
+def format_number(value: Any) -> str:
+    """How the page shows a value: ``DIGITS`` decimals, ``n/a`` for a missing one, text as is."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.{DIGITS}f}"
+
+
+def _num(key: str, value: Any) -> str:
+    return f'<td data-key="{html.escape(key, quote=True)}">{html.escape(format_number(value))}</td>'
+
+
+def _name(text: Any) -> str:
+    return f'<td class="name">{html.escape(str(text))}</td>'
+
+
+def _head(*columns: str) -> str:
+    return "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead>"
+
+
+def _robust_table(summary: Mapping[str, Any]) -> str:
+    rows = []
+    for model in summary["models"]:
+        own = summary["per_model"][model]
+        cells = [_name(model), _num(f"clean/{model}", own["clean_dice"])]
+        cells += [_num(f"robust/{model}/{level}", own["robust_dice"][level]) for level in summary["levels"]]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = _head("model", "clean Dice", *(f"robust Dice, SSIM ≥ {level}" for level in summary["levels"]))
+    return f"<table id='robust'>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def _attack_table(summary: Mapping[str, Any]) -> str:
+    rows = []
+    for model in summary["models"]:
+        for attack, entry in summary["per_model"][model]["attacks"].items():
+            key = f"attack/{model}/{attack}"
+            points = "; ".join(f"{b}: {format_number(p['dice'])} (SSIM {format_number(p['ssim_3d'])})"
+                               for b, p in ((p["budget"], p) for p in entry["curve"]))
+            rows.append("<tr>" + _name(model) + _name(attack) + _name(entry["budget_name"])
+                        + _num(f"{key}/half_dice_budget", entry["half_dice_budget"])
+                        + _num(f"{key}/auc", entry["auc"]) + _num(f"{key}/auc_normalised", entry["auc_normalised"])
+                        + _name(points) + "</tr>")
+    head = _head("model", "attack", "budget", "budget at half clean Dice", "area under Dice-vs-budget",
+                 "area / budget range", "mean Dice (3-D SSIM) per budget")
+    return f"<table id='attacks'>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def _class_tables(summary: Mapping[str, Any]) -> str:
+    parts = []
+    for model in summary["models"]:
+        per_class = summary["per_model"][model]["per_class"]
+        columns = list(per_class)
+        organs = list(dict.fromkeys(o for column in columns for o in per_class[column]))
+        rows = ["<tr>" + _name(organ) + "".join(_num(f"class/{model}/{column}/{organ}", per_class[column].get(organ))
+                                                for column in columns) + "</tr>" for organ in organs]
+        parts.append(f"<h3>{html.escape(model)}</h3><table class='organs'>{_head('organ', *columns)}"
+                     f"<tbody>{''.join(rows)}</tbody></table>")
+    return "".join(parts)
+
+
+_CELL_METRICS = ("dice", "hd95", "ssim_3d", "psnr", "linf", "fooling_rate", "lpips", "seconds")
+
+
+def _cell_table(cells: list[Mapping[str, Any]]) -> str:
+    rows = []
+    for index, cell in enumerate(cells):
+        rows.append("<tr>" + _name(cell["case"]) + _name(cell["model"]) + _name(cell["attack"])
+                    + _name(f"{cell['budget_name']} = {cell['budget']}")
+                    + "".join(_num(f"cell/{index}/{m}", cell.get(m)) for m in _CELL_METRICS) + "</tr>")
+    head = _head("case", "model", "attack", "budget", "Dice", "HD95", "3-D SSIM", "PSNR [dB]", "L∞ [0-1]",
+                 "fooling rate", "LPIPS", "seconds")
+    return f"<table id='cells'>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def write_report(path: Path, document: Mapping[str, Any], curves_png: Path, title: str) -> None:
+    """Write the page for ``document`` (``{"cells", "clean", "summary", "manifest"}``) with ``curves_png`` inlined."""
+    summary, manifest = document["summary"], document["manifest"]
+    image = base64.b64encode(Path(curves_png).read_bytes()).decode("ascii")
+    units = next((r.get("units") or {} for r in document["clean"]), {})
+    cases = sorted({c["case"] for c in document["clean"]})
+    settings = manifest.get("settings", {})
+    facts = [("models", ", ".join(summary["models"])), ("cases", ", ".join(cases)),
+             ("grid", manifest.get("grid", {}).get("name", "")), ("metrics preset", settings.get("metrics_preset")),
+             ("seed", manifest.get("seed")), ("cells", len(document["cells"])),
+             ("Dice", units.get("dice", "")), ("HD95", units.get("hd95", ""))]
+    fact_rows = "".join(f"<tr>{_name(k)}<td class='name'>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<table id="settings"><tbody>{fact_rows}</tbody></table>
+<h2>Worst-case robust Dice</h2>
+<p class="note">Per case, the lowest Dice over the clean prediction and every attack whose output keeps a 3-D SSIM
+to the clean image at or above the level; then the mean over cases. Lower = less robust.</p>
+{_robust_table(summary)}
+<h2>Per attack</h2>
+<p class="note">Budget at half clean Dice: where the mean Dice-vs-budget curve reaches half the clean Dice (linear
+interpolation; n/a when it stays above within the grid). Area: trapezoidal area under the curve, with the clean Dice
+at budget 0 for ρ, ε and σ; divided by the budget range it is the curve's mean Dice. ε and σ on the 0-255 scale.</p>
+{_attack_table(summary)}
+<h2>Curves</h2>
+<img alt="Dice vs budget per attack and Dice vs 3-D SSIM" src="data:image/png;base64,{image}">
+<h2>Per organ (mean Dice over cases)</h2>
+{_class_tables(summary)}
+<h2>Cells</h2>
+{_cell_table(list(document["cells"]))}
+</body></html>
+"""
+    Path(path).write_text(page, encoding="utf-8")

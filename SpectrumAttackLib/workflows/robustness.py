@@ -1,0 +1,321 @@
+"""Robustness audit: every attack family over a budget sweep, on one or several models, compared at equal
+perceptibility. What ``spectrum-attack audit`` and the Slicer module's ``logic.audit`` run.
+
+Steps: plan the cells (cases × models × attacks × budgets, :mod:`SpectrumAttackLib.audit.grid`) → skip those
+already finished (``resume``) → run the others (:func:`~SpectrumAttackLib.audit.runner.run_cells`: the clean
+prediction once per case and model, each cell attacked, predicted and scored in the model grid, its record written
+as it finishes; shared out over the ranks under ``torchrun``) → summarise (:mod:`SpectrumAttackLib.audit.summary`)
+→ rank 0 writes ``audit.csv``, ``audit.json``, ``curves.png``, ``report.html`` and ``manifest.json`` into a staging
+folder beside ``output`` and moves them into place.
+
+The staging folder ``.<output name>.audit-partial`` keeps the finished records of an interrupted audit; running
+again with ``resume=True`` continues from them (and from a finished ``output``), redoing no finished cell.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid
+from SpectrumAttackLib.audit.outputs import AUDIT_RESULTS, write_audit_files
+from SpectrumAttackLib.audit.runner import AuditModel, AuditSettings, CaseSource, plan_cells, run_cells
+from SpectrumAttackLib.audit.store import CellStore
+from SpectrumAttackLib.audit.summary import SSIM_LEVELS, summarise
+from SpectrumAttackLib.checks import check_choice, check_int, check_range
+from SpectrumAttackLib.runtime import ProgressCallback
+
+if TYPE_CHECKING:
+    from SpectrumAttackLib.distributed import DistContext
+
+__all__ = ["AuditResult", "audit", "audit_models", "volume_case"]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What :func:`audit` returns.
+
+    Attributes:
+        cells: one record per case × model × attack × budget, in plan order (see
+            :mod:`SpectrumAttackLib.audit.outputs` for the fields).
+        clean: one record per case × model (clean Dice and HD95, overall and per class).
+        summary: :func:`~SpectrumAttackLib.audit.summary.summarise` of them.
+        manifest: arguments, settings, grid, versions, seed, weights sha256 and timing.
+        folder: where the results were written, or None.
+        reused: how many cells came from an earlier run (``resume``).
+    """
+
+    cells: list[dict[str, Any]]
+    clean: list[dict[str, Any]]
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    folder: Path | None
+    reused: int = 0
+
+
+def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str = "image",
+                source: str | None = None) -> CaseSource:
+    """A case from one volume in its own grid, resampled to the model grid when loaded.
+
+    Args:
+        image: a :class:`~SpectrumAttackLib.io.volumes.Volume`, an ``(array_ijk, affine)`` pair or a NIfTI/NRRD
+            path; input units (HU for CT). Never modified.
+        labels: reference label map: ``[I, J, K]`` array in the image's grid, a Volume, a path, or None (the
+            clean prediction is then the reference).
+        preprocessing: the model's preprocessing (``orientation``, ``spacing_mm``, ``a_min``...``b_max``).
+        name: case name in the results.
+        source: what identifies the data in fingerprints; default the path, or a digest of the array.
+
+    Raises:
+        ValueError: not a 3-D volume, or labels of another shape or not integer.
+        TypeError: ``image`` of another type.
+    """
+    import hashlib
+
+    from SpectrumAttackLib.inference.geometry import check_label_array, check_volume_array
+    from SpectrumAttackLib.io.volumes import read_volume
+
+    if isinstance(image, (str, os.PathLike)):
+        source = source or str(Path(image).absolute())
+        image = read_volume(image)
+    if isinstance(labels, (str, os.PathLike)):
+        labels = read_volume(labels)
+    if hasattr(image, "array") and hasattr(image, "affine"):
+        array, affine = image.array, image.affine
+    elif isinstance(image, (tuple, list)) and len(image) == 2:
+        array, affine = image
+    else:
+        raise TypeError(f"image must be a Volume, an (array_ijk, affine) pair or a NIfTI/NRRD path, got "
+                        f"{type(image).__name__}.")
+    array = check_volume_array("image", array)
+    label_array = labels.array if hasattr(labels, "array") else labels
+    if label_array is not None:
+        label_array = check_label_array("labels", label_array, array.shape)
+    if source is None:
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes())
+        if label_array is not None:
+            digest.update(np.ascontiguousarray(label_array).tobytes())
+        source = f"array sha256 {digest.hexdigest()[:16]}"
+
+    def load() -> Any:
+        from SpectrumAttackLib.cli.cases import Case
+        from SpectrumAttackLib.inference.geometry import labels_to_model_grid, to_model_grid
+
+        images, mapping = to_model_grid(
+            array, affine, spacing_mm=preprocessing.spacing_mm, a_min=preprocessing.a_min,
+            a_max=preprocessing.a_max, b_min=preprocessing.b_min, b_max=preprocessing.b_max,
+            orientation=preprocessing.orientation)
+        model_labels = None if label_array is None else labels_to_model_grid(label_array, mapping).long()
+        return Case(name=name, images=images, labels=model_labels, affine=mapping.model_affine,
+                    spacing_mm=mapping.spacing_mm, source=source)
+
+    return CaseSource(name=name, source=source, load=load)
+
+
+def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], list[Any]]:
+    """Audited models from a name, path or ``LoadedModel``, a list of them, or a mapping label → model.
+
+    Returns:
+        ``(audit models, loaded models)``; labels are the catalogue names unless given.
+
+    Raises:
+        ValueError: no model, two models with one label, or models with different class counts.
+    """
+    from SpectrumAttackLib.cli.cases import class_table
+    from SpectrumAttackLib.cli.cmd_attack import weights_sha256
+    from SpectrumAttackLib.inference.sliding import check_roi
+    from SpectrumAttackLib.models import load_model
+    from SpectrumAttackLib.runtime import resolve_device
+    from SpectrumAttackLib.workflows.single import _resolve_model
+
+    if isinstance(models, Mapping):
+        items = list(models.items())
+    else:
+        items = [(None, m) for m in (models if isinstance(models, (list, tuple)) else [models])]
+    if not items:
+        raise ValueError("models must name at least one model, got none.")
+    out, loaded_models = [], []
+    for label, spec in items:
+        if isinstance(spec, (str, os.PathLike)):
+            spec = load_model(spec, resolve_device(device))
+        network, entry = _resolve_model(spec, device)
+        label = str(label or entry.name)
+        if label in [m.label for m in out]:
+            raise ValueError(f"models must have distinct names, got {label!r} twice.")
+        names, _ = class_table(entry.class_names, [c.rgb for c in entry.classes])
+        roi = check_roi(tuple(entry.preprocessing.roi))
+        identity = weights_sha256(spec) or entry.name
+        out.append(AuditModel(label, network, int(entry.num_classes), tuple(names), tuple(roi), identity))
+        loaded_models.append(spec)
+    if len({m.num_classes for m in out}) != 1:
+        raise ValueError(f"models must share one class count, got {sorted({m.num_classes for m in out})} classes.")
+    return out, loaded_models
+
+
+def _prepare_folder(output: str | os.PathLike, overwrite: bool, resume: bool) -> tuple[Any, CellStore]:
+    from SpectrumAttackLib.pipeline.staging import StagedOutput
+
+    folder = Path(output).expanduser().absolute()
+    out = StagedOutput(folder, "--output", overwrite or resume, AUDIT_RESULTS, overwrite_flag="--overwrite or --resume",
+                       staging=f".{folder.name}.audit-partial")
+    store = CellStore(out.staging)
+    if not resume:
+        store.clear()
+    return out, store
+
+
+def _earlier_records(out: Any, store: CellStore) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Finished records of an interrupted run (staging) and of a finished one (the output's audit.json)."""
+    import json
+
+    cells, clean = [], []
+    finished = out.folder / "audit.json"
+    if finished.is_file():
+        try:
+            document = json.loads(finished.read_text(encoding="utf-8"))
+            cells += [c for c in document.get("cells", []) if isinstance(c, dict) and "fingerprint" in c]
+            clean += [c for c in document.get("clean", []) if isinstance(c, dict) and "fingerprint" in c]
+        except (json.JSONDecodeError, AttributeError):
+            pass  # not a readable audit: nothing to reuse, it is replaced at the end
+    return CellStore.latest(cells + store.read("cells")), CellStore.latest(clean + store.read("clean"))
+
+
+def audit(
+    image: Any = None,
+    *,
+    models: Any,
+    labels: Any = None,
+    cases: Sequence[CaseSource] | None = None,
+    grid: str | os.PathLike | Mapping[str, Any] | AuditGrid = "quick",
+    output: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    seed: int = 0,
+    metrics_preset: str = "clinical",
+    attack_mode: str = "tiles",
+    overlap: float = 0.5,
+    tile_batch_size: int = 4,
+    sw_batch_size: int = 1,
+    levels: Sequence[float] = SSIM_LEVELS,
+    device: Any = "auto",
+    name: str = "image",
+    arguments: Mapping[str, Any] | None = None,
+    ctx: DistContext | None = None,
+    progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Audit the robustness of one or several segmentation models.
+
+    Args:
+        image: one volume (a Volume, ``(array_ijk, affine)`` or a NIfTI/NRRD path) in input units; or None with
+            ``cases``.
+        models: a catalogue name, model file or ``LoadedModel``; a list of them; or a mapping label → model. All
+            must share one class count; the cases are put in the first model's grid.
+        labels: reference labels of ``image`` (array in its grid, Volume or path); None: the clean prediction.
+        cases: prepared cases (:class:`~SpectrumAttackLib.audit.runner.CaseSource`, e.g. a dataset split) instead
+            of ``image``.
+        grid: ``"quick"``, ``"standard"``, ``"paper"``, a YAML/JSON grid file, a grid mapping or an
+            :class:`~SpectrumAttackLib.audit.grid.AuditGrid`.
+        output: folder for the result files; None writes nothing.
+        overwrite: replace earlier results in ``output``.
+        resume: continue an interrupted audit into ``output`` (its finished cells are kept, not redone).
+        seed: seed of every attack (each cell uses it, so results do not depend on the order or the rank).
+        metrics_preset: ``"clinical"`` (foreground Dice, HD95 in mm; default) or ``"paper"``.
+        attack_mode, overlap, tile_batch_size, sw_batch_size: whole-volume attack and inference settings (see
+            :func:`~SpectrumAttackLib.inference.tiles.attack_volume`).
+        levels: 3-D SSIM levels of the robust Dice. Default (0.99, 0.95, 0.90).
+        device: where models given by name are loaded.
+        name: case name of ``image``.
+        arguments: the caller's arguments, stored in the manifest (the CLI passes its flags).
+        ctx: distributed context (the CLI's ``launch`` gives it); None: this process alone.
+        progress: called after each cell with ``Progress(done, total, "audit", message)``.
+
+    Returns:
+        :class:`AuditResult` (on every rank under ``torchrun``; only rank 0 writes files).
+
+    Raises:
+        ValueError: a bad grid entry, preset, setting, model set, image or labels (one message naming it);
+            ``output`` holds results without ``overwrite``/``resume``.
+
+    Example:
+        >>> result = audit("ct.nii.gz", models=["unet-btcv-3mm"], labels="seg.nii.gz", grid="quick")
+        >>> result.summary["per_model"]["unet-btcv-3mm"]["robust_dice"]
+    """
+    from SpectrumAttackLib.distributed import broadcast_object, on_main, resolve_context
+    from SpectrumAttackLib.report.manifest import git_state, package_versions
+    from SpectrumAttackLib.runtime import device_info
+
+    start = time.perf_counter()
+    the_grid = resolve_grid(grid)
+    metrics_preset = check_choice("metrics_preset", metrics_preset, ("clinical", "paper"))
+    attack_mode = check_choice("attack_mode", attack_mode, ("tiles", "sliding-window"))
+    overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
+    tile_batch_size = check_int("tile_batch_size", tile_batch_size, 1)
+    sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
+    levels = tuple(check_range("levels", v, 0.0, 1.0) for v in levels)
+    if overwrite and resume:
+        raise ValueError("--resume must not be combined with --overwrite, got both.")
+    if (image is None) == (cases is None):
+        raise ValueError("image must be given, or cases, but not both; got "
+                         f"{'both' if image is not None else 'neither'}.")
+    ctx = ctx or resolve_context(None)
+    audited, loaded = audit_models(models, device)
+    prep = loaded[0].entry.preprocessing
+    if cases is None:
+        cases = [volume_case(image, labels, preprocessing=prep, name=name)]
+    names = [c.name for c in cases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"cases must have distinct names, got {sorted({n for n in names if names.count(n) > 1})}.")
+    settings = AuditSettings(seed=int(seed), metrics_preset=metrics_preset, attack_mode=attack_mode,
+                             overlap=overlap, sw_batch_size=sw_batch_size, tile_batch_size=tile_batch_size,
+                             preprocessing={"orientation": prep.orientation, "spacing_mm": list(prep.spacing_mm),
+                                            "a_min": prep.a_min, "a_max": prep.a_max, "b_min": prep.b_min,
+                                            "b_max": prep.b_max})
+    plan = plan_cells(cases, audited, the_grid, settings)
+
+    out, store = None, None
+    done: dict[str, dict] = {}
+    done_clean: dict[str, dict] = {}
+    if output is not None:
+        out = on_main(lambda: _prepare_folder(output, overwrite, resume)[0], ctx)
+        store = CellStore(out.staging, ctx.rank)
+        if resume:
+            done, done_clean = broadcast_object(_earlier_records(out, store) if ctx.is_main else None, ctx)
+    wanted = {s.fingerprint for s in plan}
+    done = {k: v for k, v in done.items() if k in wanted}
+    new_cells, new_clean = run_cells(cases, audited, plan, settings, done=done, done_clean=dict(done_clean),
+                                     store=store, ctx=ctx, progress=progress)
+    records = {**done, **{c["fingerprint"]: c for c in new_cells}}
+    cells = [records[s.fingerprint] for s in plan]
+    pairs = {(c.name, m.label) for c in cases for m in audited}
+    clean_by_pair = {(r["case"], r["model"]): r for r in [*done_clean.values(), *new_clean]}
+    clean = [clean_by_pair[(c.name, m.label)] for c in cases for m in audited if (c.name, m.label) in clean_by_pair]
+    if len(clean) != len(pairs):
+        raise RuntimeError("audit must have a clean record for every case and model; some are missing.")
+    summary = summarise(cells, clean, levels)
+    manifest = {
+        "command": "audit", "arguments": dict(arguments or {}), "seed": settings.seed,
+        "settings": {"metrics_preset": metrics_preset, "attack_mode": attack_mode, "overlap": overlap,
+                     "tile_batch_size": tile_batch_size, "sw_batch_size": sw_batch_size,
+                     "preprocessing": settings.preprocessing, "levels": list(levels)},
+        "grid": the_grid.as_mapping(),
+        "models": [{"label": m.label, "weights_sha256": m.identity if len(m.identity) == 64 else None,
+                    "num_classes": m.num_classes, "roi": list(m.roi)} for m in audited],
+        "cases": [{"name": c.name, "source": c.source} for c in cases],
+        "cells": len(cells), "cells_reused": len(done), "processes": ctx.world_size,
+        "seconds": time.perf_counter() - start,
+        "attack_seconds": sum(c["seconds"] for c in new_cells),
+        "versions": package_versions(), "device": device_info(), "git_commit": git_state()["commit"],
+    }
+    folder = None
+    if out is not None and ctx.is_main:
+        title = f"Robustness audit: {', '.join(m.label for m in audited)} on {len(cases)} case(s), {the_grid.name} grid"
+        write_audit_files(out.staging, cells, clean, summary, manifest, title)
+        store.clear()
+        folder = out.commit()
+    return AuditResult(cells=cells, clean=clean, summary=summary, manifest=manifest, folder=folder, reused=len(done))

@@ -1,0 +1,77 @@
+"""``spectrum-attack audit``: the bundled model on the sample CT (``--image``/``--label``), a dataset split with
+``--models``, and bad grids, presets and folders refused with one line naming the entry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from SpectrumAttackLib.data.sample_data import sample_data_path, sample_data_ready
+
+
+def test_bad_grid_entry_is_one_error_line_naming_it(run_cli, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("attacks:\n  pgd: {eps: [4, 0]}\n")
+    code, _, err = run_cli(f"audit --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'out'}")
+    assert code == 2
+    assert err.strip() == "spectrum-attack: error: grid entry 'pgd': eps[1] must be > 0, got 0."
+    code, _, err = run_cli(f"audit --preset fast --model unet-btcv-3mm --output {tmp_path / 'out'}")
+    assert code == 2 and "--preset must be one of 'quick', 'standard', 'paper', got 'fast'" in err
+    code, _, err = run_cli(f"audit --preset paper --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'o'}")
+    assert code == 2 and "--grid must not be combined with --preset" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"attacks": {"pgd": {"eps": [8], "params": {"steps": 2}}}}))
+    checkpoint = blob_data.checkpoint
+    flags = blob_data.flags().replace(f"--use_pretrained --pretrained_path {checkpoint}", "")
+    with pytest.warns(UserWarning, match="--steps has no effect with spectrum-attack audit"):
+        code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
+                                 f"--output {tmp_path / 'out'} --seed 3 --steps 9")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    models = document["summary"]["models"]
+    assert len(models) == 2 and len(document["cells"]) == 2 * 2  # 2 validation cases x 2 models
+    assert {c["case"] for c in document["cells"]} == {"img0001", "img0002"}
+    # the same weights under two names: the same numbers
+    first, second = (sorted((c["case"], c["dice"]) for c in document["cells"] if c["model"] == m) for m in models)
+    assert first == second
+    assert document["manifest"]["seed"] == 3 and document["manifest"]["arguments"]["seed"] == 3
+    assert document["manifest"]["models"][0]["weights_sha256"] is not None
+    assert "results written to" in out
+    code, _, err = run_cli(f"audit {flags} --models {checkpoint} --grid {grid} --output {tmp_path / 'out'}")
+    assert code == 2 and "--output must not already hold results unless --overwrite" in err
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.skipif(not sample_data_ready(), reason="sample data not built (run `spectrum-attack sample-data`)")
+def test_robust_dice_of_the_bundled_model_falls_as_the_perceptibility_level_loosens(run_cli, tmp_path):
+    import nibabel as nib
+
+    root = sample_data_path()
+    paths = {}
+    for key, name in (("image", "imagesTr/img0001.nii.gz"), ("label", "labelsTr/label0001.nii.gz")):
+        source = nib.load(root / name)  # the abdomen: the upper 56 of 112 axial slices (3 mm)
+        affine = source.affine.copy()
+        affine[:3, 3] += affine[:3, 2] * 56
+        paths[key] = tmp_path / f"{key}.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(source.dataobj)[:, :, 56:], affine, source.header), paths[key])
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("attacks:\n  pgd: {eps: [2], params: {steps: 2}}\n  dfb: {freq_band: [high]}\n")
+    code, out, err = run_cli(f"audit --image {paths['image']} --label {paths['label']} --model unet-btcv-3mm "
+                             f"--grid {grid} --output {tmp_path / 'out'}")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    own = document["summary"]["per_model"]["unet-btcv-3mm"]
+    robust = [own["robust_dice"][level] for level in ("0.99", "0.95", "0.90")]
+    assert own["clean_dice"] > 0.3  # a working model on this CT
+    assert own["clean_dice"] >= robust[0] > robust[1] >= robust[2]
+    pgd = next(c for c in document["cells"] if c["attack"] == "pgd")
+    assert 0.90 <= pgd["ssim_3d"] < 0.99 and pgd["dice"] < own["clean_dice"]
+    assert document["manifest"]["cases"][0]["name"] == "image"
+    assert "SSIM>=0.99" in out
