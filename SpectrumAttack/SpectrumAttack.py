@@ -479,6 +479,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         referenceSegmentation: Any = None,
         *,
         device: str = "auto",
+        precision: str = "auto",
         seed: int = 0,
         metricsPreset: str = "clinical",
         output: str | None = None,
@@ -498,8 +499,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             preset: ``"quick"``, ``"standard"``, ``"paper"``, a grid file (YAML/JSON) or a grid dictionary.
             referenceSegmentation: optional segmentation or labelmap node with the ground truth (as in :meth:`run`);
                 None: Dice against the clean prediction.
-            device, seed, metricsPreset: where models given by name are loaded; the attacks' seed; ``"clinical"``
-                or ``"paper"`` metrics.
+            device, precision, seed, metricsPreset: where models given by name are loaded; the model passes'
+                precision (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``); the attacks' seed; ``"clinical"`` or
+                ``"paper"`` metrics.
             output: optional folder for the result files (``audit.csv``, ``report.html``, ...).
             onProgress: called after each cell with ``SpectrumAttackLib.runtime.Progress``.
 
@@ -520,7 +522,8 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
             classes = _classDicts(loaded[0].entry.classes)
             reference = reference_labels(scene, referenceSegmentation, inputVolume, classes)
         result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, output=output, seed=seed,
-                       metrics_preset=metricsPreset, name=inputVolume.GetName(), progress=onProgress)
+                       precision=precision, metrics_preset=metricsPreset, name=inputVolume.GetName(),
+                       progress=onProgress)
         nodes = audit_nodes(scene, result.cells, result.summary, inputVolume.GetName())
         summary = dict(result.summary)
         summary["nodes"] = {"table": nodes["table"].GetID(), "charts": [c.GetID() for c in nodes["charts"]],

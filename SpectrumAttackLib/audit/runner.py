@@ -78,6 +78,7 @@ class AuditSettings:
     overlap: float = 0.5
     sw_batch_size: int = 1
     tile_batch_size: int = 4
+    precision: str = "auto"
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,7 +102,7 @@ def _fingerprint(payload: dict[str, Any]) -> str:
 def _clean_fingerprint(case: CaseSource, model: AuditModel, settings: AuditSettings) -> str:
     return _fingerprint({"case": case.name, "source": case.source, "model": model.label, "weights": model.identity,
                          "preset": settings.metrics_preset, "overlap": settings.overlap,
-                         "preprocessing": settings.preprocessing})
+                         "precision": settings.precision, "preprocessing": settings.preprocessing})
 
 
 def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: AuditGrid,
@@ -127,7 +128,8 @@ def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], finger
 
 
 def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_images: torch.Tensor,
-                 adversarial: torch.Tensor, attack_seconds: float, cell_seconds: float) -> dict[str, Any]:
+                 adversarial: torch.Tensor, precision_used: str, attack_seconds: float,
+                 cell_seconds: float) -> dict[str, Any]:
     from SpectrumAttackLib.metrics import similarity
 
     adv = metrics["adversarial"]
@@ -142,7 +144,8 @@ def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[st
         "ssim_3d": ssim_3d, "ssim": adv["ssim"], "psnr": adv["psnr"],
         "l2": float(delta.norm()), "linf": float(delta.abs().max()),
         "fooling_rate": adv["fooling_rate"], "lpips": adv["lpips"], "lpips_status": adv["lpips_status"],
-        "seconds": attack_seconds, "cell_seconds": cell_seconds, "fingerprint": spec.fingerprint,
+        "precision_used": precision_used, "seconds": attack_seconds, "cell_seconds": cell_seconds,
+        "fingerprint": spec.fingerprint,
     }
 
 
@@ -190,6 +193,7 @@ def run_cells(
     from SpectrumAttackLib.distributed import gather_results, shard
     from SpectrumAttackLib.inference.sliding import predict_logits
     from SpectrumAttackLib.inference.tiles import attack_volume
+    from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.progress import progress_bar
 
     pending = [spec for spec in plan if spec.fingerprint not in done]
@@ -213,7 +217,8 @@ def run_cells(
                 if spec.model not in clean_cache:
                     _check_labels(case, model)
                     seg_clean = predict_logits(model.network, images, model.roi, settings.overlap,
-                                               settings.sw_batch_size).argmax(1, keepdim=True)
+                                               settings.sw_batch_size, precision=settings.precision
+                                               ).argmax(1, keepdim=True)
                     metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
                     clean_cache[spec.model] = seg_clean, metrics["clean"]
                     key = _clean_fingerprint(cases[spec.case], model, settings)
@@ -226,15 +231,17 @@ def run_cells(
                 seg_clean, clean_section = clean_cache[spec.model]
                 targets = seg_clean if case.labels is None else case.labels.to(device)
                 attacker = attacks.create(spec.entry.attack, model.network,
-                                          **spec.entry.cell_params(spec.budget), seed=settings.seed)
+                                          **spec.entry.cell_params(spec.budget), seed=settings.seed,
+                                          precision=settings.precision)
                 result = attack_volume(attacker, images, targets, roi=model.roi, mode=settings.attack_mode,
                                        tile_batch_size=settings.tile_batch_size, overlap=settings.overlap,
                                        sw_batch_size=settings.sw_batch_size)
                 seg_adv = predict_logits(model.network, result.adversarial, model.roi, settings.overlap,
-                                         settings.sw_batch_size).argmax(1, keepdim=True)
+                                         settings.sw_batch_size, precision=settings.precision).argmax(1, keepdim=True)
                 metrics = _metrics(case, model, result.adversarial, seg_clean, seg_adv, settings.metrics_preset,
                                    clean_section)
-                record = _cell_record(spec, case, model, metrics, images, result.adversarial, result.seconds,
+                record = _cell_record(spec, case, model, metrics, images, result.adversarial,
+                                      resolve_precision(settings.precision, device).name, result.seconds,
                                       time.perf_counter() - start)
                 new_cells.append(record)
                 if store is not None:

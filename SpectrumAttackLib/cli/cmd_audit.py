@@ -45,8 +45,8 @@ __all__ = ["USED_FLAGS", "add_parser", "format_audit_summary", "run"]
 #: flags this subcommand reads; any other flag given (the attack flags: the grid decides) is named in a warning.
 USED_FLAGS = {
     *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
-    "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed", "distributed",
-    "world_size", "rank", "dist_url", "dist_backend",
+    "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed",
+    "distributed", "world_size", "rank", "dist_url", "dist_backend",
 }
 PRESET_NAMES = ("quick", "standard", "paper")
 
@@ -144,7 +144,7 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
                        resume=args.resume, seed=args.seed, metrics_preset=args.metrics_preset,
                        attack_mode=args.attack_mode, overlap=args.infer_overlap,
                        tile_batch_size=args.tile_batch_size, sw_batch_size=args.sw_batch_size,
-                       arguments=vars(args), ctx=ctx)
+                       precision=args.precision, arguments=vars(args), ctx=ctx)
     except KeyboardInterrupt:
         if ctx.is_main:
             print(f"{Path(args.output).name}: finished cells are kept; run the same command with --resume to "

@@ -29,6 +29,7 @@ from SpectrumAttackLib.audit.runner import AuditModel, AuditSettings, CaseSource
 from SpectrumAttackLib.audit.store import CellStore
 from SpectrumAttackLib.audit.summary import SSIM_LEVELS, summarise
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
+from SpectrumAttackLib.precision import check_precision
 from SpectrumAttackLib.runtime import ProgressCallback
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ def audit(
     sw_batch_size: int = 1,
     levels: Sequence[float] = SSIM_LEVELS,
     device: Any = "auto",
+    precision: str = "auto",
     name: str = "image",
     arguments: Mapping[str, Any] | None = None,
     ctx: DistContext | None = None,
@@ -230,6 +232,9 @@ def audit(
             :func:`~SpectrumAttackLib.inference.tiles.attack_volume`).
         levels: 3-D SSIM levels of the robust Dice. Default (0.99, 0.95, 0.90).
         device: where models given by name are loaded.
+        precision: numeric precision of the model passes (clean and adversarial predictions, attacks): ``"auto"``,
+            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`SpectrumAttackLib.precision`); part of every cell's
+            fingerprint, so ``resume`` never mixes precisions. Each cell records ``precision_used``.
         name: case name of ``image``.
         arguments: the caller's arguments, stored in the manifest (the CLI passes its flags).
         ctx: distributed context (the CLI's ``launch`` gives it); None: this process alone.
@@ -258,6 +263,7 @@ def audit(
     tile_batch_size = check_int("tile_batch_size", tile_batch_size, 1)
     sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
     levels = tuple(check_range("levels", v, 0.0, 1.0) for v in levels)
+    precision = check_precision(precision)
     if overwrite and resume:
         raise ValueError("--resume must not be combined with --overwrite, got both.")
     if (image is None) == (cases is None):
@@ -273,6 +279,7 @@ def audit(
         raise ValueError(f"cases must have distinct names, got {sorted({n for n in names if names.count(n) > 1})}.")
     settings = AuditSettings(seed=int(seed), metrics_preset=metrics_preset, attack_mode=attack_mode,
                              overlap=overlap, sw_batch_size=sw_batch_size, tile_batch_size=tile_batch_size,
+                             precision=precision,
                              preprocessing={"orientation": prep.orientation, "spacing_mm": list(prep.spacing_mm),
                                             "a_min": prep.a_min, "a_max": prep.a_max, "b_min": prep.b_min,
                                             "b_max": prep.b_max})
@@ -301,7 +308,7 @@ def audit(
     manifest = {
         "command": "audit", "arguments": dict(arguments or {}), "seed": settings.seed,
         "settings": {"metrics_preset": metrics_preset, "attack_mode": attack_mode, "overlap": overlap,
-                     "tile_batch_size": tile_batch_size, "sw_batch_size": sw_batch_size,
+                     "tile_batch_size": tile_batch_size, "sw_batch_size": sw_batch_size, "precision": precision,
                      "preprocessing": settings.preprocessing, "levels": list(levels)},
         "grid": the_grid.as_mapping(),
         "models": [{"label": m.label, "weights_sha256": m.identity if len(m.identity) == 64 else None,

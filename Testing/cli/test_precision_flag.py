@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from SpectrumAttackLib.cli import cmd_attack, cmd_demo, cmd_evaluate, cmd_train, cmd_transfer
+from SpectrumAttackLib.cli import cmd_attack, cmd_audit, cmd_demo, cmd_evaluate, cmd_train, cmd_transfer
 from SpectrumAttackLib.cli.main import build_parser, main
 
 #: subcommand → the flags it reads (a flag outside them is reported as having no effect).
 READ_FLAGS = {
     "attack": cmd_attack.USED_FLAGS, "evaluate": cmd_evaluate.USED_FLAGS, "train": cmd_train.TRAIN_FLAGS,
-    "transfer": cmd_transfer.USED_FLAGS, "demo": cmd_demo.USED_FLAGS,
+    "transfer": cmd_transfer.USED_FLAGS, "demo": cmd_demo.USED_FLAGS, "audit": cmd_audit.USED_FLAGS,
 }
-REQUIRED = {"transfer": ["--models", "a", "b", "--output", "out"]}
+REQUIRED = {"transfer": ["--models", "a", "b", "--output", "out"], "audit": ["--output", "out"]}
 
 
 @pytest.mark.parametrize("command", sorted(READ_FLAGS))
@@ -29,6 +29,7 @@ def test_every_model_running_subcommand_takes_precision(command) -> None:
     ["train", "--model_name", "unet"],
     ["transfer", "--models", "a", "b", "--output", "x", "--attack_name", "pgd"],
     ["demo"],
+    ["audit", "--output", "x"],
 ])
 def test_unknown_precision_is_one_line_naming_the_flag(argv, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)

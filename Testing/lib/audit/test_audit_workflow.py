@@ -12,6 +12,7 @@ import subprocess
 import pytest
 from audit_helpers import TINY_GRID
 
+from SpectrumAttackLib.precision import resolve_precision
 from SpectrumAttackLib.report.audit_html import format_number
 from SpectrumAttackLib.workflows import audit
 
@@ -43,6 +44,8 @@ def test_audit_writes_every_file_with_one_record_per_cell(finished, phantom):
     manifest = document["manifest"]
     assert manifest["seed"] == 0 and manifest["versions"]["torch"] and manifest["cells"] == 4
     assert manifest["grid"]["attacks"]["pgd"]["eps"] == [4, 16]
+    assert manifest["settings"]["precision"] == "auto"
+    assert {c["precision_used"] for c in result.cells} == {resolve_precision("auto", "cpu").name}
     clean = result.clean[0]["dice"]
     for cell in result.cells:
         assert cell["clean_dice"] == pytest.approx(clean)
