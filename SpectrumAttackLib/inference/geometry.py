@@ -35,6 +35,7 @@ __all__ = [
     "check_volume_array",
     "from_model_grid",
     "labels_to_model_grid",
+    "model_grid_array",
     "to_model_grid",
     "window_intensity",
 ]
@@ -335,6 +336,21 @@ def labels_to_model_grid(labels_ijk: np.ndarray, mapping: GridMapping) -> torch.
     return torch.from_numpy(np.ascontiguousarray(reoriented))[None, None]
 
 
+def model_grid_array(volume: np.ndarray | torch.Tensor, model_shape: Sequence[int]) -> np.ndarray:
+    """``volume`` as a numpy array, checked to be ``[H, W, D]`` or ``[C, H, W, D]`` with ``(H, W, D) = model_shape``.
+
+    Raises:
+        ValueError: another shape, naming the expected one.
+    """
+    if isinstance(volume, torch.Tensor):
+        volume = volume.detach().cpu().numpy()
+    volume = np.asarray(volume)
+    if volume.ndim not in (3, 4) or tuple(volume.shape[-3:]) != tuple(model_shape):
+        raise ValueError(f"volume must have shape [H, W, D] or [C, H, W, D] with H, W, D = "
+                         f"{list(model_shape)}, got {list(volume.shape)}.")
+    return volume
+
+
 def from_model_grid(volume: np.ndarray | torch.Tensor, mapping: GridMapping, *, mode: str = "nearest") -> np.ndarray:
     """Map a model-grid volume (image, perturbation, segmentation, probabilities) back to the input grid.
 
@@ -351,12 +367,7 @@ def from_model_grid(volume: np.ndarray | torch.Tensor, mapping: GridMapping, *, 
         ValueError: shape not matching ``mapping.model_shape``, or an unknown ``mode``.
     """
     mode = check_choice("mode", mode, ("nearest", "linear"))
-    if isinstance(volume, torch.Tensor):
-        volume = volume.detach().cpu().numpy()
-    volume = np.asarray(volume)
-    if volume.ndim not in (3, 4) or tuple(volume.shape[-3:]) != mapping.model_shape:
-        raise ValueError(f"volume must have shape [H, W, D] or [C, H, W, D] with H, W, D = "
-                         f"{list(mapping.model_shape)}, got {list(volume.shape)}.")
+    volume = model_grid_array(volume, mapping.model_shape)
     if mapping.resampled:
         order = 1 if mode == "linear" else 0
         source = volume.astype(np.float32, copy=False) if order else volume

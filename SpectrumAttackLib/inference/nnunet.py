@@ -39,7 +39,12 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from torch import nn
 
 from SpectrumAttackLib.checks import check_choice, check_range
-from SpectrumAttackLib.inference.geometry import _check_affine, check_label_array, check_volume_array
+from SpectrumAttackLib.inference.geometry import (
+    _check_affine,
+    check_label_array,
+    check_volume_array,
+    model_grid_array,
+)
 from SpectrumAttackLib.inference.sliding import check_images
 from SpectrumAttackLib.models.nnunet import NnUNetEnsemble, NnUNetPreprocessing
 
@@ -338,12 +343,7 @@ class NnUNetInference:
             ``[I, J, K]`` (or ``[C, I, J, K]``) in the input grid.
         """
         mode = check_choice("mode", mode, ("nearest", "linear"))
-        if isinstance(volume, torch.Tensor):
-            volume = volume.detach().cpu().numpy()
-        volume = np.asarray(volume)
-        if volume.ndim not in (3, 4) or tuple(volume.shape[-3:]) != mapping.model_shape:
-            raise ValueError(f"volume must have shape [H, W, D] or [C, H, W, D] with H, W, D = "
-                             f"{list(mapping.model_shape)}, got {list(volume.shape)}.")
+        volume = model_grid_array(volume, mapping.model_shape)
         channels = volume.reshape(-1, *mapping.model_shape)
         if mapping.resampled:
             resample = self.configuration.resampling_fn_data if mode == "linear" \
