@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch.multiprocessing as mp
 
+from SpectrumAttackLib.distributed.collectives import barrier
 from SpectrumAttackLib.distributed.context import DistContext, cleanup, init_distributed, processes_per_node
 
 __all__ = ["Worker", "launch"]
@@ -42,19 +43,22 @@ def launch(worker: Worker, args: argparse.Namespace) -> int:
             raise RuntimeError(f"process {exc.error_index} of this node exited with code {exc.exit_code}.") \
                 from None
         return 0
-    ctx = init_distributed(args)
+    return _run_in_group(worker, args, init_distributed(args))
+
+
+def _run_in_group(worker: Worker, args: argparse.Namespace, ctx: DistContext) -> int:
+    """Run ``worker`` and leave the process group. A worker that returns waits for the other ranks first, so no
+    rank tears its connections down while another still talks to it (gloo aborts the peer process then)."""
     try:
-        return int(worker(args, ctx) or 0)
+        code = int(worker(args, ctx) or 0)
+        barrier(ctx)
+        return code
     finally:
         cleanup()
 
 
 def _spawned(local_rank: int, worker: Worker, args: argparse.Namespace, per_node: int) -> None:
     """Entry point of a process started by :func:`launch` (``local_rank`` comes first from ``mp.spawn``)."""
-    ctx = init_distributed(args, local_rank=local_rank, per_node=per_node)
-    try:
-        code = int(worker(args, ctx) or 0)
-    finally:
-        cleanup()
+    code = _run_in_group(worker, args, init_distributed(args, local_rank=local_rank, per_node=per_node))
     if code:
         raise SystemExit(code)
