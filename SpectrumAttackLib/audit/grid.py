@@ -29,6 +29,10 @@ optional fixed parameters::
 
 Every entry is checked by building the attack, so a bad grid fails before any work with one error naming the
 entry (``grid entry 'pgd' eps[1]: eps must be ...``).
+
+A grid may also hold a ``corruptions`` section (scanner artefacts at severities 1–5, one cell per corruption ×
+severity, :mod:`SpectrumAttackLib.audit.corruption_grid`) and its ``modality``; the ``standard`` preset runs every
+corruption at every severity, and :func:`with_corruptions` adds them to any grid (``--corruptions``).
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from typing import Any
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.parameters import parameters_of
+from SpectrumAttackLib.audit.corruption_grid import GridCorruption, corruption_entries
 from SpectrumAttackLib.checks import check_choice
 
 __all__ = ["BUDGET_PARAMETERS", "PRESETS", "AuditGrid", "GridAttack", "grid_from_file", "grid_from_mapping",
-           "resolve_grid"]
+           "resolve_grid", "with_corruptions"]
 
 #: the parameters an audit can sweep, in order of preference when an attack takes several (SA² takes ρ and the band).
 BUDGET_ORDER = ("rho", "q_max", "eps", "std", "freq_band")
@@ -86,7 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pgd": {"eps": [1, 2, 4, 8, 16], "params": {"steps": 20}},
         "gn": {"std": [1, 2, 4, 8, 16]},
         "dfb": {"freq_band": ["low", "middle", "high"], "params": {"block_size": [16, 16, 16]}},
-    }},
+    }, "corruptions": "all"},
     "paper": {"attacks": {
         "saa": {"rho": [0.2, 0.4], "params": {**_SAA_README, "steps": 10}},
         "vafa-3d": {"q_max": [20, 30], "params": {"steps": 20, "block_size": [32, 32, 32]}},
@@ -129,19 +134,24 @@ class GridAttack:
 
 @dataclass(frozen=True)
 class AuditGrid:
-    """The attacks × budgets of an audit; ``name`` is the preset or the grid file it came from."""
+    """The attacks × budgets (and corruptions × severities) of an audit; ``name`` is the preset or the grid file."""
 
     attacks: tuple[GridAttack, ...]
     name: str = "custom"
+    corruptions: tuple[GridCorruption, ...] = ()
 
-    def cells(self) -> list[tuple[GridAttack, Any]]:
-        """Every (attack, budget) pair, in grid order."""
-        return [(entry, budget) for entry in self.attacks for budget in entry.budgets]
+    def cells(self) -> list[tuple[GridAttack | GridCorruption, Any]]:
+        """Every (attack, budget) pair in grid order, then every (corruption, severity) pair."""
+        return [(entry, budget) for entry in (*self.attacks, *self.corruptions) for budget in entry.budgets]
 
     def as_mapping(self) -> dict[str, Any]:
         """The grid-file layout of this grid (JSON-ready), for the manifest."""
-        return {"name": self.name, "attacks": {
+        mapping: dict[str, Any] = {"name": self.name, "attacks": {
             e.attack: {e.budget_name: list(e.budgets), "params": dict(e.params)} for e in self.attacks}}
+        if self.corruptions:
+            mapping["corruptions"] = {e.corruption: {"severity": list(e.budgets)} for e in self.corruptions}
+            mapping["modality"] = self.corruptions[0].modality
+        return mapping
 
 
 def _entry_error(attack: str, message: str) -> ValueError:
@@ -175,12 +185,16 @@ def grid_from_mapping(data: Any, name: str = "custom") -> AuditGrid:
             missing, empty, repeated or with a bad value; a fixed parameter the attack rejects. The message names
             the entry.
     """
-    if not isinstance(data, Mapping) or set(data) - {"attacks"} or not isinstance(data.get("attacks"), Mapping) \
-            or not data["attacks"]:
+    only_corruptions = isinstance(data, Mapping) and "corruptions" in data and not data.get("attacks")
+    attacks_missing = not isinstance(data, Mapping) or not isinstance(data.get("attacks"), Mapping) \
+        or not data["attacks"]
+    if not isinstance(data, Mapping) or set(data) - {"attacks", "corruptions", "modality"} \
+            or (attacks_missing and not only_corruptions):
         raise ValueError(f"grid must be a mapping with one key 'attacks' holding a non-empty mapping of attack "
-                         f"name -> {{budget: [values], params: {{...}}}}, got {_short(data)}.")
+                         f"name -> {{budget: [values], params: {{...}}}} (and optionally 'corruptions' and "
+                         f"'modality'), got {_short(data)}.")
     entries = []
-    for attack, spec in data["attacks"].items():
+    for attack, spec in (data.get("attacks") or {}).items():
         if attack not in BUDGET_PARAMETERS:
             known = ", ".join(repr(a) for a in BUDGET_PARAMETERS)
             raise _entry_error(attack, f"attack must be one of {known}, got {attack!r}.")
@@ -209,7 +223,23 @@ def grid_from_mapping(data: Any, name: str = "custom") -> AuditGrid:
         if len(set(map(repr, checked))) != len(checked):
             raise _entry_error(attack, f"{budget_name} must list each budget once, got {list(budgets)!r}.")
         entries.append(GridAttack(attack, budget_name, tuple(checked), params))
-    return AuditGrid(tuple(entries), name)
+    track = corruption_entries(data["corruptions"], data.get("modality", "auto")) if "corruptions" in data else ()
+    return AuditGrid(tuple(entries), name, track)
+
+
+def with_corruptions(grid: AuditGrid, spec: Any, modality: Any = "auto") -> AuditGrid:
+    """``grid`` with its corruption section replaced by ``spec`` (``"all"``, names, or the grid-file mapping; see
+    :mod:`SpectrumAttackLib.audit.corruption_grid`) at ``modality`` (``auto``, ``ct`` or ``mr``); ``"none"`` or an
+    empty list removes it.
+
+    Raises:
+        ValueError: a bad section (one message naming the corruption).
+    """
+    from dataclasses import replace
+
+    if spec == "none" or (isinstance(spec, (list, tuple, Mapping)) and not spec):
+        return replace(grid, corruptions=())
+    return replace(grid, corruptions=corruption_entries(spec, modality))
 
 
 def grid_from_file(path: str | os.PathLike) -> AuditGrid:

@@ -8,6 +8,11 @@ records back (rank 0 writes the report).
 
 All work happens in the model grid of each case (intensities in [0, 1]); the perturbation norms are in those
 units (``linf · 255`` is on the voxel attacks' ε scale).
+
+A cell of the corruption track (:class:`~SpectrumAttackLib.audit.corruption_grid.GridCorruption`) applies a scanner
+artefact at one severity (:mod:`SpectrumAttackLib.corruptions`, seeded with the audit's seed) to the same model-grid
+image instead of an attack, clamps it to [0, 1] as attacks are, and is predicted and scored the same way; its record
+has ``"kind": "corruption"`` and the severity's physical ``value`` and ``unit``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from SpectrumAttackLib.audit.corruption_grid import GridCorruption, resolve_modality
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
 from SpectrumAttackLib.cli.cases import Case
@@ -89,7 +95,7 @@ class CellSpec:
     index: int
     case: int
     model: int
-    entry: GridAttack
+    entry: GridAttack | GridCorruption
     budget: Any
     fingerprint: str
 
@@ -113,9 +119,10 @@ def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: 
     for c, case in enumerate(cases):
         for m, model in enumerate(models):
             for entry, budget in grid.cells():
+                kind = {"kind": "corruption"} if isinstance(entry, GridCorruption) else {}
                 fingerprint = _fingerprint({**common, "case": case.name, "source": case.source, "model": model.label,
                                             "weights": model.identity, "attack": entry.attack,
-                                            "params": entry.cell_params(budget)})
+                                            "params": entry.cell_params(budget), **kind})
                 plan.append(CellSpec(len(plan), c, m, entry, budget, fingerprint))
     return plan
 
@@ -145,8 +152,23 @@ def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[st
         "l2": float(delta.norm()), "linf": float(delta.abs().max()),
         "fooling_rate": adv["fooling_rate"], "lpips": adv["lpips"], "lpips_status": adv["lpips_status"],
         "precision_used": precision_used, "seconds": attack_seconds, "cell_seconds": cell_seconds,
-        "fingerprint": spec.fingerprint,
+        "fingerprint": spec.fingerprint, "kind": getattr(spec.entry, "kind", "attack"),
     }
+
+
+def _corrupt(spec: CellSpec, case: Case, images: torch.Tensor, settings: AuditSettings
+             ) -> tuple[torch.Tensor, dict[str, Any], float]:
+    """A corruption cell's image (clamped to [0, 1]), its record fields (value, unit, modality) and its seconds."""
+    from SpectrumAttackLib import corruptions
+
+    start = time.perf_counter()
+    modality, hu_per_unit = resolve_modality(spec.entry.modality, settings.preprocessing)
+    corruption = corruptions.create(spec.entry.corruption, spec.budget, seed=settings.seed, modality=modality,
+                                    hu_per_unit=hu_per_unit)
+    corrupted = corruption(images, case.spacing_mm).clamp(0.0, 1.0)
+    config = corruption.config
+    return corrupted, {"value": config["value"], "unit": config["unit"], "modality": modality}, \
+        time.perf_counter() - start
 
 
 def _metrics(case: Case, model: AuditModel, adversarial: torch.Tensor, seg_clean: torch.Tensor,
@@ -230,19 +252,25 @@ def run_cells(
                             store.append("clean", record)
                 seg_clean, clean_section = clean_cache[spec.model]
                 targets = seg_clean if case.labels is None else case.labels.to(device)
-                attacker = attacks.create(spec.entry.attack, model.network,
-                                          **spec.entry.cell_params(spec.budget), seed=settings.seed,
-                                          precision=settings.precision)
-                result = attack_volume(attacker, images, targets, roi=model.roi, mode=settings.attack_mode,
-                                       tile_batch_size=settings.tile_batch_size, overlap=settings.overlap,
-                                       sw_batch_size=settings.sw_batch_size)
-                seg_adv = predict_logits(model.network, result.adversarial, model.roi, settings.overlap,
+                extra: dict[str, Any] = {}
+                if isinstance(spec.entry, GridCorruption):
+                    adversarial, extra, seconds = _corrupt(spec, case, images, settings)
+                else:
+                    attacker = attacks.create(spec.entry.attack, model.network,
+                                              **spec.entry.cell_params(spec.budget), seed=settings.seed,
+                                              precision=settings.precision)
+                    result = attack_volume(attacker, images, targets, roi=model.roi, mode=settings.attack_mode,
+                                           tile_batch_size=settings.tile_batch_size, overlap=settings.overlap,
+                                           sw_batch_size=settings.sw_batch_size)
+                    adversarial, seconds = result.adversarial, result.seconds
+                seg_adv = predict_logits(model.network, adversarial, model.roi, settings.overlap,
                                          settings.sw_batch_size, precision=settings.precision).argmax(1, keepdim=True)
-                metrics = _metrics(case, model, result.adversarial, seg_clean, seg_adv, settings.metrics_preset,
+                metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
                                    clean_section)
-                record = _cell_record(spec, case, model, metrics, images, result.adversarial,
-                                      resolve_precision(settings.precision, device).name, result.seconds,
+                record = _cell_record(spec, case, model, metrics, images, adversarial,
+                                      resolve_precision(settings.precision, device).name, seconds,
                                       time.perf_counter() - start)
+                record.update(extra)
                 new_cells.append(record)
                 if store is not None:
                     store.append("cells", record)

@@ -22,6 +22,10 @@ Definitions:
         the trapezoidal area under the curve (Dice × budget units) and the same divided by the budget range
         (``auc_normalised``: the curve's mean Dice over the range, comparable between attacks). ``None`` for a
         curve of one point and for band-name budgets (DFB), which have no order.
+    corruption track
+        cells with ``"kind": "corruption"`` (scanner artefacts) take no part in the above; they get their own
+        Dice-vs-severity curves and ROOD-MRI's Overall and Degradation scores
+        (:mod:`SpectrumAttackLib.audit.corruption_scores`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
+
+from SpectrumAttackLib.audit.corruption_scores import corruption_summary, is_corruption
 
 __all__ = ["SSIM_LEVELS", "ZERO_BUDGET_IS_CLEAN", "area_under_curve", "dice_curve", "half_dice_budget",
            "robust_dice", "summarise"]
@@ -144,9 +150,12 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
     Returns:
         ``{"levels": ["0.99", ...], "models": [...], "per_model": {model: {"clean_dice", "robust_dice": {level:
         value}, "robust_cases": {level: {case: {...}}}, "attacks": {attack: {"budget_name", "curve",
-        "half_dice_budget", "auc", "auc_normalised"}}, "per_class": {"clean": {...}, "<attack> <budget>": {...}}}}}``.
+        "half_dice_budget", "auc", "auc_normalised"}}, "per_class": {"clean": {...}, "<attack> <budget>": {...}},
+        "corruptions": corruption_summary(...)}}}`` (the corruption track; its cells take no part in the rest).
     """
     models = list(dict.fromkeys([r["model"] for r in clean] + [c["model"] for c in cells]))
+    corrupted = [c for c in cells if is_corruption(c)]
+    cells = [c for c in cells if not is_corruption(c)]
     summary: dict[str, Any] = {"levels": [level_key(x) for x in levels], "models": models, "per_model": {}}
     for model in models:
         own_clean = [r for r in clean if r["model"] == model]
@@ -173,5 +182,6 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
             "robust_cases": {k: v["cases"] for k, v in robust.items()},
             "attacks": per_attack,
             "per_class": per_class,
+            "corruptions": corruption_summary(corrupted, model, clean_dice),
         }
     return summary

@@ -5,7 +5,9 @@ validation unless ``--gen_train_adv_mode``) or on one image (``--image CT.nii.gz
 NRRD), read, checked and preprocessed by the case pipeline exactly as ``attack`` does, for one model (the usual
 model flags) or several (``--models A B ...``: catalogue names, model files or ``ARCHITECTURE=CHECKPOINT``),
 over the grid of ``--preset quick|standard|paper`` or ``--grid FILE`` (YAML/JSON, see
-:mod:`SpectrumAttackLib.audit.grid`).
+:mod:`SpectrumAttackLib.audit.grid`). ``--corruptions all|none|NAME ...`` sets the corruption track (scanner
+artefacts at severities 1–5, :mod:`SpectrumAttackLib.corruptions`; the ``standard`` preset runs all of them) and
+``--corruption_modality`` its noise units (``auto``: HU when the model's window is in HU).
 
 Writes into ``--output`` (staged, moved into place at the end; refused when it holds results unless ``--overwrite``
 or ``--resume``): ``audit.csv``, ``audit.json``, ``curves.png``, ``report.html`` and ``manifest.json``. An
@@ -46,7 +48,7 @@ __all__ = ["USED_FLAGS", "add_parser", "format_audit_summary", "run"]
 USED_FLAGS = {
     *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
     "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed",
-    "distributed", "world_size", "rank", "dist_url", "dist_backend",
+    "distributed", "world_size", "rank", "dist_url", "dist_backend", "corruptions", "corruption_modality",
 }
 PRESET_NAMES = ("quick", "standard", "paper")
 
@@ -67,6 +69,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "ARCHITECTURE=CHECKPOINT (default: the one model of --model / --model_name)")
     own.add_argument("--preset", default=None, help=f"grid preset: {', '.join(PRESET_NAMES)} (default: quick)")
     own.add_argument("--grid", default=None, help="grid file (YAML or JSON) instead of --preset")
+    own.add_argument("--corruptions", nargs="+", metavar="NAME", default=None,
+                     help="corruption track: 'all', 'none' or corruption names (each at severities 1-5), replacing "
+                     "the grid's (the standard preset runs all)")
+    own.add_argument("--corruption_modality", default="auto",
+                     help="noise units of the corruptions: 'ct' (sigma in HU), 'mr' (fraction of the window) or "
+                     "'auto' (CT when the model's window is in HU)")
     add_seed_arguments(parser)
     for action in parser._actions:
         if action.dest == "resume":
@@ -139,8 +147,13 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
         m.entry, preprocessing=dataclasses.replace(prep, roi=m.entry.preprocessing.roi) if m is not first else prep))
         for label, m in models.items()}
     cases = _cases(args, cfg, first.entry.num_classes)
+    check_choice("--corruption_modality", args.corruption_modality, ("auto", "ct", "mr"))
+    track = args.corruptions
+    if track is not None and len(track) == 1 and track[0] in ("all", "none"):
+        track = track[0]
     try:
-        result = audit(cases=cases, models=models, grid=grid, output=args.output, overwrite=args.overwrite,
+        result = audit(cases=cases, models=models, grid=grid, corruptions=track,
+                       corruption_modality=args.corruption_modality, output=args.output, overwrite=args.overwrite,
                        resume=args.resume, seed=args.seed, metrics_preset=args.metrics_preset,
                        attack_mode=args.attack_mode, overlap=args.infer_overlap,
                        tile_batch_size=args.tile_batch_size, sw_batch_size=args.sw_batch_size,
@@ -176,4 +189,14 @@ def format_audit_summary(summary: dict[str, Any]) -> str:
         for attack, entry in summary["per_model"][model]["attacks"].items():
             lines.append(f"{model:{width}}  {attack:<10} {entry['budget_name']:<9} "
                          f"{_num(entry['half_dice_budget']):>16}  {_num(entry['auc_normalised']):>9}")
+    tracks = {m: summary["per_model"][m].get("corruptions") or {} for m in summary["models"]}
+    if any(t.get("per_corruption") for t in tracks.values()):
+        lines.append("")
+        lines.append(f"{'model':{width}}  {'corruption':<16} {'Overall':>8}  {'Degradation':>11}")
+        for model, track in tracks.items():
+            for name, entry in track["per_corruption"].items():
+                lines.append(f"{model:{width}}  {name:<16} {_num(entry['overall']):>8}  "
+                             f"{_num(entry['degradation']):>11}")
+            lines.append(f"{model:{width}}  {'(mean)':<16} {_num(track['overall']):>8}  "
+                         f"{_num(track['degradation']):>11}")
     return "\n".join(lines)

@@ -1,8 +1,10 @@
 """``curves.png`` of an audit: Dice vs budget for each attack, and Dice vs 3-D SSIM with every attack on one axes.
 
-One panel per attack (its own budget axis; one line per model, the model's clean Dice dashed), then the fair
-comparison: mean Dice against mean 3-D SSIM for every attack family and model on the same axes (SSIM decreasing to
-the right, i.e. more perceptible), with the robust-Dice SSIM levels marked.
+One panel per attack (its own budget axis; one line per model, the model's clean Dice dashed), one panel of the
+corruption track (Dice vs severity, one line per corruption and model) when the audit has one, then the fair
+comparison: mean Dice against mean 3-D SSIM for every attack family, corruption and model on the same axes (SSIM
+decreasing to the right, i.e. more perceptible; corruptions in thin grey-edged lines), with the robust-Dice SSIM
+levels marked.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
 
     models = list(summary["models"])
     attacks = list(dict.fromkeys(a for m in models for a in summary["per_model"][m]["attacks"]))
-    panels = len(attacks) + 1
+    corruptions = list(dict.fromkeys(c for m in models
+                                     for c in (summary["per_model"][m].get("corruptions") or {}).get("per_corruption",
+                                                                                                      {})))
+    panels = len(attacks) + 1 + bool(corruptions)
     columns = min(3, panels)
     rows = math.ceil(panels / columns)
     fig = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
@@ -61,6 +66,8 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
         ax.grid(alpha=0.3)
         if len(models) > 1:
             ax.legend(fontsize=7)
+    if corruptions:
+        _corruption_panel(fig.add_subplot(rows, columns, panels - 1), summary, models, corruptions)
     ax = fig.add_subplot(rows, columns, panels)
     for m_index, model in enumerate(models):
         own = summary["per_model"][model]
@@ -74,17 +81,47 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
                 ax.plot([s for s, _ in points], [d for _, d in points], color=f"C{a_index % 10}",
                         marker=_MARKERS[a_index % len(_MARKERS)], linestyle=_STYLES[m_index % len(_STYLES)],
                         label=attack if len(models) == 1 else f"{attack} ({model})")
+        for c_index, name in enumerate(corruptions):
+            entry = (own.get("corruptions") or {}).get("per_corruption", {}).get(name)
+            points = sorted((p["ssim_3d"], p["dice"]) for p in (entry or {}).get("curve", [])
+                            if _finite(p["ssim_3d"]) and _finite(p["dice"]))
+            if points:
+                ax.plot([s for s, _ in points], [d for _, d in points], color=f"C{(c_index + len(attacks)) % 10}",
+                        marker="x", markersize=4, linewidth=0.8, linestyle=_STYLES[m_index % len(_STYLES)],
+                        label=f"corruption {name}" + ("" if len(models) == 1 else f" ({model})"))
         if _finite(own["clean_dice"]):
             ax.plot([1.0], [own["clean_dice"]], marker="*", color="black", markersize=9,
                     linestyle="none", label="clean" if len(models) == 1 else f"clean ({model})")
     for level in summary["levels"]:
         ax.axvline(float(level), color="grey", linestyle=":", linewidth=0.8)
     ax.invert_xaxis()
-    ax.set_title("Dice vs 3-D SSIM, all attacks (right = more visible)", fontsize=9)
+    ax.set_title(("attacks and corruptions" if corruptions else "all attacks") + ": Dice vs 3-D SSIM (right = more "
+                 "visible)", fontsize=8)
     ax.set_xlabel("mean 3-D SSIM to the clean image")
     ax.set_ylabel("mean Dice")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6 if corruptions else 7, ncol=2 if corruptions else 1)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=100)
+
+
+def _corruption_panel(ax: Any, summary: Mapping[str, Any], models: list[str], corruptions: list[str]) -> None:
+    """Dice vs severity for every corruption (colour) and model (line style), clean Dice at severity 0."""
+    for m_index, model in enumerate(models):
+        own = summary["per_model"][model]
+        track = (own.get("corruptions") or {}).get("per_corruption", {})
+        for c_index, name in enumerate(corruptions):
+            points = [(p["severity"], p["dice"]) for p in track.get(name, {}).get("curve", []) if _finite(p["dice"])]
+            if _finite(own["clean_dice"]):
+                points.insert(0, (0, own["clean_dice"]))
+            if len(points) > 1:
+                ax.plot([s for s, _ in points], [d for _, d in points], color=f"C{c_index % 10}",
+                        marker=_MARKERS[c_index % len(_MARKERS)], markersize=3, linestyle=_STYLES[m_index % 4],
+                        label=name if len(models) == 1 else f"{name} ({model})")
+    ax.set_title("corruptions: Dice vs severity (0 = clean)", fontsize=9)
+    ax.set_xlabel("severity")
+    ax.set_ylabel("mean Dice")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)

@@ -4,8 +4,9 @@ Sections: the settings, worst-case robust Dice per model and SSIM level (models 
 half-clean-Dice budget and the area under the Dice-vs-budget curve with the curve's points, the curves figure,
 per-organ mean Dice for every model (clean and at each attack budget) and every cell. Each number cell carries a
 ``data-key`` naming the value of ``audit.json`` it shows (``robust/<model>/<level>``,
-``attack/<model>/<attack>/half_dice_budget``, ``class/<model>/<column>/<organ>``, ``cell/<index>/<metric>``), so
-the page can be checked against the JSON.
+``attack/<model>/<attack>/half_dice_budget``, ``class/<model>/<column>/<organ>``, ``cell/<index>/<metric>``;
+the corruption track: ``corruption/<model>/overall``, ``corruption/<model>/<name>/degradation``,
+``corruption/<model>/<name>/<severity>/dice``), so the page can be checked against the JSON.
 """
 
 from __future__ import annotations
@@ -95,6 +96,50 @@ def _class_tables(summary: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _corruption_tables(summary: Mapping[str, Any]) -> str:
+    """Per model: ROOD-MRI's Overall and Degradation next to the worst-case robust Dice; per corruption its Dice
+    (3-D SSIM) at each severity with the physical value, and its two scores."""
+    track = {m: summary["per_model"][m].get("corruptions") or {} for m in summary["models"]}
+    if not any(t.get("per_corruption") for t in track.values()):
+        return "<p class='note'>No corruption cells in this audit's grid (add them with --corruptions all).</p>"
+    levels = summary["levels"]
+    rows = []
+    for model, own in track.items():
+        robust = summary["per_model"][model]["robust_dice"]
+        clean = summary["per_model"][model]["clean_dice"]
+        rows.append("<tr>" + _name(model) + _num(f"clean/{model}/corruptions", clean)
+                    + _num(f"corruption/{model}/overall", own.get("overall"))
+                    + _num(f"corruption/{model}/degradation", own.get("degradation"))
+                    + "".join(_num(f"robust/{model}/{level}/corruptions", robust[level]) for level in levels)
+                    + "</tr>")
+    head = _head("model", "clean Dice", "corruption Overall", "corruption Degradation",
+                 *(f"adversarial robust Dice, SSIM ≥ {level}" for level in levels))
+    parts = [f"<table id='corruption-scores'>{head}<tbody>{''.join(rows)}</tbody></table>"]
+    severities = sorted({p["severity"] for t in track.values() for e in t.get("per_corruption", {}).values()
+                         for p in e["curve"]})
+    rows = []
+    for model, own in track.items():
+        for name, entry in own.get("per_corruption", {}).items():
+            points = {p["severity"]: p for p in entry["curve"]}
+            cells = [_name(model), _name(name), _name(entry.get("unit") or "")]
+            for s in severities:
+                point = points.get(s)
+                if point is None:
+                    cells.append("<td>n/a</td>")
+                    continue
+                key = f"corruption/{model}/{name}/{s}"
+                cells.append(f'<td data-key="{html.escape(key, quote=True)}/dice">{format_number(point["dice"])}'
+                             f'</td>')
+                cells.append(_name(f"{point.get('value')} (SSIM {format_number(point['ssim_3d'])})"))
+            cells += [_num(f"corruption/{model}/{name}/overall", entry["overall"]),
+                      _num(f"corruption/{model}/{name}/degradation", entry["degradation"])]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+    columns = [c for s in severities for c in (f"Dice, severity {s}", f"value (3-D SSIM), severity {s}")]
+    head = _head("model", "corruption", "unit of the value", *columns, "Overall", "Degradation")
+    parts.append(f"<table id='corruptions'>{head}<tbody>{''.join(rows)}</tbody></table>")
+    return "".join(parts)
+
+
 _CELL_METRICS = ("dice", "hd95", "ssim_3d", "psnr", "linf", "fooling_rate", "lpips", "seconds")
 
 
@@ -135,6 +180,13 @@ to the clean image at or above the level; then the mean over cases. Lower = less
 interpolation; n/a when it stays above within the grid). Area: trapezoidal area under the curve, with the clean Dice
 at budget 0 for ρ, ε and σ; divided by the budget range it is the curve's mean Dice. ε and σ on the 0-255 scale.</p>
 {_attack_table(summary)}
+<h2>Corruption track</h2>
+<p class="note">Scanner artefacts (noise, blur, bias field, Gibbs ringing, k-space spikes, motion, ghosting, gamma,
+resolution loss) at severities 1-5 on the same cases, scored like the attacks. Overall: the mean Dice over clean and
+severities weighted (2/3)^severity; Degradation: the weighted mean Dice lost (larger = worse); both as in ROOD-MRI
+(Boone et al., NeuroImage 2023), averaged over the corruptions. The curves figure puts these cells and the attacks on
+the same Dice vs 3-D SSIM axes.</p>
+{_corruption_tables(summary)}
 <h2>Curves</h2>
 <img alt="Dice vs budget per attack and Dice vs 3-D SSIM" src="data:image/png;base64,{image}">
 <h2>Per organ (mean Dice over cases)</h2>

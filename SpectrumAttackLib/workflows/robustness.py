@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid
+from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid, with_corruptions
 from SpectrumAttackLib.audit.outputs import AUDIT_RESULTS, write_audit_files
 from SpectrumAttackLib.audit.runner import AuditModel, AuditSettings, CaseSource, plan_cells, run_cells
 from SpectrumAttackLib.audit.store import CellStore
@@ -194,6 +194,8 @@ def audit(
     labels: Any = None,
     cases: Sequence[CaseSource] | None = None,
     grid: str | os.PathLike | Mapping[str, Any] | AuditGrid = "quick",
+    corruptions: Any = None,
+    corruption_modality: str = "auto",
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -223,6 +225,11 @@ def audit(
             of ``image``.
         grid: ``"quick"``, ``"standard"``, ``"paper"``, a YAML/JSON grid file, a grid mapping or an
             :class:`~SpectrumAttackLib.audit.grid.AuditGrid`.
+        corruptions: the corruption track, replacing the grid's: ``"all"``, a list of names (severities 1–5), a
+            mapping name → ``{"severity": [...]}``, or ``"none"``; None keeps the grid's (the ``standard`` preset
+            runs all). One cell per corruption × severity, scored like the attack cells; the summary adds ROOD-MRI's
+            Overall and Degradation scores (:mod:`SpectrumAttackLib.audit.corruption_scores`).
+        corruption_modality: ``"auto"`` (CT when the model's window is in HU), ``"ct"`` (noise σ in HU) or ``"mr"``.
         output: folder for the result files; None writes nothing.
         overwrite: replace earlier results in ``output``.
         resume: continue an interrupted audit into ``output`` (its finished cells are kept, not redone).
@@ -257,6 +264,9 @@ def audit(
 
     start = time.perf_counter()
     the_grid = resolve_grid(grid)
+    if corruptions is not None or corruption_modality != "auto":
+        kept = {e.corruption: {"severity": list(e.budgets)} for e in the_grid.corruptions}
+        the_grid = with_corruptions(the_grid, kept if corruptions is None else corruptions, corruption_modality)
     metrics_preset = check_choice("metrics_preset", metrics_preset, ("clinical", "paper"))
     attack_mode = check_choice("attack_mode", attack_mode, ("tiles", "sliding-window"))
     overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)

@@ -75,3 +75,22 @@ def test_robust_dice_of_the_bundled_model_falls_as_the_perceptibility_level_loos
     assert 0.90 <= pgd["ssim_3d"] < 0.99 and pgd["dice"] < own["clean_dice"]
     assert document["manifest"]["cases"][0]["name"] == "image"
     assert "SSIM>=0.99" in out
+
+
+def test_corruption_track_from_the_command_line(run_cli, blob_data, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"attacks": {"gn": {"std": [8]}}}))
+    code, out, err = run_cli(f"audit {blob_data.flags()} --grid {grid} --corruptions gamma blur "
+                             f"--corruption_modality mr --output {tmp_path / 'out'}")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    track = [(c["case"], c["attack"], c["budget"]) for c in document["cells"] if c["kind"] == "corruption"]
+    assert len(track) == 2 * 2 * 5 and {t[1] for t in track} == {"gamma", "blur"}
+    assert {c["modality"] for c in document["cells"] if c["kind"] == "corruption"} == {"mr"}
+    scores = next(iter(document["summary"]["per_model"].values()))["corruptions"]
+    assert f"{scores['overall']:.3f}" in out and "Degradation" in out
+    code, _, err = run_cli(f"audit {blob_data.flags()} --grid {grid} --corruptions snow --output {tmp_path / 'o'}")
+    assert code == 2 and "grid corruption 'snow': corruption must be one of 'gaussian-noise'" in err
+    code, _, err = run_cli(f"audit {blob_data.flags()} --grid {grid} --corruption_modality pet "
+                           f"--output {tmp_path / 'o'}")
+    assert code == 2 and "--corruption_modality must be one of 'auto', 'ct', 'mr', got 'pet'." in err

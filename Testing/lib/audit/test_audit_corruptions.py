@@ -1,0 +1,147 @@
+"""The audit's corruption track: the grid section, ROOD-MRI's scores on hand-made cells, and a real audit whose
+corruption cells equal a direct corruption + prediction, with the report in headless Chromium showing audit.json's
+numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+from audit_helpers import TINY_GRID
+
+from SpectrumAttackLib import corruptions
+from SpectrumAttackLib.audit.corruption_grid import resolve_modality
+from SpectrumAttackLib.audit.corruption_scores import ALPHA, rood_scores
+from SpectrumAttackLib.audit.grid import grid_from_mapping, resolve_grid, with_corruptions
+from SpectrumAttackLib.audit.summary import summarise
+from SpectrumAttackLib.report.audit_html import format_number
+from SpectrumAttackLib.workflows import audit
+
+GRID = {"attacks": {"gn": TINY_GRID["attacks"]["gn"]},
+        "corruptions": {"gaussian-noise": {"severity": [1, 5]}, "gamma": {"severity": [2]}}}
+
+
+def test_grid_section_forms_and_the_standard_preset():
+    grid = grid_from_mapping({"corruptions": "all"})
+    assert grid.attacks == () and len(grid.cells()) == 50
+    assert [e.corruption for e in grid.corruptions] == corruptions.available()
+    listed = grid_from_mapping({"attacks": TINY_GRID["attacks"], "corruptions": ["motion"], "modality": "mr"})
+    assert [(e.attack, b) for e, b in listed.cells()][-5:] == [("motion", s) for s in range(1, 6)]
+    assert listed.corruptions[0].modality == "mr" and listed.as_mapping()["corruptions"] == {
+        "motion": {"severity": [1, 2, 3, 4, 5]}}
+    assert len(resolve_grid("standard").corruptions) == 10 and not resolve_grid("quick").corruptions
+    added = with_corruptions(resolve_grid("quick"), ["blur", "gamma"])
+    assert [e.corruption for e in added.corruptions] == ["blur", "gamma"] and added.attacks
+    assert with_corruptions(resolve_grid("standard"), "none").corruptions == ()
+    assert resolve_modality("auto", {"a_min": -175, "a_max": 250, "b_min": 0, "b_max": 1}) == ("ct", 425.0)
+    assert resolve_modality("auto", {"a_min": 0, "a_max": 1000, "b_min": 0, "b_max": 1}) == ("mr", None)
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("snow", "grid corruption 'snow': corruption must be one of"),
+    ({"blur": {"severity": [0]}}, "grid corruption 'blur': severity[0] must be an integer in [1, 5], got 0."),
+    ({"blur": {"severity": [2, 2]}}, "grid corruption 'blur': severity must list each level once"),
+    ({"blur": {"sigma": [2]}}, "grid corruption 'blur': must be a mapping {severity: [1-5]}"),
+    ({}, "grid corruptions must be 'all', a list of corruption names"),
+])
+def test_bad_corruption_sections_are_named(section, message):
+    with pytest.raises(ValueError) as info:
+        grid_from_mapping({"corruptions": section})
+    assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ValueError, match="grid modality must be one of 'auto', 'ct', 'mr', got 'pet'"):
+        grid_from_mapping({"corruptions": "all", "modality": "pet"})
+
+
+def test_rood_scores_weight_severities_by_two_thirds_to_the_power():
+    curve = [{"severity": s, "dice": d} for s, d in ((1, 0.8), (3, 0.5), (5, 0.2))]
+    w = [ALPHA, ALPHA**3, ALPHA**5]
+    overall, degradation = rood_scores(curve, 0.9)
+    assert overall == pytest.approx((0.9 + w[0] * 0.8 + w[1] * 0.5 + w[2] * 0.2) / (1 + sum(w)))
+    assert degradation == pytest.approx((w[0] * 0.1 + w[1] * 0.4 + w[2] * 0.7) / sum(w))
+    assert rood_scores(curve, None) == (None, None)
+
+
+def test_corruption_cells_take_no_part_in_the_robust_dice_and_get_their_own_summary():
+    clean = [{"case": c, "model": "m", "dice": 0.8, "dice_per_class": {}} for c in "ab"]
+    attack = [{"case": c, "model": "m", "attack": "pgd", "budget_name": "eps", "budget": 4, "dice": 0.6,
+               "ssim_3d": 0.98} for c in "ab"]
+    track = [{"case": c, "model": "m", "attack": "blur", "budget_name": "severity", "budget": s, "dice": d,
+              "ssim_3d": 0.999, "kind": "corruption", "value": v, "unit": "mm"}
+             for c in "ab" for s, d, v in ((1, 0.1, 0.5), (2, 0.05, 1.0))]
+    own = summarise(attack + track, clean)["per_model"]["m"]
+    assert own["robust_dice"]["0.99"] == pytest.approx(0.8)  # a corruption at SSIM 0.999 is no attack
+    assert list(own["attacks"]) == ["pgd"]
+    blur = own["corruptions"]["per_corruption"]["blur"]
+    assert [(p["severity"], p["value"], p["dice"], p["cases"]) for p in blur["curve"]] == [
+        (1, 0.5, pytest.approx(0.1), 2), (2, 1.0, pytest.approx(0.05), 2)]
+    assert own["corruptions"]["overall"] == pytest.approx(rood_scores(blur["curve"], 0.8)[0])
+
+
+@pytest.fixture(scope="module")
+def finished(loaded, phantom, tmp_path_factory):
+    hu, labels, affine = phantom
+    folder = tmp_path_factory.mktemp("audit") / "out"
+    result = audit((hu, affine), labels=labels, models={"tiny": loaded}, grid=GRID, output=folder, name="phantom")
+    return result, folder
+
+
+def test_corruption_cells_equal_a_direct_corruption_and_prediction(finished, loaded, phantom):
+    from SpectrumAttackLib.inference.sliding import predict_logits
+    from SpectrumAttackLib.metrics.overlap import dice_per_sample
+    from SpectrumAttackLib.workflows.robustness import volume_case
+
+    result, _ = finished
+    track = [c for c in result.cells if c["kind"] == "corruption"]
+    assert [(c["attack"], c["budget"]) for c in track] == [("gaussian-noise", 1), ("gaussian-noise", 5),
+                                                           ("gamma", 2)]
+    assert result.cells[0]["kind"] == "attack"
+    noise5 = track[1]
+    assert noise5["modality"] == "ct" and noise5["value"] == 80.0 and noise5["unit"] == "HU"  # the CT window: HU
+    hu, labels, affine = phantom
+    case = volume_case((hu, affine), labels, preprocessing=loaded.entry.preprocessing).load()
+    corrupted = corruptions.create("gaussian-noise", 5, seed=0, modality="ct", hu_per_unit=425.0)(
+        case.images, case.spacing_mm).clamp(0, 1)
+    delta = corrupted - case.images
+    assert noise5["linf"] == pytest.approx(float(delta.abs().max()), abs=1e-6)
+    assert 0.1 < float(delta.std()) < 80 / 425 + 0.01  # σ = 80 HU = 0.188 of the window, less where clamped
+    with torch.no_grad():
+        prediction = predict_logits(loaded.model, corrupted, tuple(loaded.entry.preprocessing.roi), 0.5, 1,
+                                    precision="auto").argmax(1, keepdim=True)
+    foreground = dice_per_sample(prediction, case.labels, loaded.entry.num_classes)
+    assert noise5["dice"] == pytest.approx(float(foreground.mean()), abs=0.02)
+    summary = result.summary["per_model"]["tiny"]["corruptions"]
+    assert set(summary["per_corruption"]) == {"gaussian-noise", "gamma"}
+    assert summary["overall"] is not None and summary["degradation"] is not None
+    again = audit((hu, affine), labels=labels, models={"tiny": loaded}, name="phantom",
+                  grid={"corruptions": {"gaussian-noise": {"severity": [5]}}})
+    assert again.cells[0]["dice"] == noise5["dice"] and again.cells[0]["fingerprint"] == noise5["fingerprint"]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
+def test_report_shows_the_corruption_track_with_the_numbers_of_audit_json(finished, tmp_path):
+    _, folder = finished
+    document = json.loads((folder / "audit.json").read_text())
+    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*command, "--dump-dom", (folder / "report.html").as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    shown = dict(re.findall(r'<td data-key="([^"]+)">([^<]*)</td>', dom))
+    track = document["summary"]["per_model"]["tiny"]["corruptions"]
+    expected = {"corruption/tiny/overall": track["overall"], "corruption/tiny/degradation": track["degradation"]}
+    for name, entry in track["per_corruption"].items():
+        expected[f"corruption/tiny/{name}/overall"] = entry["overall"]
+        expected[f"corruption/tiny/{name}/degradation"] = entry["degradation"]
+        expected.update({f"corruption/tiny/{name}/{p['severity']}/dice": p["dice"] for p in entry["curve"]})
+    for level, value in document["summary"]["per_model"]["tiny"]["robust_dice"].items():
+        expected[f"robust/tiny/{level}/corruptions"] = value
+    assert len(expected) == 2 + 2 * 2 + 3 + 3
+    for key, value in expected.items():
+        assert shown[key] == format_number(value), key
+    assert "Corruption track" in dom and "corruption Degradation" in dom
