@@ -484,6 +484,7 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         metricsPreset: str = "clinical",
         output: str | None = None,
         onProgress: Callable[[Any], None] | None = None,
+        corruptions: Any = None,
     ) -> dict[str, Any]:
         """Robustness audit of ``inputVolume``: every attack of the grid at every budget (in this process).
 
@@ -504,6 +505,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
                 ``"paper"`` metrics.
             output: optional folder for the result files (``audit.csv``, ``report.html``, ...).
             onProgress: called after each cell with ``SpectrumAttackLib.runtime.Progress``.
+            corruptions: the corruption track (scanner artefacts at severities 1-5, in the same table and on the
+                Dice-vs-SSIM chart): ``"all"``, a list of names, ``{name: {"severity": [...]}}`` or ``"none"``; None
+                keeps the preset's. The summary then holds ROOD-MRI's Overall and Degradation per model.
 
         Returns:
             The summary dictionary, with ``"nodes"``: the IDs of the table and chart nodes added.
@@ -521,9 +525,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         if referenceSegmentation is not None:
             classes = _classDicts(loaded[0].entry.classes)
             reference = reference_labels(scene, referenceSegmentation, inputVolume, classes)
-        result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, output=output, seed=seed,
-                       precision=precision, metrics_preset=metricsPreset, name=inputVolume.GetName(),
-                       progress=onProgress)
+        result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, corruptions=corruptions,
+                       output=output, seed=seed, precision=precision, metrics_preset=metricsPreset,
+                       name=inputVolume.GetName(), progress=onProgress)
         nodes = audit_nodes(scene, result.cells, result.summary, inputVolume.GetName())
         summary = dict(result.summary)
         summary["nodes"] = {"table": nodes["table"].GetID(), "charts": [c.GetID() for c in nodes["charts"]],

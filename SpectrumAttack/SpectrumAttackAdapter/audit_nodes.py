@@ -89,6 +89,13 @@ def audit_nodes(scene: Any, cells: Sequence[Mapping[str, Any]], summary: Mapping
             ssim_series.append((label, curve, "SSIM 3D", "Dice"))
             if numeric:
                 budget_series.setdefault((attack, entry["budget_name"]), []).append((model, curve, "Budget", "Dice"))
+        track = (summary["per_model"][model].get("corruptions") or {}).get("per_corruption", {})
+        for corruption, entry in track.items():  # the corruption track on the same Dice-vs-SSIM axes
+            curve = _table(scene, f"{name} audit corruption {model} {corruption}", ("Severity", "Dice", "SSIM 3D"),
+                           [[p["severity"], p["dice"], p["ssim_3d"]] for p in entry["curve"]], ())
+            curves.append(curve)
+            label = f"corruption {corruption}" + ("" if len(summary["models"]) == 1 else f" ({model})")
+            ssim_series.append((label, curve, "SSIM 3D", "Dice"))
     ssim_chart = _chart(scene, f"{name} audit: Dice vs 3-D SSIM", "mean 3-D SSIM", ssim_series)
     charts = [ssim_chart] + [_chart(scene, f"{name} audit: {attack} Dice vs {budget}", budget, series)
                              for (attack, budget), series in budget_series.items()]

@@ -41,3 +41,20 @@ def test_audit_adds_a_table_and_plot_charts_and_returns_the_summary(module: Any,
     assert [curve.GetColumnByName("Budget").GetValue(i) for i in range(2)] == [2.0, 16.0]
     ssim = ssim_chart.GetNthPlotSeriesNode(0).GetTableNode().GetTable().GetColumnByName("SSIM 3D")
     assert 0 < ssim.GetValue(1) < ssim.GetValue(0) <= 1
+
+
+def test_audit_with_the_corruption_track_fills_the_same_table_and_chart(module: Any, scene: Any, ct_node: Any,
+                                                                         tiny_loaded: Any) -> None:
+    logic = module.SpectrumAttackLogic()
+    summary = logic.audit(ct_node, model={"tiny": tiny_loaded}, preset={"attacks": {"gn": {"std": [8]}}},
+                          corruptions={"gamma": {"severity": [1, 4]}})
+    track = summary["per_model"]["tiny"]["corruptions"]
+    assert [p["severity"] for p in track["per_corruption"]["gamma"]["curve"]] == [1, 4]
+    assert track["overall"] is not None and track["degradation"] is not None
+    table = scene.GetNodeByID(summary["nodes"]["table"])
+    assert table.GetNumberOfRows() == 3
+    assert [table.GetCellText(i, 2) for i in range(3)] == ["gn", "gamma", "gamma"]
+    assert [table.GetCellText(i, 3) for i in range(1, 3)] == ["severity", "severity"]
+    ssim_chart = scene.GetNodeByID(summary["nodes"]["charts"][0])
+    names = [ssim_chart.GetNthPlotSeriesNode(i).GetName() for i in range(ssim_chart.GetNumberOfPlotSeriesNodes())]
+    assert names == ["gn", "corruption gamma"]
