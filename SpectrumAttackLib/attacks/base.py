@@ -152,6 +152,9 @@ class Attack(abc.ABC):
     fixed_params: ClassVar[frozenset[str]] = frozenset()
     #: False where :meth:`objective` has its own loss (SegPGD, CosPGD): a given ``loss_fn`` then only warns.
     uses_loss_fn: ClassVar[bool] = True
+    #: True where the step needs the gradient at the image besides the views' mean (VMI-FGSM's variance term): the
+    #: loop then computes both and hands them to :meth:`merge_gradients`.
+    image_gradient_with_views: ClassVar[bool] = False
     #: size of the default sign-gradient ascent step (set by each attack from its own parameter).
     _step_size: float = 0.0
     #: weights of the segmentation loss and of the perceptual penalty in :meth:`objective`.
@@ -218,6 +221,16 @@ class Attack(abc.ABC):
         variable. Default: no views, the gradient at the adversarial images themselves.
         """
         return iter(())
+
+    def merge_gradients(self, image_grad: torch.Tensor | None, views_grad: torch.Tensor) -> torch.Tensor:
+        """The gradient :meth:`step` receives when the attack has views: both arguments are gradients with respect to
+        the variable (``image_grad`` only when :attr:`image_gradient_with_views`, else None). Default: the views'."""
+        return views_grad
+
+    def variable_from_state(self, state: torch.Tensor, images: torch.Tensor, context: Any) -> torch.Tensor:
+        """The variable that ``init_state`` (layout of :attr:`AttackResult.state`) starts from. Default: the state
+        itself; an attack whose variable carries more (a momentum) fills the rest."""
+        return state
 
     def perceptual_penalty(self, similarity: ReferenceSSIM, adversarial: torch.Tensor, context: Any) -> torch.Tensor:
         """Dissimilarity the loop subtracts, times the SSIM weight, from :meth:`objective`.
@@ -343,11 +356,17 @@ class Attack(abc.ABC):
             if first is None:
                 value, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
                 (grad,) = torch.autograd.grad(value, variable)
-            else:  # the image itself is only scored (history, early stop); the views give the direction
-                with torch.no_grad():
-                    _, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
+            else:  # the image itself is scored (history, early stop); the views give the direction
+                image_grad = None
+                if self.image_gradient_with_views:
+                    value, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
+                    (image_grad,) = torch.autograd.grad(value, variable, retain_graph=True)
+                else:
+                    with torch.no_grad():
+                        _, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
                 view_grad = self._mean_input_gradient(itertools.chain([first], views), run, t)
                 (grad,) = torch.autograd.grad(adv, variable, view_grad)
+                grad = self.merge_gradients(image_grad, grad)
             if run.progress is not None:
                 run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
                                       f"loss {run.history['loss'][-1]:.4f}"))
@@ -403,6 +422,8 @@ class Attack(abc.ABC):
     def _initial_from(self, init_state: torch.Tensor, images: torch.Tensor, context: Any,
                       generator: torch.Generator) -> torch.Tensor:
         expected = self.init_variable(images, context, generator)
+        if isinstance(init_state, torch.Tensor):
+            init_state = self.variable_from_state(init_state.detach().to(images.device), images, context)
         if not isinstance(init_state, torch.Tensor) or tuple(init_state.shape) != tuple(expected.shape):
             got = list(init_state.shape) if isinstance(init_state, torch.Tensor) else type(init_state).__name__
             raise ValueError(f"init_state must have shape {list(expected.shape)}, got {got}.")

@@ -48,7 +48,8 @@ _VAFA = ("vafa-3d", "vafa-2d")
 _DFB = ("dfb", "dfb-2d")
 _VOXEL_ITERATIVE = ("pgd", "bim", "segpgd", "cospgd")
 _SSA = ("ssa-2d",)
-_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE, *_SSA)
+_MOMENTUM = ("mi-fgsm", "vmi-fgsm")
+_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE, *_SSA, *_MOMENTUM)
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -209,14 +210,23 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
               "--vafa_variant", slicer="vafaVariant", choices=("code", "paper")),
     Parameter("eps", "float", 4.0, "ε (0–255)",
               "Voxel attacks and SSA: L∞ budget on the 0–255 scale of the intensity window (4 means 4/255).",
-              ("pgd", "fgsm", "bim", "segpgd", "cospgd", *_SSA), "--eps", slicer="eps", unit="1/255 of the window",
-              minimum=0.0, maximum=255.0, step=1.0, decimals=2),
+              ("pgd", "fgsm", "bim", "segpgd", "cospgd", *_SSA, *_MOMENTUM), "--eps", slicer="eps",
+              unit="1/255 of the window", minimum=0.0, maximum=255.0, step=1.0, decimals=2),
     Parameter("alpha", "float", 0.01, "α (step)", "Voxel attacks: step size in [0, 1] intensity units.",
               _VOXEL_ITERATIVE, "--alpha", slicer="alpha", unit="[0, 1] intensity", minimum=0.0001, maximum=1.0,
               step=0.001, decimals=4),
     Parameter("num_spectrum_augs", "int", 10, "Spectrum augmentations",
               "SSA: spectrum augmentations (noise plus random spectral mask) whose gradients are averaged per step.",
               _SSA, "--num_spectrum_augs", slicer="numSpectrumAugs", minimum=1, maximum=100, step=1),
+    Parameter("decay", "float", 1.0, "μ (momentum decay)",
+              "MI-FGSM and VMI-FGSM: decay factor of the accumulated gradient (published 1.0; 0 gives I-FGSM).",
+              _MOMENTUM, "--decay", slicer="decay", minimum=0.0, maximum=10.0, step=0.1, decimals=2),
+    Parameter("vmi_samples", "int", 20, "VMI neighbours",
+              "VMI-FGSM: neighbours sampled per step for the variance term (published 20).", ("vmi-fgsm",),
+              "--vmi_samples", slicer="vmiSamples", minimum=1, maximum=100, step=1),
+    Parameter("vmi_beta", "float", 1.5, "VMI β",
+              "VMI-FGSM: neighbourhood radius in units of ε (published 1.5).", ("vmi-fgsm",), "--vmi_beta",
+              slicer="vmiBeta", minimum=0.1, maximum=10.0, step=0.1, decimals=2),
     Parameter("std", "float", 4.0, "σ (0–255)",
               "Gaussian noise: standard deviation on the 0–255 scale of the intensity window.", ("gn",), "--std",
               slicer="std", unit="1/255 of the window", minimum=0.0, maximum=255.0, step=1.0, decimals=2),

@@ -26,6 +26,8 @@ FAST: dict[str, dict[str, Any]] = {
     "ssa-2d": {"steps": 2, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"block_size": (8, 8, 8)},
     "dfb-2d": {"block_size": (8, 8)},
+    "mi-fgsm": {"steps": 2},
+    "vmi-fgsm": {"steps": 2, "vmi_samples": 2},
 }
 
 #: Settings strong enough to change the fitted net's prediction on 24³ volumes within a few steps.
@@ -43,10 +45,12 @@ STRONG: dict[str, dict[str, Any]] = {
     "ssa-2d": {"steps": 5, "eps": 32, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"freq_band": "middle", "block_size": (8, 8, 8)},
     "dfb-2d": {"freq_band": "middle", "block_size": (8, 8)},
+    "mi-fgsm": {"steps": 5, "eps": 32},
+    "vmi-fgsm": {"steps": 5, "eps": 32, "vmi_samples": 2},
 }
 
 #: Attacks whose start is drawn from the seeded generator.
-RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d")
+RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d", "vmi-fgsm")
 #: Attacks that take gradient steps.
 ITERATIVE = tuple(n for n in attacks.available() if "steps" in attacks.attack_parameters(n))
 
