@@ -29,7 +29,7 @@ import torch
 from SpectrumAttackLib.audit.corruption_grid import GridCorruption, resolve_modality
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
-from SpectrumAttackLib.cli.cases import Case
+from SpectrumAttackLib.pipeline.case import Case
 from SpectrumAttackLib.runtime import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class CaseSource:
     Attributes:
         name: case name, unique in the audit (``img0001``).
         source: where it comes from (a file path), part of every fingerprint.
-        load: returns the case in the model grid (:class:`~SpectrumAttackLib.cli.cases.Case`).
+        load: returns the case in the model grid (:class:`~SpectrumAttackLib.pipeline.case.Case`).
     """
 
     name: str
