@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     _import_paths()
     from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
+    from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 
     parser = argparse.ArgumentParser(prog="SpectrumAttackCLI", description=__doc__.splitlines()[0])
     parser.add_argument("--xml", action="store_true", help="print the SlicerExecutionModel descriptor and exit")
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--perturbation", help="perturbation volume to write")
     parser.add_argument("--metricsFile", help="JSON file receiving all metrics")
     parser.add_argument("--model", default="unet-btcv-3mm", help="catalogue name or model path")
-    parser.add_argument("--architecture", default="none", choices=("none", "unet", "unet-r", "swin-unetr"))
+    parser.add_argument("--architecture", default="none", choices=("none", *ARCHITECTURES))
     parser.add_argument("--numClasses", type=int, default=0, help="classes of a checkpoint given by path")
     parser.add_argument("--attack", default="saa", help="attack name (saa, vafa-3d, pgd, ...)")
     for row in SLICER_PARAMETERS:  # attack parameters, device and seed: the engine's table

@@ -72,7 +72,7 @@ class EngineArguments:
         precision: of the model passes: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``
             (``SpectrumAttackLib.precision``).
         seed: seed of the attack's random draws.
-        architecture: ``unet``, ``unet-r`` or ``swin-unetr`` for checkpoint paths; None otherwise.
+        architecture: ``unet``, ``unet-r``, ``swin-unetr`` or ``segresnet`` for checkpoint paths; None otherwise.
         num_classes: class count (background included) for checkpoint paths; None otherwise.
         model_arguments: extra ``build_model`` keyword arguments for checkpoint paths (e.g. small UNet channels).
     """

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.parameters import ATTACK_PARAMETERS, PARAMETERS, attack_ndim, fit_block_size
 from SpectrumAttackLib.checks import check_choice
+from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +77,7 @@ SEED_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--dist-url", str, "tcp://127.0.0.1:23456", None, "rendezvous address"),
     ("--dist-backend", str, "nccl", None, "nccl or gloo"),
     ("--workers", int, 8, None, "data-loader workers"),
-    ("--model_name", str, "None", None, "unet, unet-r or swin-unetr"),
+    ("--model_name", str, "None", None, "unet, unet-r, swin-unetr or segresnet"),
     ("--pos_embed", str, "perceptron", None, "UNETR patch embedding (proj_type in MONAI)"),
     ("--norm_name", str, "instance", None, "decoder normalisation"),
     ("--num_heads", int, 12, None, "ViT heads"),
@@ -167,6 +168,7 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
     ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
+    ("--init_filters", int, None, None, "SegResNet first width (Malik et al. 2024: 32)"),
     ("--val_metric", str, "foreground", None, "Dice that selects model_best.pt: 'foreground' (organs; a "
                                               "hallucinated organ scores 0) or 'reference' (incl. background, "
                                               "classes absent from the labels skipped)"),
@@ -191,7 +193,7 @@ MODEL_FLAGS: tuple[str, ...] = (
     "model", "model_name", "use_pretrained", "pretrained_path", "pos_embed", "norm_name", "num_heads", "mlp_dim",
     "hidden_size", "feature_size", "in_channels", "out_channels", "res_block", "conv_block", "dropout_rate",
     "dropout_path_rate", "spatial_dims", "use_checkpoint", "roi_x", "roi_y", "roi_z", "device", "unet_channels",
-    "unet_strides", "num_res_units", "trust_model_code", "folds", "checkpoint", "mirroring",
+    "unet_strides", "num_res_units", "trust_model_code", "folds", "checkpoint", "mirroring", "init_filters",
 )
 
 #: flags of the case source (:func:`SpectrumAttackLib.cli.cases.load_split`): one image instead of a split.
@@ -204,6 +206,7 @@ _BUILD_FLAGS: dict[str, tuple[str, ...]] = {
     "hidden_size": ("hidden_size",), "mlp_dim": ("mlp_dim",), "num_heads": ("num_heads",),
     "pos_embed": ("pos_embed",), "dropout_path_rate": ("dropout_path_rate",), "use_checkpoint": ("use_checkpoint",),
     "channels": ("unet_channels",), "strides": ("unet_strides",), "num_res_units": ("num_res_units",),
+    "init_filters": ("init_filters",),
 }
 
 _DEFAULTS: dict[str, Any] = {
@@ -399,7 +402,7 @@ def model_build_args(
     if architecture is None:
         architecture = None if args.model_name in (None, "None") else args.model_name
     if architecture is not None:
-        check_choice("--model_name", architecture, ("unet", "unet-r", "swin-unetr"))
+        check_choice("--model_name", architecture, ARCHITECTURES)
     if architecture == "swin-unetr" and args.feature_size % 12:
         raise ValueError(f"--feature_size must be a multiple of 12 for swin-unetr, got {args.feature_size!r}.")
     build: dict[str, Any] = {
@@ -422,6 +425,8 @@ def model_build_args(
             build["strides"] = tuple(args.unet_strides)
         if args.num_res_units is not None:
             build["num_res_units"] = args.num_res_units
+    if architecture == "segresnet" and args.init_filters is not None:
+        build["init_filters"] = args.init_filters
     return architecture, build
 
 
@@ -463,8 +468,8 @@ def model_from_args(
     spec = spec or args.model
     if not spec:
         if architecture is None:
-            raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or give --model), "
-                             "got 'None'.")
+            raise ValueError(f"--model_name must be one of {', '.join(map(repr, ARCHITECTURES))} (or give "
+                             "--model), got 'None'.")
         if not args.pretrained_path:
             raise ValueError("--pretrained_path must be a checkpoint file (or give --model), got ''.")
         spec = args.pretrained_path
@@ -494,7 +499,7 @@ def model_from_args(
     if flag_given(args, "out_channels") and entry.num_classes != args.out_channels:
         raise ValueError(f"--out_channels must match the {entry.num_classes} classes of model {entry.name!r}, "
                          f"got {args.out_channels!r}.")
-    if architecture is not None and entry.architecture in ("unet", "unet-r", "swin-unetr") \
+    if architecture is not None and entry.architecture in ARCHITECTURES \
             and entry.architecture != architecture:
         raise ValueError(f"--model_name must match the architecture of model {entry.name!r} "
                          f"({entry.architecture!r}), got {architecture!r}.")

@@ -42,6 +42,7 @@ from SpectrumAttackLib.cli.args import (
     model_build_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 from SpectrumAttackLib.precision import PRECISIONS
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME
 
@@ -117,8 +118,9 @@ def _model_spec(args: argparse.Namespace) -> tuple[str, int, dict[str, Any], str
             pretrained = str(entry.weights_path)
         return entry.architecture, entry.num_classes, {"roi": roi, **entry.arguments}, pretrained
     if args.model_name in (None, "None"):
-        raise ValueError("--model_name must be one of 'unet', 'unet-r', 'swin-unetr' (or --model NAME), got 'None'.")
-    check_choice("--model_name", args.model_name, ("unet", "unet-r", "swin-unetr"))
+        raise ValueError(f"--model_name must be one of {', '.join(map(repr, ARCHITECTURES))} (or --model NAME), got "
+                         "'None'.")
+    check_choice("--model_name", args.model_name, ARCHITECTURES)
     _, kwargs = model_build_args(args)  # the architecture's sizes, UNet's --unet_channels ... included
     return args.model_name, args.out_channels, kwargs, pretrained
 

@@ -41,6 +41,7 @@ from SpectrumAttackLib.cli.args import (
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import score_case, segment
 from SpectrumAttackLib.pipeline.staging import TRANSFER_RESULTS, StagedOutput
@@ -53,7 +54,7 @@ USED_FLAGS = {
     "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode", "precision",
 }
-_ARCHITECTURES = ("unet", "unet-r", "swin-unetr")
+_ARCHITECTURES = ARCHITECTURES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -41,7 +41,7 @@ __all__ = [
 
 CATALOGUE_FILE = "models.json"
 #: The seed's ``--model_name`` values.
-ARCHITECTURES = ("unet", "unet-r", "swin-unetr")
+ARCHITECTURES = ("unet", "unet-r", "swin-unetr", "segresnet")
 _VERSION = 1
 
 

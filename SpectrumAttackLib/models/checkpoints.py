@@ -49,7 +49,7 @@ _EMBEDDING_KEYS = {
     "perceptron": "vit.patch_embedding.patch_embeddings.1.weight",
     "conv": "vit.patch_embedding.patch_embeddings.weight",
 }
-_SIGNATURES = {"swinViT.": "swin-unetr", "vit.": "unet-r", "model.0.": "unet"}
+_SIGNATURES = {"swinViT.": "swin-unetr", "vit.": "unet-r", "model.0.": "unet", "convInit.": "segresnet"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""MONAI UNet, UNETR and Swin-UNETR with the seed's constructor settings, on current MONAI.
+"""MONAI UNet, UNETR, Swin-UNETR and SegResNet with the seed's (SegResNet: the peer benchmark's) constructor settings.
 
 seed-algorithms §8: the seed's ``UNETR(pos_embed=...)`` is ``proj_type`` today, and ``SwinUNETR`` no longer takes
 ``img_size`` (the tile size is only checked here, against the network's down-sampling).
@@ -6,13 +6,20 @@ seed-algorithms §8: the seed's ``UNETR(pos_embed=...)`` is ``proj_type`` today,
 Example:
     >>> model = build_model("unet", 14, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1)
     >>> model = build_model("swin-unetr", 14, feature_size=12, roi=(64, 64, 64))
+    >>> model = build_model("segresnet", 14)  # init_filters 32, blocks (1, 2, 2, 4) down and (1, 1, 1) up
+
+SegResNet (Myronenko, "3D MRI brain tumor segmentation using autoencoder regularization", BrainLes 2018; MONAI's
+``SegResNet`` without the VAE branch) is built as the robustness benchmark of Malik et al. (BMVC 2024, repository
+HashmatShadab/Robustness-of-Volumetric-Medical-Segmentation-Models, ``load_surrogate_models.py``):
+``blocks_down=(1, 2, 2, 4)``, ``blocks_up=(1, 1, 1)``, ``init_filters=32``, ``dropout_prob`` = ``dropout_rate``;
+MONAI's defaults otherwise (group normalisation of 8 groups, ReLU, non-trainable up-sampling).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monai.networks.nets import UNETR, SwinUNETR, UNet
+from monai.networks.nets import UNETR, SegResNet, SwinUNETR, UNet
 from torch import nn
 
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
@@ -25,6 +32,10 @@ SEED_UNET_CHANNELS = (32, 64, 128, 256, 512)
 SEED_UNET_STRIDES = (2, 2, 2, 2)
 _UNETR_PATCH = 16  # UNETR's ViT uses 16³ patches
 _SWIN_FACTOR = 32  # Swin-UNETR halves the resolution 5 times
+_SEGRESNET_FACTOR = 8  # SegResNet halves the resolution 3 times
+#: SegResNet as built by Malik et al. (BMVC 2024) for their benchmark.
+SEGRESNET_BLOCKS_DOWN = (1, 2, 2, 4)
+SEGRESNET_BLOCKS_UP = (1, 1, 1)
 
 
 def _tuple(name: str, value: Sequence[int] | int, length: int) -> tuple[int, ...]:
@@ -57,11 +68,12 @@ def build_model(
     num_res_units: int = 2,
     proj_type: str | None = None,
     img_size: Sequence[int] | int | None = None,
+    init_filters: int = 32,
 ) -> nn.Module:
     """Build a segmentation network with the seed's settings (seed-algorithms §8), in training mode, on the CPU.
 
     Args:
-        architecture: the seed's ``--model_name``: ``"unet"``, ``"unet-r"`` or ``"swin-unetr"``.
+        architecture: the seed's ``--model_name``: ``"unet"``, ``"unet-r"`` or ``"swin-unetr"``, or ``"segresnet"``.
         num_classes: output channels, background included (``--out_channels``); >= 1.
         in_channels: input channels. Default 1.
         roi: tile size ``(H, W, D)`` in voxels. UNETR's position embeddings are built for it (multiples of 16);
@@ -81,6 +93,8 @@ def build_model(
             ``len(strides) == len(channels) - 1``.
         num_res_units: UNet residual units per level. Default 2 (the seed's).
         proj_type, img_size: MONAI's current names of ``pos_embed`` and ``roi``, accepted as aliases.
+        init_filters: SegResNet's first width (doubled at each of its 3 down-samplings), a multiple of 8. Default 32
+            (the peer's).
 
     Returns:
         The MONAI network; maps ``[B, in_channels, H, W, D]`` to logits ``[B, num_classes, H, W, D]``.
@@ -120,8 +134,18 @@ def build_model(
             dropout=dropout_rate,
         )
 
-    feature_size = check_int("feature_size", feature_size, 1)
     roi = _tuple("roi", roi, spatial_dims)
+    if architecture == "segresnet":
+        if any(r % _SEGRESNET_FACTOR for r in roi):
+            raise ValueError(f"roi must be multiples of {_SEGRESNET_FACTOR} for segresnet (3 down-samplings), "
+                             f"got {roi!r}.")
+        if isinstance(init_filters, int) and init_filters % 8:
+            raise ValueError(f"init_filters must be a multiple of 8 for segresnet (group normalisation of 8 groups), "
+                             f"got {init_filters!r}.")
+        return SegResNet(spatial_dims=spatial_dims, init_filters=check_int("init_filters", init_filters, 8),
+                         in_channels=in_channels, out_channels=num_classes, dropout_prob=dropout_rate,
+                         blocks_down=SEGRESNET_BLOCKS_DOWN, blocks_up=SEGRESNET_BLOCKS_UP)
+    feature_size = check_int("feature_size", feature_size, 1)
     if architecture == "unet-r":
         if spatial_dims != 3:
             raise ValueError(f"spatial_dims must be 3 for unet-r, got {spatial_dims!r}.")
