@@ -7,6 +7,6 @@
 
 from SpectrumAttackLib.lazy import lazy_getattr
 
-__all__ = ["frequency_analysis", "model_predictor"]
+__all__ = ["analyze_attack", "frequency_analysis", "model_predictor"]
 
-__getattr__ = lazy_getattr(__name__, {"frequency_analysis": "frequency", "model_predictor": "frequency"})
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "frequency"))

@@ -28,7 +28,8 @@ from SpectrumAttackLib.transforms.bands import band_mask
 from SpectrumAttackLib.transforms.blocks import merge_blocks_3d, split_blocks_3d
 from SpectrumAttackLib.transforms.dct import dct_nd, idct_nd
 
-__all__ = ["BANDS", "CUTOFFS", "filter_perturbation", "frequency_analysis", "model_predictor", "radial_mask"]
+__all__ = ["BANDS", "CUTOFFS", "analyze_attack", "filter_perturbation", "frequency_analysis", "model_predictor",
+           "radial_mask"]
 
 #: the DCT bands scored one at a time.
 BANDS: tuple[str, ...] = ("low", "middle", "high", "all")
@@ -124,3 +125,32 @@ def frequency_analysis(
     return {"block_size": list(block), "clean_dice": dice_of(torch.zeros_like(delta)),
             "adversarial_dice": dice_of(delta), "perturbation_l2": float(delta.norm()), "bands": bands,
             "radial": radial}
+
+
+def analyze_attack(case: Any, result: Any, *, block_size: Sequence[int] | int = 8,
+                   cutoffs: Sequence[float] = CUTOFFS) -> dict[str, Any]:
+    """:func:`frequency_analysis` of one attack on one volume, in its model grid.
+
+    Args:
+        case: the :class:`~SpectrumAttackLib.workflows.single.PreparedCase` the attack ran on (its model, grid and
+            sliding window, nnU-Net's included, predict the filtered images).
+        result: its :class:`~SpectrumAttackLib.workflows.single.SingleVolumeResult` (any attack).
+        block_size, cutoffs: as :func:`frequency_analysis`.
+
+    Returns:
+        :func:`frequency_analysis`'s dictionary; the Dice is against the reference labels, else the clean prediction.
+
+    Example:
+        >>> case = prepare_case("ct.nii.gz", model="unet-btcv-3mm")
+        >>> analysis = analyze_attack(case, case.attack("pgd", {"eps": 4}))
+    """
+    grid = result.model_grid
+    reference = grid["labels"] if grid.get("labels") is not None else grid["seg_clean"]
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        case.grid.use(case.mapping)
+        with torch.no_grad():
+            return case.grid.predict_logits(images.to(case.device)).argmax(1, keepdim=True).cpu()
+
+    return frequency_analysis(predict, grid["clean"], grid["adversarial"], reference.cpu(), case.num_classes,
+                              block_size=block_size, cutoffs=cutoffs)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "transfer": "cmd_transfer",
     "audit": "cmd_audit",
     "demo": "cmd_demo",
+    "analyze": "cmd_analyze",
     "sample-data": "cmd_sample_data",
 }
 

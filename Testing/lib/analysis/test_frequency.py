@@ -73,3 +73,4 @@ def test_bad_arguments_are_named():
         frequency_analysis(predict, images, images[..., :4], predict(images), 2)
     with pytest.raises(ValueError, match=r"cutoffs must be in \(0, 1\)"):
         frequency_analysis(predict, images, images, predict(images), 2, cutoffs=(1.0,))
+
