@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 import torch
-from audit_helpers import TINY_GRID
+from audit_helpers import TINY_GRID, chromium, rendered_dom
 
 from SpectrumAttackLib import corruptions
 from SpectrumAttackLib.audit.corruption_grid import resolve_modality
@@ -121,17 +119,11 @@ def test_corruption_cells_equal_a_direct_corruption_and_prediction(finished, loa
     assert again.cells[0]["dice"] == noise5["dice"] and again.cells[0]["fingerprint"] == noise5["fingerprint"]
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
 def test_report_shows_the_corruption_track_with_the_numbers_of_audit_json(finished, tmp_path):
     _, folder = finished
     document = json.loads((folder / "audit.json").read_text())
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*command, "--dump-dom", (folder / "report.html").as_uri()], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    dom = rendered_dom(folder / "report.html", tmp_path / "profile")
     shown = dict(re.findall(r'<td data-key="([^"]+)">([^<]*)</td>', dom))
     track = document["summary"]["per_model"]["tiny"]["corruptions"]
     expected = {"corruption/tiny/overall": track["overall"], "corruption/tiny/degradation": track["degradation"]}

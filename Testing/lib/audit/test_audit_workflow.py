@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from audit_helpers import TINY_GRID
+from audit_helpers import TINY_GRID, chromium, rendered_dom
 
 from SpectrumAttackLib.precision import resolve_precision
 from SpectrumAttackLib.report.audit_html import format_number
@@ -108,17 +108,12 @@ def test_resume_after_an_interruption_redoes_no_finished_cell(finished, loaded, 
     assert again.reused == 4 and len(ran) == 2
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium_with_the_numbers_of_audit_json(finished, tmp_path):
     _, folder = finished
     document = json.loads((folder / "audit.json").read_text())
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*command, "--dump-dom", (folder / "report.html").as_uri()], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = rendered_dom(folder / "report.html", tmp_path / "profile")
     shot = tmp_path / "report.png"
     subprocess.run([*command, f"--screenshot={shot}", "--window-size=1200,1600", (folder / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
