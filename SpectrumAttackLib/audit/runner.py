@@ -193,6 +193,7 @@ def run_cells(
     store: CellStore | None,
     ctx: DistContext,
     progress: ProgressCallback | None = None,
+    frequency: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run this rank's share of the cells not in ``done`` and return every rank's new records.
 
@@ -204,6 +205,9 @@ def run_cells(
         ctx: the process context; pending cells are shared out strided over ``ctx.world_size`` ranks.
         progress: called after each cell with ``Progress(done, total, "audit", message)`` over this rank's cells;
             raising from it stops the audit (finished cells stay in the store).
+        frequency: add to each attack cell run here the frequency analysis of its perturbation
+            (:func:`~SpectrumAttackLib.analysis.frequency.frequency_analysis`, 8³ blocks, against the cell's
+            reference) under ``"frequency"``; it changes no other number of the cell.
 
     Returns:
         ``(new cell records, new clean records)`` of all ranks, cells in plan order.
@@ -271,6 +275,13 @@ def run_cells(
                                       resolve_precision(settings.precision, device).name, seconds,
                                       time.perf_counter() - start)
                 record.update(extra)
+                if frequency and not isinstance(spec.entry, GridCorruption):
+                    from SpectrumAttackLib.analysis.frequency import frequency_analysis, model_predictor
+
+                    predictor = model_predictor(model.network, model.roi, settings.overlap, settings.sw_batch_size,
+                                                settings.precision)
+                    record["frequency"] = frequency_analysis(predictor, images, adversarial, targets,
+                                                             model.num_classes)
                 new_cells.append(record)
                 if store is not None:
                     store.append("cells", record)

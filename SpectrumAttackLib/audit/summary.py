@@ -36,6 +36,7 @@ from itertools import pairwise
 from typing import Any
 
 from SpectrumAttackLib.audit.corruption_scores import corruption_summary, is_corruption
+from SpectrumAttackLib.audit.frequency_summary import frequency_summary
 
 __all__ = ["SSIM_LEVELS", "ZERO_BUDGET_IS_CLEAN", "area_under_curve", "dice_curve", "half_dice_budget",
            "robust_dice", "summarise"]
@@ -151,7 +152,8 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
         ``{"levels": ["0.99", ...], "models": [...], "per_model": {model: {"clean_dice", "robust_dice": {level:
         value}, "robust_cases": {level: {case: {...}}}, "attacks": {attack: {"budget_name", "curve",
         "half_dice_budget", "auc", "auc_normalised"}}, "per_class": {"clean": {...}, "<attack> <budget>": {...}},
-        "corruptions": corruption_summary(...)}}}`` (the corruption track; its cells take no part in the rest).
+        "corruptions": corruption_summary(...), "frequency": frequency_summary(...)}}}`` (the corruption track,
+        whose cells take no part in the rest; the frequency analysis of the attack cells that have one).
     """
     models = list(dict.fromkeys([r["model"] for r in clean] + [c["model"] for c in cells]))
     corrupted = [c for c in cells if is_corruption(c)]
@@ -183,5 +185,6 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
             "attacks": per_attack,
             "per_class": per_class,
             "corruptions": corruption_summary(corrupted, model, clean_dice),
+            "frequency": frequency_summary(own_cells),
         }
     return summary

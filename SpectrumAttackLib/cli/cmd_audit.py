@@ -49,6 +49,7 @@ USED_FLAGS = {
     *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
     "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed",
     "distributed", "world_size", "rank", "dist_url", "dist_backend", "corruptions", "corruption_modality",
+    "frequency_analysis",
 }
 PRESET_NAMES = ("quick", "standard", "paper")
 
@@ -72,6 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     own.add_argument("--corruptions", nargs="+", metavar="NAME", default=None,
                      help="corruption track: 'all', 'none' or corruption names (each at severities 1-5), replacing "
                      "the grid's (the standard preset runs all)")
+    own.add_argument("--frequency_analysis", action="store_true",
+                     help="also score each attack cell with only the low / middle / high DCT band of its perturbation "
+                     "kept (Dice and energy per band in audit.json and report.html)")
     own.add_argument("--corruption_modality", default="auto",
                      help="noise units of the corruptions: 'ct' (sigma in HU), 'mr' (fraction of the window) or "
                      "'auto' (CT when the model's window is in HU)")
@@ -153,7 +157,8 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
         track = track[0]
     try:
         result = audit(cases=cases, models=models, grid=grid, corruptions=track,
-                       corruption_modality=args.corruption_modality, output=args.output, overwrite=args.overwrite,
+                       corruption_modality=args.corruption_modality, frequency_analysis=args.frequency_analysis,
+                       output=args.output, overwrite=args.overwrite,
                        resume=args.resume, seed=args.seed, metrics_preset=args.metrics_preset,
                        attack_mode=args.attack_mode, overlap=args.infer_overlap,
                        tile_batch_size=args.tile_batch_size, sw_batch_size=args.sw_batch_size,

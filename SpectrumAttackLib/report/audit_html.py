@@ -6,7 +6,8 @@ per-organ mean Dice for every model (clean and at each attack budget) and every 
 ``data-key`` naming the value of ``audit.json`` it shows (``robust/<model>/<level>``,
 ``attack/<model>/<attack>/half_dice_budget``, ``class/<model>/<column>/<organ>``, ``cell/<index>/<metric>``;
 the corruption track: ``corruption/<model>/overall``, ``corruption/<model>/<name>/degradation``,
-``corruption/<model>/<name>/<severity>/dice``), so the page can be checked against the JSON.
+``corruption/<model>/<name>/<severity>/dice``; the frequency analysis: ``frequency/<model>/<row>/<band>/dice`` and
+``.../energy``), so the page can be checked against the JSON.
 """
 
 from __future__ import annotations
@@ -140,6 +141,24 @@ def _corruption_tables(summary: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _frequency_table(summary: Mapping[str, Any]) -> str:
+    """Per model, attack and budget: each DCT band's energy share of the perturbation and the Dice with it alone."""
+    rows, bands = [], ("low", "middle", "high")
+    for model in summary["models"]:
+        for index, row in enumerate(summary["per_model"][model].get("frequency") or []):
+            key = f"frequency/{model}/{index}"
+            cells = [_name(model), _name(row["attack"]), _name(row["budget"]), _num(f"{key}/adversarial_dice",
+                                                                                   row["adversarial_dice"])]
+            cells += [_num(f"{key}/{band}/energy", row["bands"][band]["energy"]) for band in bands]
+            cells += [_num(f"{key}/{band}/dice", row["bands"][band]["dice"]) for band in bands]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+    if not rows:
+        return "<p class='note'>Not run (spectrum-attack audit --frequency_analysis).</p>"
+    head = _head("model", "attack", "budget", "adversarial Dice", *(f"energy {b}" for b in bands),
+                 *(f"Dice, {b} kept" for b in bands))
+    return f"<table id='frequency'>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
 _CELL_METRICS = ("dice", "hd95", "ssim_3d", "psnr", "linf", "fooling_rate", "lpips", "seconds")
 
 
@@ -187,6 +206,11 @@ severities weighted (2/3)^severity; Degradation: the weighted mean Dice lost (la
 (Boone et al., NeuroImage 2023), averaged over the corruptions. The curves figure puts these cells and the attacks on
 the same Dice vs 3-D SSIM axes.</p>
 {_corruption_tables(summary)}
+<h2>Frequency analysis</h2>
+<p class="note">Each attack's perturbation in 8x8x8 block-DCT bands: the share of its energy in each band, and the mean
+Dice when only that band of the perturbation is added to the clean image. A weakness to low frequencies keeps the
+Dice low with only the low band; a voxel attack spreads over all bands.</p>
+{_frequency_table(summary)}
 <h2>Curves</h2>
 <img alt="Dice vs budget per attack and Dice vs 3-D SSIM" src="data:image/png;base64,{image}">
 <h2>Per organ (mean Dice over cases)</h2>

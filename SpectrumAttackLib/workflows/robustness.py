@@ -190,6 +190,7 @@ def audit(
     grid: str | os.PathLike | Mapping[str, Any] | AuditGrid = "quick",
     corruptions: Any = None,
     corruption_modality: str = "auto",
+    frequency_analysis: bool = False,
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -224,6 +225,10 @@ def audit(
             runs all). One cell per corruption × severity, scored like the attack cells; the summary adds ROOD-MRI's
             Overall and Degradation scores (:mod:`SpectrumAttackLib.audit.corruption_scores`).
         corruption_modality: ``"auto"`` (CT when the model's window is in HU), ``"ct"`` (noise σ in HU) or ``"mr"``.
+        frequency_analysis: also analyse each attack cell's perturbation by frequency (Dice with only the low /
+            middle / high block-DCT band kept, and a radial sweep; :mod:`SpectrumAttackLib.analysis.frequency`),
+            stored in the cell under ``"frequency"`` and summarised per attack and budget. Cells reused by
+            ``resume`` keep what they had.
         output: folder for the result files; None writes nothing.
         overwrite: replace earlier results in ``output``.
         resume: continue an interrupted audit into ``output`` (its finished cells are kept, not redone).
@@ -300,7 +305,7 @@ def audit(
     wanted = {s.fingerprint for s in plan}
     done = {k: v for k, v in done.items() if k in wanted}
     new_cells, new_clean = run_cells(cases, audited, plan, settings, done=done, done_clean=dict(done_clean),
-                                     store=store, ctx=ctx, progress=progress)
+                                     store=store, ctx=ctx, progress=progress, frequency=bool(frequency_analysis))
     records = {**done, **{c["fingerprint"]: c for c in new_cells}}
     cells = [records[s.fingerprint] for s in plan]
     pairs = {(c.name, m.label) for c in cases for m in audited}

@@ -1,6 +1,6 @@
 """The audit's corruption track: the grid section, ROOD-MRI's scores on hand-made cells, and a real audit whose
-corruption cells equal a direct corruption + prediction, with the report in headless Chromium showing audit.json's
-numbers."""
+corruption cells equal a direct corruption + prediction, with the frequency analysis of its attack cell, and the
+report in headless Chromium showing audit.json's numbers for both."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_corruption_cells_take_no_part_in_the_robust_dice_and_get_their_own_summ
 def finished(loaded, phantom, tmp_path_factory):
     hu, labels, affine = phantom
     folder = tmp_path_factory.mktemp("audit") / "out"
-    result = audit((hu, affine), labels=labels, models={"tiny": loaded}, grid=GRID, output=folder, name="phantom")
+    result = audit((hu, affine), labels=labels, models={"tiny": loaded}, grid=GRID, output=folder, name="phantom",
+                   frequency_analysis=True)
     return result, folder
 
 
@@ -97,6 +98,10 @@ def test_corruption_cells_equal_a_direct_corruption_and_prediction(finished, loa
     assert [(c["attack"], c["budget"]) for c in track] == [("gaussian-noise", 1), ("gaussian-noise", 5),
                                                            ("gamma", 2)]
     assert result.cells[0]["kind"] == "attack"
+    analysis = result.cells[0]["frequency"]  # the gn cell's perturbation: white noise, spread over all bands
+    assert sum(b["energy"] for b in analysis["bands"] if b["band"] != "all") == pytest.approx(1, abs=1e-6)
+    assert analysis["bands"][-1]["dice"] == pytest.approx(result.cells[0]["dice"], abs=0.02)
+    assert "frequency" not in track[0]
     noise5 = track[1]
     assert noise5["modality"] == "ct" and noise5["value"] == 80.0 and noise5["unit"] == "HU"  # the CT window: HU
     hu, labels, affine = phantom
@@ -133,7 +138,11 @@ def test_report_shows_the_corruption_track_with_the_numbers_of_audit_json(finish
         expected.update({f"corruption/tiny/{name}/{p['severity']}/dice": p["dice"] for p in entry["curve"]})
     for level, value in document["summary"]["per_model"]["tiny"]["robust_dice"].items():
         expected[f"robust/tiny/{level}/corruptions"] = value
-    assert len(expected) == 2 + 2 * 2 + 3 + 3
+    for index, row in enumerate(document["summary"]["per_model"]["tiny"]["frequency"]):
+        for band in ("low", "middle", "high"):
+            expected[f"frequency/tiny/{index}/{band}/dice"] = row["bands"][band]["dice"]
+            expected[f"frequency/tiny/{index}/{band}/energy"] = row["bands"][band]["energy"]
+    assert len(expected) == 2 + 2 * 2 + 3 + 3 + 6
     for key, value in expected.items():
         assert shown[key] == format_number(value), key
     assert "Corruption track" in dom and "corruption Degradation" in dom
