@@ -39,6 +39,7 @@ from battery_helpers import (
     torchscript_model,
     truncate,
     unsafe_bundle,
+    unsafe_nnunet_folder,
     write_case,
 )
 
@@ -59,6 +60,7 @@ class Case:
     expect: str
     interfaces: tuple[str, ...]
     breaks: Callable[[Inputs], None]
+    needs_nnunet: bool = False
 
 
 def _image(array: np.ndarray) -> Callable[[Inputs], None]:
@@ -107,6 +109,19 @@ def _unsafe_model(inputs: Inputs) -> None:
     inputs.model = unsafe_bundle(inputs.root / "models" / "evil_bundle", inputs.marker)
 
 
+def _unsafe_plans(key: str, value: str) -> Callable[[Inputs], None]:
+    """The real nnU-Net test model with ``value`` in the plans' ``key`` and a hubconf.py that must never run."""
+    def apply(inputs: Inputs) -> None:
+        inputs.marker = inputs.root / "models" / "hubconf-ran.txt"
+        inputs.model = unsafe_nnunet_folder(inputs.nnunet, inputs.root / "models" / "evil" / inputs.nnunet.name,
+                                            inputs.marker, key, value)
+    return apply
+
+
+def _plans_message(key: str, kind: str = "a torch.nn layer, normalisation, dropout or activation class") -> str:
+    return f"must name {kind} in 'configurations.3d_fullres.architecture.{key}', got"
+
+
 def _bad_attack(inputs: Inputs) -> None:
     inputs.params = {"eps": -1.0}
 
@@ -146,6 +161,18 @@ CASES: dict[str, Case] = {
     "blocks-beyond-the-tile": Case("block_size must not exceed the model's ROI", EVERY, _blocks_beyond_the_tile),
     "model-channel-mismatch": Case("channels", EVERY, _mismatched_model),
     "unsafe-bundle": Case("--trust_model_code", EVERY, _unsafe_model),
+    # D1: nnU-Net resolves dotted names by walking attributes; each of these reaches torch.hub.load (or os.system)
+    "nnunet-network-class-reaching-torch-hub": Case(
+        _plans_message("network_class_name", "a network class of dynamic_network_architectures"), EVERY,
+        _unsafe_plans("network_class_name", "dynamic_network_architectures.architectures.unet.torch.hub.load"),
+        needs_nnunet=True),
+    "nnunet-nonlin-reaching-torch-hub": Case(
+        _plans_message("arch_kwargs.nonlin"), EVERY,
+        _unsafe_plans("nonlin", "torch.nn.modules.module.torch.hub.load"), needs_nnunet=True),
+    # D10: a name that passed the old prefix check and ended in a TypeError traceback
+    "nnunet-conv-op-reaching-os-system": Case(
+        _plans_message("arch_kwargs.conv_op"), EVERY, _unsafe_plans("conv_op", "torch.nn.modules.conv.os.system"),
+        needs_nnunet=True),
     "unwritable-output": Case("writable", WRITERS, _unwritable),
     "second-run-into-results": Case("already hold results", WRITERS, _second_run),
 }
@@ -297,9 +324,11 @@ PAIRS = [pytest.param(case, interface, id=f"{case}-{interface}")
 
 @pytest.mark.parametrize(("case", "interface"), PAIRS)
 def test_bad_input_is_refused_alike_everywhere(case: str, interface: str, good_model: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture) -> None:
+                                               capsys: pytest.CaptureFixture, request: pytest.FixtureRequest) -> None:
     spec = CASES[case]
     inputs = make_inputs(tmp_path, good_model)
+    if spec.needs_nnunet:
+        inputs.nnunet = request.getfixturevalue("nnunet_model")
     spec.breaks(inputs)
     files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
 
@@ -318,7 +347,7 @@ def test_bad_input_is_refused_alike_everywhere(case: str, interface: str, good_m
     assert listing(tmp_path) == files_before  # no file, folder or staging folder left behind
     assert hashes(tmp_path) == hashes_before  # inputs (and earlier results) unchanged
     if inputs.marker is not None:
-        assert not inputs.marker.exists(), "loading the bundle ran its code"
+        assert not inputs.marker.exists(), "loading the model ran its code"
 
 
 # ------------------------------------------------------------------------------------------ late failures
