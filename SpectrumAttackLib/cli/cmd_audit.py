@@ -101,6 +101,7 @@ def _models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 
 def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     """The cases of the split, or of ``--image``/``--label``, through the case pipeline (loaded when needed)."""
+    from SpectrumAttackLib.audit.identity import files_digest
     from SpectrumAttackLib.audit.runner import CaseSource
     from SpectrumAttackLib.cli.adv_paths import case_name
     from SpectrumAttackLib.cli.cases import case_transform, load_case, load_split
@@ -110,9 +111,10 @@ def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     window = (cfg.a_min, cfg.a_max)
     sources = []
     for entry in entries:
-        image = entry["image"] if isinstance(entry["image"], str) else entry["image"][0]
-        sources.append(CaseSource(name=case_name(image), source=str(Path(image).absolute()),
-                                  load=lambda e=entry: load_case(transform, e, num_classes, window)))
+        images = [entry["image"]] if isinstance(entry["image"], str) else list(entry["image"])
+        sources.append(CaseSource(name=case_name(images[0]), source=str(Path(images[0]).absolute()),
+                                  load=lambda e=entry: load_case(transform, e, num_classes, window),
+                                  content=files_digest([*images, entry.get("label")])))
     return sources
 
 

@@ -46,6 +46,13 @@ _LAST = ("metrics.csv", "metrics.json", "transfer.json", "audit.json", "manifest
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def _results_in(folder: Path, patterns: Sequence[str]) -> list[Path]:
+    """Files in ``folder`` that match ``patterns`` (none when it is not a folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+
+
 def _existing_ancestor(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists."""
     while not path.exists() and path != path.parent:
@@ -147,24 +154,32 @@ class StagedOutput(_Staged):
         self.flag = flag
         self.overwrite = overwrite
         self.patterns = tuple(patterns)
-        existing = self.existing_results()
-        if existing and not overwrite:
-            allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
-            raise ValueError(f"{flag} must not already hold results {allowed}, got {str(self.folder)!r} with "
-                             f"{existing[0].name} ({len(existing)} result files).")
+        self.refuse_results(self.folder, flag, overwrite, self.patterns, overwrite_flag=overwrite_flag)
         if staging is None:
             self.staging = _make_staging(flag, self.folder, self.folder.name)
         else:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
             self.staging = self.folder.parent / staging
-            self.staging.mkdir(exist_ok=True)
+            try:
+                self.folder.parent.mkdir(parents=True, exist_ok=True)
+                self.staging.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"{flag} must be writable, got {str(self.folder)!r} ({exc.strerror or exc}).") \
+                    from None
         self.staging_folders = [self.staging]
+
+    @staticmethod
+    def refuse_results(folder: Path, flag: str, overwrite: bool, patterns: Sequence[str], *,
+                       overwrite_flag: str | None = "--overwrite") -> None:
+        """Raise ValueError if ``folder`` holds files matching ``patterns`` and ``overwrite`` is false."""
+        existing = _results_in(folder, patterns)
+        if existing and not overwrite:
+            allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
+            raise ValueError(f"{flag} must not already hold results {allowed}, got {str(folder)!r} with "
+                             f"{existing[0].name} ({len(existing)} result files).")
 
     def existing_results(self) -> list[Path]:
         """Files in the target that match this kind of result."""
-        if not self.folder.is_dir():
-            return []
-        return sorted({p for pattern in self.patterns for p in self.folder.glob(pattern) if p.is_file()})
+        return _results_in(self.folder, self.patterns)
 
     def path(self, name: str) -> Path:
         """Where to write result file ``name`` during the run."""

@@ -41,13 +41,14 @@ def ct_like() -> tuple[np.ndarray, np.ndarray]:
     return image, labels
 
 
-def torchscript_model(path: Path, stated_classes: int = NUM_CLASSES) -> Path:
-    """A random tiny UNet (3 outputs) as TorchScript whose metadata states ``stated_classes`` and the preprocessing
-    (RAS, 4 mm, −175..250 HU, ROI 16³), as MONAI's ``ckpt_export`` writes it."""
+def torchscript_model(path: Path, stated_classes: int = NUM_CLASSES, seed: int = 0) -> Path:
+    """A random tiny UNet (3 outputs, weights drawn with ``seed``) as TorchScript whose metadata states
+    ``stated_classes`` and the preprocessing (RAS, 4 mm, −175..250 HU, ROI 16³), as MONAI's ``ckpt_export`` writes
+    it."""
     from SpectrumAttackLib.models import build_model
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         net = build_model("unet", NUM_CLASSES, channels=(4, 8), strides=(2,), num_res_units=0).eval()
     metadata = {"network_data_format": {"outputs": {"pred": {
         "num_channels": stated_classes, "channel_def": {str(c): f"class_{c}" for c in range(stated_classes)}}}}}
