@@ -164,7 +164,8 @@ def _run_single(args: argparse.Namespace, arguments: Any) -> None:
                "returnparameterfile": args.returnparameterfile}
     keys = {"adversarial": "outputVolume", "perturbation": "perturbation", "seg_clean": "cleanLabel",
             "seg_adv": "adversarialLabel", "metrics": "metricsFile"}
-    with StagedFiles(outputs) as staged:  # every output path is checked before the attack starts
+    inputs = {"inputVolume": args.inputVolume, "referenceLabel": args.referenceLabel, "model": args.model}
+    with StagedFiles(outputs, inputs) as staged:  # every output path is checked before the attack starts
         names = {key: name for key, name in keys.items() if name in staged}
         result = _attack_file(arguments, args.inputVolume, args.referenceLabel, staged, names, _Reporter(),
                               "inputVolume")
@@ -187,9 +188,11 @@ def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
     cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
     if not cases:
         raise ValueError(f"inputDirectory must contain .nii, .nii.gz or .nrrd volumes, got none in {str(folder)!r}.")
+    inputs = {f"inputDirectory file {p.name!r}": p for p in cases}
     with StagedOutput(args.outputDirectory, "outputDirectory", False, SLICER_BATCH_RESULTS,
-                      overwrite_flag=None) as out, \
-            StagedFiles({"returnparameterfile": args.returnparameterfile}) as returned:
+                      overwrite_flag=None, inputs=inputs) as out, \
+            StagedFiles({"returnparameterfile": args.returnparameterfile}, {**inputs, "model": args.model}) \
+            as returned:
         rows = []
         for index, path in enumerate(cases):
             case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]

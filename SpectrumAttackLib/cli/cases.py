@@ -19,7 +19,7 @@ from SpectrumAttackLib.data.datalist import load_datalist
 from SpectrumAttackLib.io.volumes import volume_format
 from SpectrumAttackLib.pipeline.case import PARAM_KEYS, case_name, dataset_param
 
-__all__ = ["load_split", "split_key"]
+__all__ = ["input_files", "load_split", "split_key"]
 
 
 def split_key(args: argparse.Namespace) -> str:
@@ -82,6 +82,20 @@ def load_split(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise ValueError(f"--json_list must list each image once, got {name!r} twice ({seen[name]}).")
         seen[name] = str(case["image"])
     return cases
+
+
+def input_files(args: argparse.Namespace, entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Every input file of the run, name → path (``--image``/``--label``, or each case's files), for the staged
+    writer's check that no output replaces an input."""
+    if getattr(args, "image", None):
+        return {flag: entry[key] for entry in entries for flag, key in (("--image", "image"), ("--label", "label"))
+                if isinstance(entry.get(key), str)}
+    files = {}
+    for entry in entries:
+        for key in ("image", "label"):
+            for path in [entry.get(key)] if isinstance(entry.get(key), str) else list(entry.get(key) or []):
+                files[f"case file {Path(path).name!r}"] = path
+    return files
 
 
 def _check_header(path: str, name: str) -> None:

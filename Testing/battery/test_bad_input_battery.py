@@ -503,3 +503,62 @@ def test_prepared_case_runs_several_attacks_on_one_clean_prediction(good_model: 
                                     reference_labels=inputs.label, device="cpu", seed=3)
     assert one_shot.adversarial.tobytes() == pgd.adversarial.tobytes()
     assert one_shot.seg_adv.tobytes() == pgd.seg_adv.tobytes()
+
+
+# --------------------------------------------------------------------------------------- D6: no output is an input
+def _slicer_cli_output_is_input(how: str) -> Callable[[Inputs], tuple[list[str], str]]:
+    """Slicer CLI arguments whose ``outputVolume`` (or ``cleanLabel``) names the input (or the reference label)."""
+    def build(inputs: Inputs) -> tuple[list[str], str]:
+        inputs.output.mkdir()
+        argv = slicer_cli_argv(inputs)
+        if how == "same-string":
+            target, name, expect = str(inputs.image), "--outputVolume", "outputVolume must not be an input"
+        elif how == "dot-segment":
+            target = str(inputs.image.parent / "." / inputs.image.name)
+            name, expect = "--outputVolume", "outputVolume must not be an input"
+        elif how == "hard-link":
+            target = str(inputs.root / "linked.nii.gz")
+            Path(target).hardlink_to(inputs.image)
+            name, expect = "--outputVolume", "outputVolume must not be an input"
+        else:  # the clean label written over the reference label, through a symlinked folder
+            (inputs.root / "via").symlink_to(inputs.label.parent, target_is_directory=True)
+            target = str(inputs.root / "via" / inputs.label.name)
+            name, expect = "--cleanLabel", "cleanLabel must not be an input"
+        argv[argv.index(name) + 1] = target
+        return argv, expect
+    return build
+
+
+@pytest.mark.parametrize("how", ["same-string", "dot-segment", "hard-link", "label-through-symlink"])
+def test_slicer_cli_refuses_an_output_that_is_an_input(how: str, good_model: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    inputs = make_inputs(tmp_path, good_model)
+    argv, expect = _slicer_cli_output_is_input(how)(inputs)
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    capsys.readouterr()
+    code = _cli_module().main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("SpectrumAttackCLI: error: "), err
+    assert expect in err[0] and "Traceback" not in err[0], err
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
+
+
+def test_attack_image_overwrite_refuses_an_input_named_like_a_result(good_model: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """The image lies in the output folder under a result's name: --overwrite would delete it and write another."""
+    inputs = make_inputs(tmp_path, good_model)
+    inputs.output.mkdir()
+    moved = inputs.output / "ct_adv.nii.gz"
+    inputs.image.rename(moved)
+    inputs.image = moved
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    argv = ["attack", "--image", str(inputs.image), "--label", str(inputs.label), "--model", str(good_model),
+            "--attack_name", "fgsm", "--eps", "4", "--save_adv_images_dir", str(inputs.output),
+            "--no_sub_dir_adv_images", "--overwrite", "--device", "cpu"]
+    capsys.readouterr()
+    code = spectrum_attack(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"spectrum-attack: error: --save_adv_images_dir must not be the folder of an input named like a "
+                      f"result, got {str(inputs.output)!r}, where --image would be replaced by a result.")
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
