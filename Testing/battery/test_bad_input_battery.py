@@ -562,3 +562,21 @@ def test_attack_image_overwrite_refuses_an_input_named_like_a_result(good_model:
     assert err[0] == (f"spectrum-attack: error: --save_adv_images_dir must not be the folder of an input named like a "
                       f"result, got {str(inputs.output)!r}, where --image would be replaced by a result.")
     assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
+
+
+@pytest.mark.parametrize("built", ["$list([1, 2])", {"_target_": "collections.OrderedDict"}],
+                         ids=["expression", "target"])
+def test_trusted_bundle_building_no_network_is_one_line(built: Any, tmp_path: Path) -> None:
+    """D9: with --trust_model_code, a network_def that builds something other than an nn.Module."""
+    import json
+
+    from SpectrumAttackLib.models import load_model
+
+    folder = unsafe_bundle(tmp_path / "bundle", tmp_path / "unused.txt")
+    (folder / "configs" / "inference.json").write_text(json.dumps({"network_def": built}))
+    before = hashes(tmp_path)
+    with pytest.raises(ValueError) as caught:
+        load_model(folder, "cpu", trust_code=True)
+    assert str(caught.value) == (f"network_def of bundle {str(folder)!r} must build a torch.nn.Module, got "
+                                 f"{'list' if isinstance(built, str) else 'OrderedDict'}.")
+    assert hashes(tmp_path) == before
