@@ -101,6 +101,8 @@ def input_files(args: argparse.Namespace, entries: list[dict[str, Any]]) -> dict
 def _check_header(path: str, name: str) -> None:
     """Exists, has a volume ending and (NIfTI) a readable header; the wording of ``read_volume``."""
     kind = volume_format(path, name)
+    if Path(path).is_dir():
+        raise ValueError(f"{name} must be a volume file, got {path!r} (a folder).")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{name} must be an existing volume file, got {path!r} (no such file).")
     if kind == "nrrd":

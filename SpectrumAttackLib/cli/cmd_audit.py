@@ -130,6 +130,9 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     check_choices(args)
     if args.grid is not None and args.preset is not None:
         raise ValueError(f"--grid must not be combined with --preset, got --preset {args.preset!r} and a grid file.")
+    if args.grid is not None and Path(args.grid).suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise ValueError(f"--grid must be a grid file ending in .yaml, .yml or .json, got {args.grid!r} (the presets "
+                         f"go to --preset).")
     grid = resolve_grid(args.grid) if args.grid is not None \
         else check_choice("--preset", args.preset or "quick", PRESET_NAMES)
     models = _models(args, ctx.device)

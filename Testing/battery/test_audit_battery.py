@@ -217,3 +217,15 @@ def test_rerunning_an_interrupted_audit_without_resume_says_it_discards_its_cell
         code, _, err = audit(case, capsys)
     assert code == 0, err
     assert document(case)["manifest"]["cells_reused"] == 0
+
+
+def test_a_grid_file_of_another_kind_is_named_as_a_grid_file(case: dict[str, Path], capsys: pytest.CaptureFixture,
+                                                             tmp_path: Path) -> None:
+    """Cosmetic: ``--grid grid.txt`` was refused as "preset must be one of ..."."""
+    case["grid"] = tmp_path / "grid.txt"
+    case["grid"].write_text(json.dumps(GRID))
+    files, content = listing(tmp_path), hashes(tmp_path)
+    code, _, err = audit(case, capsys)
+    refused(code, err, f"--grid must be a grid file ending in .yaml, .yml or .json, got {str(case['grid'])!r} (the "
+                       f"presets go to --preset).")
+    assert listing(tmp_path) == files and hashes(tmp_path) == content

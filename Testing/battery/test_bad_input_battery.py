@@ -580,3 +580,20 @@ def test_trusted_bundle_building_no_network_is_one_line(built: Any, tmp_path: Pa
     assert str(caught.value) == (f"network_def of bundle {str(folder)!r} must build a torch.nn.Module, got "
                                  f"{'list' if isinstance(built, str) else 'OrderedDict'}.")
     assert hashes(tmp_path) == before
+
+
+def test_a_folder_given_as_the_image_is_named_as_a_folder(good_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Cosmetic: a folder named like a volume was reported as 'no such file'."""
+    inputs = make_inputs(tmp_path, good_model)
+    folder = tmp_path / "series.nii.gz"
+    folder.mkdir()
+    inputs.image = folder
+    files_before = listing(tmp_path)
+    outcome = run_spectrum_attack(inputs, capsys, single=True)
+    assert outcome.code == 2 and outcome.stderr == [
+        f"spectrum-attack: error: --image must be a volume file, got {str(folder)!r} (a folder)."]
+    outcome = run_slicer_cli(inputs, capsys)
+    assert outcome.code == 1 and outcome.stderr == [
+        f"SpectrumAttackCLI: error: inputVolume must be a volume file, got {str(folder)!r} (a folder)."]
+    assert listing(tmp_path) == files_before
