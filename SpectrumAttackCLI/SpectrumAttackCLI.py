@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,11 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError, TypeError)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    return f"SpectrumAttackCLI: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code: 0 success, 1 error (one line ``SpectrumAttackCLI: error: ...`` on stderr,
     no traceback, no output written), 2 bad command line, 130 interrupted (SIGINT or SIGTERM; nothing written)."""
@@ -243,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("<filter-start><filter-name>SpectrumAttack</filter-name>"
           f"<filter-comment>{args.attack} on {args.model}</filter-comment></filter-start>", flush=True)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # one line for the user, not the file and line of the engine
     try:
         with terminate_as_interrupt():
             arguments = engine_arguments(_engine_values(args), strict=False)
@@ -257,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("SpectrumAttackCLI: interrupted; no output was written", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = previous_format
     print("<filter-end><filter-name>SpectrumAttack</filter-name></filter-end>", flush=True)
     return EXIT_OK
 

@@ -597,3 +597,18 @@ def test_a_folder_given_as_the_image_is_named_as_a_folder(good_model: Path, tmp_
     assert outcome.code == 1 and outcome.stderr == [
         f"SpectrumAttackCLI: error: inputVolume must be a volume file, got {str(folder)!r} (a folder)."]
     assert listing(tmp_path) == files_before
+
+
+@pytest.mark.slow  # a Python process importing torch
+def test_slicer_cli_prints_the_modality_warning_as_one_line(good_model: Path, tmp_path: Path) -> None:
+    """Cosmetic: the warning came out as a raw ``UserWarning`` with the engine's file and line."""
+    inputs = make_inputs(tmp_path, good_model)
+    image, _ = ct_like()
+    nib.save(nib.Nifti1Image(np.where(image > -500, image + 600.0, 0.0).astype(np.float32), AFFINE), inputs.image)
+    inputs.output.mkdir()
+    completed = subprocess.run([sys.executable, str(CLI_SCRIPT), *slicer_cli_argv(inputs)], capture_output=True,
+                               text=True, env=environment(), timeout=240)
+    assert completed.returncode == 0, completed.stderr
+    warning = [line for line in completed.stderr.splitlines() if "does not look like" in line]
+    assert len(warning) == 1 and warning[0].startswith("SpectrumAttackCLI: warning: inputVolume does not look like")
+    assert "UserWarning" not in completed.stderr and ".py:" not in completed.stderr
