@@ -1,11 +1,12 @@
-"""The progress report every long-running job sends (torch-free: the remote client uses it too)."""
+"""The progress report every long-running job sends and the exception of a cancelled one (torch-free: the remote
+client uses them too)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Progress", "ProgressCallback"]
+__all__ = ["Cancelled", "Progress", "ProgressCallback"]
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class Cancelled(Exception):  # noqa: N818 - the name says what happened, as in asyncio.CancelledError
+    """Raised when the caller's ``cancel()`` returned True; the job stopped between steps (locally, or on the
+    server of a remote run)."""

@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "CODECS",
     "META_HEADER",
+    "PROTOCOL_HEADER",
     "PROTOCOL_VERSION",
     "VOLUME_DTYPES",
     "decode_volume",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: Version of the HTTP protocol; the client refuses a server with another one (``/healthz`` states it).
 PROTOCOL_VERSION = 1
+#: Request header in which the client states its protocol version (the server answers 426 to another one).
+PROTOCOL_HEADER = "X-SpectrumAttack-Protocol"
 #: Request/response header carrying a volume's JSON description.
 META_HEADER = "X-Meta"
 #: Codecs a server accepts, most preferred first.
