@@ -3,6 +3,7 @@ shape and result types (torch-free)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -274,6 +275,13 @@ class RemoteSession:
                 cancelled = True
             time.sleep(self.poll_s)
 
+    def _forget(self, job_id: str) -> None:
+        """Delete a job whose outcome was read (results fetched, error or cancellation reported); a job still
+        running (the client was interrupted) is cancelled. An unreachable server keeps it until its retention
+        time."""
+        with contextlib.suppress(RemoteError):
+            self.cancel(job_id)
+
     def fetch(self, job_id: str, name: str) -> httpx.Response:
         """A result file of a finished job."""
         return self._send("GET", f"/v1/jobs/{job_id}/files/{name}")
@@ -330,11 +338,13 @@ class RemoteSession:
                          "tile_batch_size": tile_batch_size, "metrics_preset": metrics_preset},
         }
         job = self.submit(request)
-        self.wait(job["id"], progress=progress, cancel=cancel)
-        document = self.fetch(job["id"], "result.json").json()
-        volumes = {name: self.fetch_volume(job["id"], name)[0]
-                   for name in ("adversarial", "perturbation", "seg_clean", "seg_adv")}
-        self.cancel(job["id"])  # fetched: the server deletes the job and its results
+        try:
+            self.wait(job["id"], progress=progress, cancel=cancel)
+            document = self.fetch(job["id"], "result.json").json()
+            volumes = {name: self.fetch_volume(job["id"], name)[0]
+                       for name in ("adversarial", "perturbation", "seg_clean", "seg_adv")}
+        finally:
+            self._forget(job["id"])
         return SingleVolumeResult(metrics=document["metrics"], classes=document["classes"],
                                   attack_config=document["attack_config"],
                                   seconds=time.perf_counter() - start, **volumes)
@@ -403,14 +413,16 @@ class RemoteSession:
                 "models": specs, "grid": grid, "settings": settings,
             }
             job = self.submit(request)
-            record = self.wait(job["id"], progress=progress, cancel=cancel)
-            document = self.fetch(job["id"], "audit.json").json()
-            folder = None
-            if staged is not None:
-                for file in record["files"]:
-                    staged.path(file).write_bytes(self.fetch(job["id"], file).content)
-                folder = staged.commit()
-            self.cancel(job["id"])
+            try:
+                record = self.wait(job["id"], progress=progress, cancel=cancel)
+                document = self.fetch(job["id"], "audit.json").json()
+                folder = None
+                if staged is not None:
+                    for file in record["files"]:
+                        staged.path(file).write_bytes(self.fetch(job["id"], file).content)
+                    folder = staged.commit()
+            finally:
+                self._forget(job["id"])
         except BaseException:
             if staged is not None:
                 staged.discard()

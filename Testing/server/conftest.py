@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_helpers import Server, start_server, write_tiny_model, write_tokens  # noqa: E402
+from server_helpers import Server, start_server, write_tiny_model, write_tokens
 
 
 @pytest.fixture(scope="session")
