@@ -254,26 +254,48 @@ class RemoteSession:
                 if log is not None:
                     log(line)
             seen = int(record.get("log_total", seen))
-            state, report = record["state"], record.get("progress") or {}
-            if progress is not None and report.get("total"):
-                eta = report.get("eta_s")
-                message = report.get("message", "") + (f" (ETA {eta:.0f} s)" if eta else "")
-                progress(Progress(int(report["done"]), int(report["total"]), str(report.get("stage", "")),
-                                  message.strip()))
-            if state == "done":
+            report = self.progress_of(record)
+            if progress is not None and report is not None:
+                progress(report)
+            if self.finished(record):
                 return record
-            if state == "cancelled":
-                raise Cancelled(f"job {job_id} was cancelled on the server")
-            if state == "failed":
-                error = record.get("error") or {}
-                kind, message = error.get("type", "Error"), error.get("message", "no message")
-                if kind in _INPUT_ERRORS:
-                    raise _INPUT_ERRORS[kind](message)
-                raise RemoteJobError(f"job {job_id} failed on the server at {self.url}: {message}")
             if cancel is not None and not cancelled and cancel():
                 self.cancel(job_id)
                 cancelled = True
             time.sleep(self.poll_s)
+
+    def finished(self, record: Mapping[str, Any]) -> bool:
+        """Whether a job record (:meth:`status`) is of a finished job: True when done, False while queued or
+        running; raises what the job ended with otherwise.
+
+        Raises:
+            Cancelled: the job was cancelled.
+            ValueError, TypeError, FileNotFoundError: the engine refused the job's input (its message).
+            RemoteJobError: the job failed otherwise (e.g. the server restarted while it ran).
+        """
+        state, job_id = record["state"], record["id"]
+        if state == "done":
+            return True
+        if state == "cancelled":
+            raise Cancelled(f"job {job_id} was cancelled on the server")
+        if state == "failed":
+            error = record.get("error") or {}
+            kind, message = error.get("type", "Error"), error.get("message", "no message")
+            if kind in _INPUT_ERRORS:
+                raise _INPUT_ERRORS[kind](message)
+            raise RemoteJobError(f"job {job_id} failed on the server at {self.url}: {message}")
+        return False
+
+    @staticmethod
+    def progress_of(record: Mapping[str, Any]) -> Progress | None:
+        """The job record's progress as ``Progress(done, total, stage, message)`` (the message ends with the
+        server's ETA), or None before the job reported any."""
+        report = record.get("progress") or {}
+        if not report.get("total"):
+            return None
+        eta = report.get("eta_s")
+        message = report.get("message", "") + (f" (ETA {eta:.0f} s)" if eta else "")
+        return Progress(int(report["done"]), int(report["total"]), str(report.get("stage", "")), message.strip())
 
     def _forget(self, job_id: str) -> None:
         """Delete a job whose outcome was read (results fetched, error or cancellation reported); a job still
@@ -293,6 +315,54 @@ class RemoteSession:
         return decode_volume(response.content, parse_meta(response.headers.get(META_HEADER)))
 
     # -------------------------------------------------------------------------------- the local API's shape
+    def start_attack(
+        self,
+        image: Any,
+        *,
+        model: Any,
+        attack: str,
+        params: Mapping[str, Any] | None = None,
+        reference_labels: Any = None,
+        seed: int = 0,
+        precision: str = "auto",
+        attack_mode: str = "tiles",
+        overlap: float = 0.5,
+        tile_batch_size: int = 4,
+        metrics_preset: str = "clinical",
+        model_options: Mapping[str, Any] | None = None,
+        image_name: str = "image",
+        labels_name: str = "reference_labels",
+    ) -> str:
+        """Upload the inputs and queue the attack; returns the job id (follow it with :meth:`status` or
+        :meth:`wait`, collect it with :meth:`attack_result`). Arguments as :meth:`attack`; ``image_name`` and
+        ``labels_name`` are the names the server's checks use in their messages (``"inputVolume"``...)."""
+        array, affine = _image(image, image_name)
+        labels = _labels(reference_labels, labels_name)
+        request = {
+            "kind": "attack", "image": self.upload_volume(array, affine, name=image_name),
+            "labels": None if labels is None else self.upload_volume(labels, affine, name=labels_name),
+            "model": self._model_spec(model, model_options), "attack": attack, "params": dict(params or {}),
+            "settings": {"seed": seed, "precision": precision, "attack_mode": attack_mode, "overlap": overlap,
+                         "tile_batch_size": tile_batch_size, "metrics_preset": metrics_preset},
+        }
+        return self.submit(request)["id"]
+
+    def attack_result(self, job_id: str, seconds: float | None = None) -> SingleVolumeResult:
+        """Fetch a finished attack job's results and delete the job on the server.
+
+        Args:
+            seconds: the wall-clock time to report (default the server's own time for the job).
+        """
+        try:
+            document = self.fetch(job_id, "result.json").json()
+            volumes = {name: self.fetch_volume(job_id, name)[0]
+                       for name in ("adversarial", "perturbation", "seg_clean", "seg_adv")}
+        finally:
+            self._forget(job_id)
+        return SingleVolumeResult(metrics=document["metrics"], classes=document["classes"],
+                                  attack_config=document["attack_config"],
+                                  seconds=document["seconds"] if seconds is None else seconds, **volumes)
+
     def attack(
         self,
         image: Any,
@@ -328,26 +398,16 @@ class RemoteSession:
             once fetched.
         """
         start = time.perf_counter()
-        array, affine = _image(image, "image")
-        labels = _labels(reference_labels, "reference_labels")
-        request = {
-            "kind": "attack", "image": self.upload_volume(array, affine, name="image"),
-            "labels": None if labels is None else self.upload_volume(labels, affine, name="reference_labels"),
-            "model": self._model_spec(model, model_options), "attack": attack, "params": dict(params or {}),
-            "settings": {"seed": seed, "precision": precision, "attack_mode": attack_mode, "overlap": overlap,
-                         "tile_batch_size": tile_batch_size, "metrics_preset": metrics_preset},
-        }
-        job = self.submit(request)
+        job_id = self.start_attack(image, model=model, attack=attack, params=params,
+                                   reference_labels=reference_labels, seed=seed, precision=precision,
+                                   attack_mode=attack_mode, overlap=overlap, tile_batch_size=tile_batch_size,
+                                   metrics_preset=metrics_preset, model_options=model_options)
         try:
-            self.wait(job["id"], progress=progress, cancel=cancel)
-            document = self.fetch(job["id"], "result.json").json()
-            volumes = {name: self.fetch_volume(job["id"], name)[0]
-                       for name in ("adversarial", "perturbation", "seg_clean", "seg_adv")}
-        finally:
-            self._forget(job["id"])
-        return SingleVolumeResult(metrics=document["metrics"], classes=document["classes"],
-                                  attack_config=document["attack_config"],
-                                  seconds=time.perf_counter() - start, **volumes)
+            self.wait(job_id, progress=progress, cancel=cancel)
+        except BaseException:
+            self._forget(job_id)
+            raise
+        return self.attack_result(job_id, seconds=time.perf_counter() - start)
 
     def audit(
         self,

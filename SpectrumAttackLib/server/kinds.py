@@ -164,14 +164,16 @@ def _check_attack(request: Mapping[str, Any]) -> None:
         raise ValueError(f"params must be a JSON object of attack parameters, got {request.get('params')!r}.")
 
 
-def _inputs(context: JobContext) -> tuple[Any, Any, Any, str]:
+def _inputs(context: JobContext) -> tuple[Any, Any, Any, str, str]:
+    """``(image array, affine, labels array or None, image name, labels name)``; the names are those the client
+    gave its uploads (``"inputVolume"``, ``"referenceSegmentation"``...), used in the engine's messages."""
     array, affine, name = context.store.volume(context.owner, context.request["image"])
     context.store.touch(context.request["image"])
-    labels = None
+    labels, labels_name = None, "labels"
     if context.request.get("labels"):
-        labels, _, _ = context.store.volume(context.owner, context.request["labels"])
+        labels, _, labels_name = context.store.volume(context.owner, context.request["labels"])
         context.store.touch(context.request["labels"])
-    return array, affine, labels, name
+    return array, affine, labels, name, labels_name
 
 
 def _run_attack(context: JobContext) -> list[str]:
@@ -180,12 +182,12 @@ def _run_attack(context: JobContext) -> list[str]:
     from SpectrumAttackLib.workflows.single import attack_single_volume
 
     request = context.request
-    array, affine, labels, _ = _inputs(context)
+    array, affine, labels, image_name, labels_name = _inputs(context)
     model = context.models.load(context.owner, request["model"])
     result = attack_single_volume((array, affine), model=model, attack=request["attack"],
                                   params=dict(request.get("params") or {}), reference_labels=labels,
-                                  progress=context.progress, cancel=context.should_stop, image_name="image",
-                                  labels_name="labels", **dict(request.get("settings") or {}))
+                                  progress=context.progress, cancel=context.should_stop, image_name=image_name,
+                                  labels_name=labels_name, **dict(request.get("settings") or {}))
     with StagedOutput(context.result, "result", False, ATTACK_FILES, overwrite_flag=None) as out:
         metas = {}
         for name in ATTACK_VOLUMES:
@@ -221,7 +223,7 @@ def _run_audit(context: JobContext) -> list[str]:
     from SpectrumAttackLib.workflows.robustness import audit
 
     request = context.request
-    array, affine, labels, name = _inputs(context)
+    array, affine, labels, name, _ = _inputs(context)
     given = request["models"]
     items = given.items() if isinstance(given, Mapping) else [(None, spec) for spec in given]
     models = {}

@@ -131,3 +131,22 @@ def running_server(data: Path, tokens_file: Path, resources: Path, **kwargs) -> 
         yield server
     finally:
         server.stop()
+
+
+#: Python source that makes torch and MONAI unimportable in the process that runs it first.
+BLOCK_TORCH = '''
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "monai", "torchvision"):
+            raise ImportError(f"{name} is made unimportable in this test")
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+
+def run_without_torch(code: str, env: dict[str, str] | None = None, timeout: float = 300.0) -> str:
+    """Run ``code`` in a fresh Python with torch and MONAI unimportable; returns its stdout (fails on an error)."""
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
