@@ -297,7 +297,7 @@ class RemoteSession:
         message = report.get("message", "") + (f" (ETA {eta:.0f} s)" if eta else "")
         return Progress(int(report["done"]), int(report["total"]), str(report.get("stage", "")), message.strip())
 
-    def _forget(self, job_id: str) -> None:
+    def forget(self, job_id: str) -> None:
         """Delete a job whose outcome was read (results fetched, error or cancellation reported); a job still
         running (the client was interrupted) is cancelled. An unreachable server keeps it until its retention
         time."""
@@ -358,7 +358,7 @@ class RemoteSession:
             volumes = {name: self.fetch_volume(job_id, name)[0]
                        for name in ("adversarial", "perturbation", "seg_clean", "seg_adv")}
         finally:
-            self._forget(job_id)
+            self.forget(job_id)
         return SingleVolumeResult(metrics=document["metrics"], classes=document["classes"],
                                   attack_config=document["attack_config"],
                                   seconds=document["seconds"] if seconds is None else seconds, **volumes)
@@ -405,7 +405,7 @@ class RemoteSession:
         try:
             self.wait(job_id, progress=progress, cancel=cancel)
         except BaseException:
-            self._forget(job_id)
+            self.forget(job_id)
             raise
         return self.attack_result(job_id, seconds=time.perf_counter() - start)
 
@@ -482,7 +482,7 @@ class RemoteSession:
                         staged.path(file).write_bytes(self.fetch(job["id"], file).content)
                     folder = staged.commit()
             finally:
-                self._forget(job["id"])
+                self.forget(job["id"])
         except BaseException:
             if staged is not None:
                 staged.discard()
