@@ -218,6 +218,9 @@ if APPLICATION:
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
             self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
             self.ui.modelSelector.connect("currentIndexChanged(int)", self._onModelSelected)
+            from SpectrumAttackSections.compute import ComputeSection
+
+            self.computeSection = ComputeSection(self.layout, self.resourcePath("UI/ComputeSection.ui"))
             self.initializeParameterNode()
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
@@ -273,6 +276,7 @@ if APPLICATION:
                 self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
                 self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._parameterNode = parameterNode
+            self.computeSection.setParameterNode(parameterNode)
             if self._parameterNode:
                 self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
                 self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)

@@ -29,6 +29,7 @@ __all__ = [
     "backend",
     "ensure_client_dependencies",
     "parameter_node",
+    "raw_node",
     "server_token",
     "set_backend",
     "set_server_token",
@@ -73,7 +74,7 @@ class Backend:
         return RemoteSession(self.url, token)
 
 
-def _raw(node: Any) -> Any:
+def raw_node(node: Any) -> Any:
     """The ``vtkMRMLScriptedModuleNode`` of a parameter node wrapper (or the node itself)."""
     return getattr(node, "parameterNode", node)
 
@@ -98,7 +99,7 @@ def backend(parameterNode: Any) -> Backend:
     """
     if parameterNode is None:
         return Backend("local")
-    node = _raw(parameterNode)
+    node = raw_node(parameterNode)
     kind = node.GetParameter(MODE_PARAMETER) or "local"
     if kind not in BACKENDS:
         raise ValueError(f"computeBackend must be one of {', '.join(map(repr, BACKENDS))}, got {kind!r}.")
@@ -113,7 +114,7 @@ def backend(parameterNode: Any) -> Backend:
 
 def set_backend(parameterNode: Any, kind: str, url: str = "") -> None:
     """Store the choice on the parameter node (checked as :func:`backend` reads it)."""
-    node = _raw(parameterNode)
+    node = raw_node(parameterNode)
     node.SetParameter(MODE_PARAMETER, kind)
     node.SetParameter(URL_PARAMETER, url.strip())
     backend(node)
