@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import secrets
 import socket
 import statistics
@@ -37,23 +36,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from wire_codec import machine  # noqa: E402 - this folder (the script's own) is on sys.path
+
 from SpectrumAttackLib.remote import RemoteSession  # noqa: E402 - after the path
 
 SHAPE = (24, 20, 16)
 JOB = {"model": "tiny-unet", "attack": "pgd", "params": {"steps": 5, "eps": 8}, "precision": "fp32", "seed": 0}
 VOLUMES = ("adversarial", "perturbation", "seg_clean", "seg_adv")
-
-
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
 def phantom() -> tuple[np.ndarray, np.ndarray]:

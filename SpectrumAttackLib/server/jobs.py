@@ -134,7 +134,10 @@ class JobTable:
 
     def start(self) -> None:
         """Start the worker thread."""
-        logging.getLogger("SpectrumAttackLib").addHandler(self._log_handler)
+        engine_log = logging.getLogger("SpectrumAttackLib")
+        engine_log.addHandler(self._log_handler)
+        if engine_log.getEffectiveLevel() > logging.INFO:  # the engine's INFO lines belong in the jobs' logs
+            engine_log.setLevel(logging.INFO)
         self._thread = threading.Thread(target=self._work, name="spectrum-attack-worker", daemon=True)
         self._thread.start()
 

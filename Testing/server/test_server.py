@@ -298,3 +298,16 @@ def test_serve_refuses_bad_token_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert "tokens must have at least 16 characters, got 3 on line 1" in capsys.readouterr().err
     assert main(["serve", "--token-file", str(tmp_path / "missing.txt")]) == 2
     assert "--token-file must be a file" in capsys.readouterr().err
+
+
+def test_docs_page_lists_the_serve_flags() -> None:
+    import re
+
+    from SpectrumAttackLib.cli.main import build_parser
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "remote.md").read_text(encoding="utf-8")
+    table = page.split("| flag | meaning (default) |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", table, flags=re.MULTILINE))
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    flags = {s for a in subparsers.choices["serve"]._actions for s in a.option_strings if s.startswith("--")}
+    assert documented == flags - {"--help"}
