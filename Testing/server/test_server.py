@@ -137,6 +137,20 @@ def test_progress_and_log_while_running_then_cancel(server: Any, tmp_path: Path)
         client.status(record["id"])
 
 
+def test_an_audit_is_cancelled_between_cells(server: Any) -> None:
+    client = session(server)
+    hu, _, affine = phantom()
+    job = client.submit({"kind": "audit", "image": client.upload_volume(hu, affine, name="image"),
+                         "models": ["tiny-unet"], "grid": {"attacks": {"gn": {"std": list(range(1, 41))}}},
+                         "settings": {"precision": "fp32"}})
+    wait_for(client, job["id"], lambda r: r["state"] == "running" and r["progress"]["stage"] == "audit")
+    with pytest.raises(Cancelled):
+        client.wait(job["id"], cancel=lambda: True)
+    record = client.status(job["id"])
+    assert record["state"] == "cancelled" and record["progress"]["done"] < 40 and record["files"] == []
+    client.cancel(job["id"])
+
+
 def test_bad_input_gets_the_engine_words(server: Any, one_thread: None) -> None:
     from SpectrumAttackLib.workflows.single import attack_single_volume
 
