@@ -33,6 +33,8 @@ __all__ = [
     "encode_volume",
     "meta_header",
     "parse_meta",
+    "upload_ids",
+    "weights_ids",
 ]
 
 #: Version of the HTTP protocol; the client refuses a server with another one (``/healthz`` states it).
@@ -175,3 +177,16 @@ def decode_volume(body: bytes, meta: Mapping[str, Any]) -> tuple[np.ndarray, np.
         raise ValueError(f"{what} must be a {meta['codec']} volume of {meta['dtype']} {list(shape)} as its "
                          f"{META_HEADER} says, got one that does not decode ({error}).") from None
     return array, np.asarray(meta["affine"], dtype=np.float64)
+
+
+def weights_ids(request: Mapping[str, Any]) -> list[str]:
+    """Ids of uploaded weights that a job request's model specs name (``model``, or ``models`` as a list or a
+    mapping label → model)."""
+    models = request.get("models")
+    specs = [request.get("model"), *(models.values() if isinstance(models, Mapping) else models or [])]
+    return [spec["weights"] for spec in specs if isinstance(spec, Mapping) and isinstance(spec.get("weights"), str)]
+
+
+def upload_ids(request: Mapping[str, Any]) -> set[str]:
+    """Every upload a job request uses: image, labels and weights."""
+    return {i for i in (request.get("image"), request.get("labels"), *weights_ids(request)) if isinstance(i, str)}

@@ -33,6 +33,7 @@ from SpectrumAttackLib.remote.protocol import (
     encode_volume,
     meta_header,
     parse_meta,
+    upload_ids,
 )
 
 __all__ = ["RemoteSession"]
@@ -297,12 +298,21 @@ class RemoteSession:
         message = report.get("message", "") + (f" (ETA {eta:.0f} s)" if eta else "")
         return Progress(int(report["done"]), int(report["total"]), str(report.get("stage", "")), message.strip())
 
+    def delete_upload(self, upload_id: str) -> None:
+        """Delete an uploaded volume or weights file from the server (else kept until unused for its retention
+        time)."""
+        self._send("DELETE", f"/v1/uploads/{upload_id}")
+
     def forget(self, job_id: str) -> None:
-        """Delete a job whose outcome was read (results fetched, error or cancellation reported); a job still
-        running (the client was interrupted) is cancelled. An unreachable server keeps it until its retention
-        time."""
+        """Delete a job whose outcome was read (results fetched, error or cancellation reported) and the uploads it
+        used; a job still running (the client was interrupted) is cancelled, and its uploads stay until it stops
+        and their retention time passes. An unreachable server keeps everything until the retention time."""
         with contextlib.suppress(RemoteError):
+            request = self.status(job_id).get("request", {})
             self.cancel(job_id)
+            for upload_id in upload_ids(request):
+                with contextlib.suppress(RemoteError):
+                    self.delete_upload(upload_id)
 
     def fetch(self, job_id: str, name: str) -> httpx.Response:
         """A result file of a finished job."""

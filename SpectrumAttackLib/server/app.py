@@ -8,6 +8,7 @@ GET      ``/v1/capabilities``             engine version, protocol, job kinds, a
                                           models, device, precisions, codecs, limits
 POST     ``/v1/volumes``                  a volume (body: wire bytes; ``X-Meta``: shape, dtype, affine, codec) → id
 POST     ``/v1/weights``                  a checkpoint file (body: its bytes; ``X-Filename``) → id
+DELETE   ``/v1/uploads/{id}``             delete a volume or weights upload no queued or running job uses
 POST     ``/v1/jobs``                     start a job (JSON, see :mod:`.kinds`) → 202 and its record; 503 when full
 GET      ``/v1/jobs``                     this token's jobs
 GET      ``/v1/jobs/{id}``                state, progress (stage, done, total, ETA), log lines from ``?log_from=N``
@@ -152,6 +153,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         await _stream_to(request, partial, config.max_upload_bytes)
         record = table.store.add_weights(upload_id, partial, who, filename)
         return {"id": upload_id, "bytes": record["bytes"], "sha256": record["sha256"]}
+
+    @app.delete("/v1/uploads/{upload_id}")
+    def delete_upload(upload_id: str, who: Owner) -> dict[str, Any]:
+        table.delete_upload(who, upload_id)
+        return {"id": upload_id, "deleted": True}
 
     @app.post("/v1/jobs", status_code=202)
     async def submit(request: Request, who: Owner) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from SpectrumAttackLib.progress import Progress
+from SpectrumAttackLib.remote.protocol import upload_ids, weights_ids
 from SpectrumAttackLib.server.config import ServerConfig
 from SpectrumAttackLib.server.kinds import KINDS, JobContext, JobKind, ModelCache
 from SpectrumAttackLib.server.store import NotFoundError, Store, new_id
@@ -169,6 +170,8 @@ class JobTable:
         for key in ("image", "labels"):
             if request.get(key):
                 self.store.upload(owner, request[key], "volume")
+        for weights in weights_ids(request):
+            self.store.upload(owner, weights, "weights")
         with self._lock:
             active = sum(job.state in ACTIVE for job in self._jobs.values())
             if active >= self.config.max_jobs:
@@ -214,6 +217,20 @@ class JobTable:
                 self.store.delete_job(job_id)
             return job
 
+    def delete_upload(self, owner: str, upload_id: str) -> None:
+        """Delete an upload of ``owner`` that no queued or running job uses.
+
+        Raises:
+            NotFoundError: no such upload for this owner.
+            ValueError: a queued or running job uses it.
+        """
+        with self._lock:
+            for job in self._jobs.values():
+                if job.owner == owner and job.state in ACTIVE and upload_id in upload_ids(job.request):
+                    raise ValueError(f"upload {upload_id!r} must not be in use to be deleted, got job {job.id!r} "
+                                     f"({job.state}) using it.")
+            self.store.delete_upload(owner, upload_id)
+
     def append_log(self, line: str) -> None:
         with self._lock:
             if self._current is not None:
@@ -228,9 +245,8 @@ class JobTable:
                 if job.state in FINISHED and (job.finished or 0) < limit:
                     del self._jobs[job.id]
                     self.store.delete_job(job.id)
-            keep = {job.request.get(key) for job in self._jobs.values() if job.state in ACTIVE
-                    for key in ("image", "labels")}
-        self.store.expire_uploads(limit, {k for k in keep if k})
+            keep = {i for job in self._jobs.values() if job.state in ACTIVE for i in upload_ids(job.request)}
+        self.store.expire_uploads(limit, keep)
 
     # ------------------------------------------------------------------------------------------- worker
     def _work(self) -> None:

@@ -135,6 +135,19 @@ class Store:
             raise missing
         return record
 
+    def delete_upload(self, owner: str, upload_id: str) -> None:
+        """Delete an upload of ``owner`` (volume or weights).
+
+        Raises:
+            NotFoundError: no such upload for this owner.
+        """
+        try:
+            self.upload(owner, upload_id, "volume")
+        except NotFoundError:
+            self.upload(owner, upload_id, "weights")
+        for path in self.uploads.glob(f"{upload_id}.*"):
+            path.unlink(missing_ok=True)
+
     def touch(self, upload_id: str) -> None:
         """Mark an upload as used now (retention counts from its last use)."""
         path = self.uploads / f"{upload_id}.json"

@@ -87,6 +87,7 @@ class Server:
     port: int
     process: subprocess.Popen
     log: Path
+    data: Path
 
     def stop(self, kill: bool = False) -> None:
         if self.process.poll() is None:
@@ -117,7 +118,7 @@ def start_server(data: Path, tokens_file: Path, resources: Path, *, port: int | 
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return Server(url, port, process, log)
+                return Server(url, port, process, log, data)
         except httpx.TransportError:
             time.sleep(0.3)
     process.kill()

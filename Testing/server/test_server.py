@@ -75,6 +75,7 @@ def test_attack_matches_a_local_run_with_the_same_seed(server: Any, resources: P
     weights = resources / "weights" / "tiny.pt"
     params = {"steps": 3, "rho": 0.3, "block_size": 8}
     reports: list[Any] = []
+    uploads_before = sorted((server.data / "uploads").glob("*.json"))
     remote = session(server).attack((hu, affine), model=str(weights), model_options=MODEL_OPTIONS, attack="saa",
                                     params=params, reference_labels=labels, seed=3, precision="fp32",
                                     progress=reports.append)
@@ -93,7 +94,8 @@ def test_attack_matches_a_local_run_with_the_same_seed(server: Any, resources: P
     assert remote.classes == local.classes
     assert remote.attack_config["seed"] == 3 and remote.attack_config["precision_used"] == "fp32"
     assert reports and reports[-1].done == reports[-1].total and {r.stage for r in reports} >= {"attack"}
-    assert session(server).jobs() == []  # fetched results are deleted on the server
+    assert session(server).jobs() == []  # fetched results are deleted on the server, and the uploads with them
+    assert sorted((server.data / "uploads").glob("*.json")) == uploads_before
 
 
 def test_audit_matches_a_local_run(server: Any, resources: Path, monkeypatch: pytest.MonkeyPatch,
@@ -224,6 +226,10 @@ def test_two_tokens_see_only_their_own_jobs(server: Any) -> None:
         image = alice.status(started["alice"]["id"])["request"]["image"]
         with pytest.raises(RemoteError, match="404"):
             bob.submit({**ENDLESS, "image": image})
+        with pytest.raises(RemoteError, match="404"):
+            bob.delete_upload(image)
+        with pytest.raises(ValueError, match="must not be in use to be deleted"):
+            alice.delete_upload(image)
     finally:
         for client, owner in ((alice, "alice"), (bob, "bob")):
             client.cancel(started[owner]["id"])
