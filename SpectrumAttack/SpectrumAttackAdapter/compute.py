@@ -92,7 +92,8 @@ def parameter_node(scene: Any) -> Any:
 
 
 def backend(parameterNode: Any) -> Backend:
-    """Where the module's jobs run, from its parameter node (None or unset: this computer).
+    """Where the module's jobs run, from its parameter node (or its wrapper, or any object with ``computeBackend``
+    and ``serverUrl`` attributes); None or unset: this computer.
 
     Raises:
         ValueError: an unknown backend, or ``"server"`` without an http(s) URL.
@@ -100,12 +101,17 @@ def backend(parameterNode: Any) -> Backend:
     if parameterNode is None:
         return Backend("local")
     node = raw_node(parameterNode)
-    kind = node.GetParameter(MODE_PARAMETER) or "local"
+
+    def read(name: str) -> str:  # an MRML node's parameter; an object's attribute of that name (console, tests)
+        getter = getattr(node, "GetParameter", None)
+        return str((getter(name) if getter is not None else getattr(node, name, "")) or "")
+
+    kind = read(MODE_PARAMETER) or "local"
     if kind not in BACKENDS:
         raise ValueError(f"computeBackend must be one of {', '.join(map(repr, BACKENDS))}, got {kind!r}.")
     if kind == "local":
         return Backend("local")
-    url = (node.GetParameter(URL_PARAMETER) or "").strip()
+    url = read(URL_PARAMETER).strip()
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"serverUrl must start with http:// or https:// (e.g. http://127.0.0.1:8765 through an SSH "
                          f"tunnel), got {url!r}.")
