@@ -151,6 +151,7 @@ class RemoteAttackJob:
         self._timer: Any = None
         self._cancelled = False
         self._done = False
+        self._lost_since: float | None = None
 
     @property
     def running(self) -> bool:
@@ -176,12 +177,20 @@ class RemoteAttackJob:
     def _poll(self) -> None:
         from SpectrumAttackAdapter.clijob import JobProgress
         from SpectrumAttackLib.progress import Cancelled
+        from SpectrumAttackLib.remote import ServerUnreachableError
 
         if self._done:
             return
         result, error = None, None
         try:
-            record = self.session.status(self.job_id)
+            try:
+                record = self.session.status(self.job_id)
+                self._lost_since = None
+            except ServerUnreachableError:  # a restarting server: retried for the session's reconnect time
+                self._lost_since = self._lost_since or time.monotonic()
+                if time.monotonic() - self._lost_since <= self.session.reconnect_s:
+                    return
+                raise
             if not self.session.finished(record):
                 report = self.session.progress_of(record)
                 if report is not None and self.on_progress is not None:

@@ -107,6 +107,7 @@ def _describe(mode: str, url: str, resources: Path, case: Path, block_torch: boo
     return json.loads(line[len("DESCRIPTION "):])
 
 
+@pytest.mark.slow
 def test_server_mode_without_torch_adds_the_nodes_of_a_local_run(served: Any) -> None:
     server, resources, folder = served
     hu, labels, affine = phantom()

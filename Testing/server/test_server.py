@@ -257,6 +257,7 @@ def test_unreachable_server_is_one_line() -> None:
         client.ping()
 
 
+@pytest.mark.slow
 def test_full_queue_upload_limit_and_a_server_killed_mid_job(tmp_path: Path, resources: Path,
                                                              tokens_file: Path) -> None:
     data = tmp_path / "data"
