@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from SpectrumAttackLib import __version__
 from SpectrumAttackLib.remote.protocol import CODECS, META_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, meta_header
@@ -139,8 +140,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def upload_volume(request: Request, who: Owner) -> dict[str, Any]:
         upload_id, partial = table.store.partial_upload()
         await _stream_to(request, partial, config.max_upload_bytes)
-        from starlette.concurrency import run_in_threadpool
-
         record = await run_in_threadpool(table.store.add_volume, upload_id, partial, who,
                                          request.headers.get(META_HEADER))
         return {"id": upload_id, "shape": record["meta"]["shape"], "dtype": record["meta"]["dtype"],
