@@ -629,3 +629,25 @@ def test_load_model_alone_probes_a_torchscript_against_its_metadata(tmp_path: Pa
     with pytest.raises(ValueError, match=r"^model says_5_classes.ts must output 5 channels .* got 3 "):
         load_model(path, "cpu")
     assert load_model(torchscript_model(tmp_path / "fine.ts"), "cpu").entry.num_classes == NUM_CLASSES
+
+
+def test_demo_overwrite_refuses_an_input_named_like_a_result(good_model: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """D6 for demo: the case's image is ``adversarial.nii.gz`` in the output folder; --overwrite would replace it."""
+    import json
+
+    inputs = make_inputs(tmp_path, good_model)
+    image = inputs.image.parent / "adversarial.nii.gz"
+    inputs.image.rename(image)
+    (inputs.data_dir / "split.json").write_text(json.dumps({"training": [], "validation": [
+        {"image": "imagesTr/adversarial.nii.gz", "label": "labelsTr/label0001.nii.gz"}]}))
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    capsys.readouterr()
+    code = spectrum_attack(["demo", "--data_dir", str(inputs.data_dir), "--json_list", "split.json", "--case",
+                            "adversarial", "--model", str(good_model), "--output", str(image.parent), "--overwrite",
+                            "--attack_name", "fgsm", "--eps", "4", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"spectrum-attack: error: --output must not be the folder of an input named like a result, "
+                      f"got {str(image.parent)!r}, where --case adversarial image would be replaced by a result."), err
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
