@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "demo": "cmd_demo",
     "analyze": "cmd_analyze",
     "sample-data": "cmd_sample_data",
+    "serve": "cmd_serve",
 }
 
 _USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError)
