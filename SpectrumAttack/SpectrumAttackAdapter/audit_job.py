@@ -58,11 +58,18 @@ def check_cases(volumes: Sequence[Any], references: Sequence[Any], name: str = "
         raise ValueError(f"{name} must be volumes with distinct names, got {names!r}.")
 
 
-def _pairs(scene: Any, volumes: Sequence[Any], references: Sequence[Any], classes: list[dict[str, Any]]) -> list:
+def _pairs(scene: Any, volumes: Sequence[Any], references: Sequence[Any], classes: list[dict[str, Any]],
+           name: str = "referenceSegmentation") -> list:
+    """``((array, affine), labels or None, volume name)`` per volume; messages about a reference name it
+    ``name[index] segmentation`` (``name`` alone for one volume)."""
     out = []
     for index, volume in enumerate(volumes):
         reference = references[index] if references else None
-        labels = None if reference is None else reference_labels(scene, reference, volume, classes)
+        try:
+            labels = None if reference is None else reference_labels(scene, reference, volume, classes)
+        except ValueError as error:
+            where = name if len(volumes) == 1 and name == "referenceSegmentation" else f"{name}[{index}] segmentation"
+            raise ValueError(str(error).replace("referenceSegmentation", where, 1)) from None
         out.append((volume_to_ijk(volume), labels, volume.GetName()))
     return out
 
@@ -115,7 +122,8 @@ def first_model_classes(settings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_cases(scene: Any, folder: Path, key: str, volumes: Sequence[Any], references: Sequence[Any],
-                classes: list[dict[str, Any]], document: dict[str, Any] | None = None) -> dict[str, Any]:
+                classes: list[dict[str, Any]], document: dict[str, Any] | None = None,
+                name: str = "referenceSegmentation") -> dict[str, Any]:
     """Write volumes (and reference labels on their grids) as NIfTI into ``folder`` and list them under ``key`` of
     a split document (returned, also written to ``folder/dataset.json``)."""
     import numpy as np
@@ -124,9 +132,9 @@ def write_cases(scene: Any, folder: Path, key: str, volumes: Sequence[Any], refe
 
     document = dict(document or {})
     entries = []
-    for index, ((array, affine), labels, name) in enumerate(_pairs(scene, volumes, references, classes)):
+    for index, ((array, affine), labels, case) in enumerate(_pairs(scene, volumes, references, classes, name)):
         image = write_volume(folder / f"{key}{index:03d}_image.nii.gz", array, affine)
-        entry = {"image": str(image), "name": name}
+        entry = {"image": str(image), "name": case}
         if labels is not None:
             entry["label"] = str(write_volume(folder / f"{key}{index:03d}_label.nii.gz", labels, affine,
                                               dtype=np.int16))

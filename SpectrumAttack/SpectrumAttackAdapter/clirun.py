@@ -28,6 +28,7 @@ __all__ = ["CLIRun", "JobProgress", "ProgressTracker", "cli_module", "remove_sta
 
 _STEP = re.compile(r"SpectrumAttack step (\d+)/(\d+) (\S+)(?: ([^\n]*))?")
 _STAGING = re.compile(r"^SpectrumAttack staging (.+)$", re.MULTILINE)
+_STAGING_PATTERN = re.compile(r"^SpectrumAttack staging-pattern (.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,15 @@ class ProgressTracker:
 
 
 def staging_folders(output_text: str) -> list[Path]:
-    """The staging folders a CLI run announced on its standard output."""
-    return [Path(line.strip()) for line in _STAGING.findall(output_text or "")]
+    """The staging folders a CLI run announced on its standard output: ``SpectrumAttack staging <folder>``, and
+    ``SpectrumAttack staging-pattern <folder/prefix>`` for folders the engine names itself (every existing folder
+    whose path starts with the prefix)."""
+    folders = [Path(line.strip()) for line in _STAGING.findall(output_text or "")]
+    for line in _STAGING_PATTERN.findall(output_text or ""):
+        prefix = Path(line.strip())
+        if prefix.parent.is_dir():
+            folders += sorted(p for p in prefix.parent.iterdir() if p.name.startswith(prefix.name))
+    return folders
 
 
 def remove_staging(output_text: str) -> list[Path]:

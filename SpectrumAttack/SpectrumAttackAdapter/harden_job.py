@@ -133,7 +133,7 @@ def _split_document(scene: Any, folder: Path, training: Any, validation: Any, cl
                              for image, label, name in dataset_pairs(value, key)]
         else:
             document = write_cases(scene, folder, key, [v for v, _ in value], [s for _, s in value], classes,
-                                   document)
+                                   document, f"{key}Data")
     (folder / "dataset.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
     return folder / "dataset.json"
 
@@ -194,9 +194,10 @@ def comparison_nodes(scene: Any, comparison: dict[str, Any], name: str) -> tuple
     return table_node, chart, created
 
 
-def _hardened_settings(source: dict[str, Any], model_path: str, mode: str, label: str) -> dict[str, Any]:
-    settings = {k: v for k, v in source.items() if k in ("architecture", "numClasses", "modelArguments")}
-    return {**settings, "model": model_path, "source": label, "mode": mode}
+def _hardened_settings(model_path: str, mode: str, label: str) -> dict[str, Any]:
+    """A hardened model's record: the engine writes a folder loadable by its path alone (architecture, classes and
+    preprocessing recorded in it)."""
+    return {"model": model_path, "source": label, "mode": mode}
 
 
 def _engine_model(settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -215,10 +216,10 @@ def run_harden_files(split: Path, settings: dict[str, Any], *, mode: str, attack
     """Harden the model of ``settings`` on the split file's training cases, then audit the original and the
     hardened model on its validation cases (the training cases when it has none). Used in-process and by the
     robustness CLI. Returns ``(engine HardenResult, comparison)``."""
+    from SpectrumAttackAdapter.robustness_run import compare_models, dataset_pairs, load_models, run_audit
     from SpectrumAttackLib.workflows.harden import harden
 
-    from SpectrumAttackAdapter.robustness_run import compare_models, dataset_pairs, load_models, run_audit
-
+    split = split / "dataset.json" if split.is_dir() else split
     document = json.loads(split.read_text(encoding="utf-8"))
     training = [(image, label) for image, label, _ in dataset_pairs(split, "training")]
     validation = ([(image, label) for image, label, _ in dataset_pairs(split, "validation")]
@@ -228,8 +229,8 @@ def run_harden_files(split: Path, settings: dict[str, Any], *, mode: str, attack
                     validation=validation, output=output, device=device, precision=precision, seed=seed,
                     progress=progress, should_stop=should_stop, model_arguments=model_arguments)
     cases = dataset_pairs(split, "validation" if validation else "training")
-    hardened = _hardened_settings(settings, str(result.model_path), mode, "original")
-    models = load_models([{**settings, "label": "original"}, {**hardened, "label": "hardened"}], device)
+    models = load_models([{**settings, "label": "original"}, {"model": str(result.model_path), "label": "hardened"}],
+                         device)
     audit = run_audit(cases, models, grid, device=device, precision=precision, seed=seed, should_stop=should_stop)
     return result, compare_models(audit.summary, "original", "hardened")
 
@@ -259,7 +260,7 @@ def _finish(scene: Any, registry: Any, settings: dict[str, Any], label: str, mod
     from SpectrumAttackAdapter.model_list import register_hardened
 
     name = register_hardened(registry, f"{label} hardened ({mode})",
-                             _hardened_settings(settings, model_path, mode, label))
+                             _hardened_settings(model_path, mode, label))
     table, chart, nodes = comparison_nodes(scene, comparison, name)
     return HardenOutcome(name, model_path, history, comparison, table, chart, seconds, nodes)
 

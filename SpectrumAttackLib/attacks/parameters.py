@@ -237,7 +237,8 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
 #: Settings of every run (not attack parameters).
 GENERAL_SETTINGS: tuple[Parameter, ...] = (
     Parameter("device", "choice", "auto", "Device",
-              "auto uses a CUDA GPU when PyTorch sees one, else the CPU; cuda:N picks a GPU.", None, "--device",
+              "auto uses a CUDA GPU when PyTorch sees one, else the CPU; cuda is the first visible GPU (set "
+              "CUDA_VISIBLE_DEVICES to pick another).", None, "--device",
               slicer="device", choices=("auto", "cpu", "cuda"), pattern=r"cuda:\d+"),
     Parameter("seed", "int", 0, "Seed", "Seed of the attack's random draws; the same seed gives the same result.",
               None, "--seed", slicer="seed", minimum=0, maximum=2**31 - 1, step=1),
