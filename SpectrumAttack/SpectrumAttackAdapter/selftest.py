@@ -24,7 +24,11 @@ def missing_engine(requirements_file: Path) -> str:
 
     from SpectrumAttackAdapter.dependencies import missing_requirements, read_requirements
 
-    if importlib.util.find_spec("torch") is None:
+    try:
+        torch_found = importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook or a broken install refuses it
+        torch_found = False
+    if not torch_found:
         return "PyTorch is not installed (install it with PyTorch Utils)"
     missing = missing_requirements(read_requirements(requirements_file))
     return f"{', '.join(missing)} not installed (Apply installs them after asking)" if missing else ""
