@@ -57,7 +57,6 @@ __all__ = ["MODES", "HardenResult", "harden", "resolve_pairs"]
 MODES = ("vaft", "adversarial", "normal")
 #: relative tolerance under which an image's and its labels' IJK→RAS matrices count as one grid.
 _GRID_TOLERANCE = 1e-4
-_SPLIT_NAMES = ("dataset.json", "dataset_0.json")
 
 
 @dataclass(frozen=True)
@@ -83,17 +82,24 @@ class HardenResult:
 
 
 # ------------------------------------------------------------------------------------------------- inputs
+def _has_training_list(path: Path) -> bool:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError):
+        return False
+    return isinstance(content, dict) and isinstance(content.get("training"), list)
+
+
 def _split_file(value: Path, name: str) -> Path:
     """The split json of ``value`` (the file itself, or the one split json in a dataset folder)."""
     if value.is_file():
         return value
     if value.is_dir():
-        named = [value / n for n in _SPLIT_NAMES if (value / n).is_file()]
-        found = named or sorted(p for p in value.glob("*.json") if p.is_file())
+        found = [p for p in sorted(value.glob("*.json")) if p.is_file() and _has_training_list(p)]
         if len(found) == 1:
             return found[0]
-        raise ValueError(f"{name} must be a split json or a dataset folder holding one (with a 'training' list), got "
-                         f"{str(value)!r} with {len(found)} json files.")
+        raise ValueError(f"{name} must be a split json or a dataset folder holding one split json (with a 'training' "
+                         f"list), got {str(value)!r} with {len(found)} ({', '.join(p.name for p in found)}).")
     raise FileNotFoundError(f"{name} must be a split json, a dataset folder or (image, labels) pairs, got "
                             f"{str(value)!r} (no such file or folder).")
 
@@ -306,7 +312,8 @@ def harden(
         params: its parameters, engine names and units (``eps`` on the 0–255 scale); defaults the table's.
         iterations: optimiser steps, ≥ 1.
         validation: pairs as ``training`` (or a split json / folder: its ``"validation"`` list); ``None`` uses the
-            ``"validation"`` list when ``training`` is a split file that has one, else validates nothing.
+            ``"validation"`` list when ``training`` is a split file that has one, else validates nothing (as does
+            an empty list).
         output: the new model folder; refused when it exists with content unless ``overwrite``, or when it is (or
             overlaps) an input.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
@@ -355,7 +362,8 @@ def harden(
         has_validation = isinstance(json.loads(split.read_text(encoding="utf-8")).get("validation"), list)
         val_pairs = resolve_pairs(training, "training", "validation") if has_validation else []
     else:
-        val_pairs = [] if validation is None else resolve_pairs(validation, "validation", "validation")
+        empty = validation is None or (isinstance(validation, (list, tuple)) and not validation)
+        val_pairs = [] if empty else resolve_pairs(validation, "validation", "validation")
     target = _check_output(output, _inputs_of(model, train_pairs, val_pairs))
     torch_device = resolve_device(device)
     resolve_precision(precision, torch_device)  # fp16 on a CPU is refused before any work

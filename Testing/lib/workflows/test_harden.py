@@ -49,6 +49,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
         write_volume(folder / f"seg{seed}.nii.gz", labels.astype(np.uint8), affine)
         entries.append({"image": f"ct{seed}.nii.gz", "label": f"seg{seed}.nii.gz"})
     (folder / "dataset.json").write_text(json.dumps({"training": entries[:1], "validation": entries[1:]}))
+    (folder / "manifest.json").write_text(json.dumps({"files": []}))  # another json: not a split file
     return {"folder": folder, "split": folder / "dataset.json", **{f"ct{i}": folder / f"ct{i}.nii.gz" for i in (0, 1)},
             **{f"seg{i}": folder / f"seg{i}.nii.gz" for i in (0, 1)}}
 
