@@ -373,7 +373,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         if isinstance(model, dict):
             settings = [{**self._modelSettings(spec), "label": label} for label, spec in model.items()]
         else:
-            settings = [self._modelSettings(m) for m in audit_job.as_list(model)]
+            hardened = model_list.hardened_models(self._moduleNode())
+            settings = [{**self._modelSettings(m), **({"label": m} if isinstance(m, str) and m in hardened else {})}
+                        for m in audit_job.as_list(model)]
         if not settings:
             raise ValueError("model must name at least one model, got none.")
         self.ensureDependencies()  # before anything imports torch or MONAI

@@ -82,10 +82,11 @@ class HardenSection(Section):
                                  onFinished=onFinished, auditPreset=preset)
 
     def finished(self, outcome: Any, error: str | None) -> str:
-        if getattr(slicer, "app", None) is not None:
-            slicer.modules.plots.logic().ShowChartInLayout(outcome.chart)
         for section in self.widget.sections:
             section.enter()  # the hardened model is in every model list at once
+        if outcome.comparison is None:
+            return _("Hardened model {name} (nnU-Net: no before/after audit yet).").format(name=outcome.modelName)
+        slicer.modules.plots.logic().ShowChartInLayout(outcome.chart)
         before, after = outcome.comparison["rows"]
         return _("Hardened model {name}. Dice at SSIM ≥ 0.95: {a} → {b}; clean: {c} → {d}.").format(
             name=outcome.modelName, a=formatValue(before["robust_dice"].get("0.95")),
