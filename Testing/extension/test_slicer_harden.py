@@ -26,6 +26,14 @@ def _ids(scene: Any) -> set[str]:
     return {n.GetID() for n in nodes if not n.IsSingleton() and not n.IsA("vtkMRMLSubjectHierarchyNode")}
 
 
+@pytest.fixture(autouse=True)
+def private_temp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary folder of this test's own (``tempfile``'s default), so that other runs cannot blur the checks."""
+    folder = tmp_path_factory.mktemp("temp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def _temp_folders() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("SpectrumAttack-*")}
 
