@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from SpectrumAttackAdapter.audit_nodes import audit_nodes
+from SpectrumAttackAdapter.clirun import RobustnessJob
 from SpectrumAttackAdapter.model_list import class_dicts
 from SpectrumAttackAdapter.segmentations import reference_labels
 from SpectrumAttackAdapter.volumes import check_input_volume, volume_to_ijk
@@ -144,16 +145,15 @@ def write_cases(scene: Any, folder: Path, key: str, volumes: Sequence[Any], refe
     return document
 
 
-class AuditJob:
+class AuditJob(RobustnessJob):
     """An audit through the robustness CLI module (``job=audit``); ``on_finished(summary, error)`` once."""
+
+    what = "audit's results"
 
     def __init__(self, scene: Any, volumes: Sequence[Any], references: Sequence[Any], models: list[dict[str, Any]],
                  grid: str, *, output: Path, device: str, precision: str, seed: int, metrics_preset: str,
                  on_progress: Any, on_finished: Any) -> None:
-        from SpectrumAttackAdapter.clirun import CLIRun
-
         self.scene, self.name, self.output, self.on_finished = scene, _title(volumes), Path(output), on_finished
-        self._cancelled = False
         folder = Path(tempfile.mkdtemp(prefix="SpectrumAttack-audit-"))
         try:
             write_cases(scene, folder, "validation", volumes, references, first_model_classes(models[0]))
@@ -163,33 +163,11 @@ class AuditJob:
 
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        parameters = {"job": "audit", "data": str(folder / "dataset.json"), "dataKey": "validation",
-                      "models": str(folder / "models.json"), "grid": str(grid), "outputDirectory": str(output),
-                      "device": device, "precision": precision, "seed": seed, "metricsPreset": metrics_preset}
-        self.run = CLIRun("spectrumattackrobustnesscli", "SpectrumAttackRobustnessCLI", parameters, folder,
-                          on_progress, self._done)
+        self.begin({"job": "audit", "data": str(folder / "dataset.json"), "dataKey": "validation",
+                    "models": str(folder / "models.json"), "grid": str(grid), "outputDirectory": str(output),
+                    "device": device, "precision": precision, "seed": seed, "metricsPreset": metrics_preset},
+                   folder, on_progress)
 
-    @property
-    def running(self) -> bool:
-        return self.run.running
-
-    def start(self) -> AuditJob:
-        self.run.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.run.cancel()
-
-    def _done(self, status: str, error: str | None) -> None:
-        summary = None
-        if self._cancelled or status == "cancelled":
-            error = "cancelled"
-        elif status == "completed":
-            try:
-                document = json.loads((self.output / "audit.json").read_text(encoding="utf-8"))
-                summary = import_audit(self.scene, document, self.name, self.output)
-            except (OSError, ValueError, KeyError) as exc:
-                error = f"the audit's results could not be read: {exc}"
-        if self.on_finished is not None:
-            self.on_finished(summary, error)
+    def read_result(self) -> dict[str, Any]:
+        document = json.loads((self.output / "audit.json").read_text(encoding="utf-8"))
+        return import_audit(self.scene, document, self.name, self.output)

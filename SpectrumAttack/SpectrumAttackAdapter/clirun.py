@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIRun", "JobProgress", "ProgressTracker", "cli_module", "remove_staging", "staging_folders"]
+__all__ = ["CLIRun", "JobProgress", "ProgressTracker", "RobustnessJob", "cli_module", "remove_staging",
+           "staging_folders"]
 
 _STEP = re.compile(r"SpectrumAttack step (\d+)/(\d+) (\S+)(?: ([^\n]*))?")
 _STAGING = re.compile(r"^SpectrumAttack staging (.+)$", re.MULTILINE)
@@ -214,3 +215,47 @@ class CLIRun:
             if node.GetScene() is not None:
                 node.GetScene().RemoveNode(node)
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RobustnessJob:
+    """A job of the SpectrumAttackRobustnessCLI module (the Audit and Harden sections): start, cancel, and one
+    ``on_finished(result, error)`` call, the result read by the subclass's :meth:`read_result` once the process
+    completed ("cancelled" as the error when cancelled)."""
+
+    #: what :meth:`read_result` reads, for the error message
+    what = "results"
+    on_finished: Callable[[Any, str | None], None] | None = None
+
+    def begin(self, parameters: dict[str, Any], folder: Path, on_progress: Any) -> None:
+        """Prepare the CLI run (subclasses call this at the end of their constructor)."""
+        self._cancelled = False
+        self.run = CLIRun("spectrumattackrobustnesscli", "SpectrumAttackRobustnessCLI", parameters, folder,
+                          on_progress, self._done)
+
+    @property
+    def running(self) -> bool:
+        return self.run.running
+
+    def start(self) -> RobustnessJob:
+        self.run.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self.run.cancel()
+
+    def read_result(self) -> Any:
+        """The job's result from the completed CLI run's files."""
+        raise NotImplementedError
+
+    def _done(self, status: str, error: str | None) -> None:
+        result = None
+        if self._cancelled or status == "cancelled":
+            error = "cancelled"
+        elif status == "completed":
+            try:
+                result = self.read_result()
+            except (OSError, ValueError, KeyError) as exc:
+                error = f"the {self.what} could not be read: {exc}"
+        if self.on_finished is not None:
+            self.on_finished(result, error)

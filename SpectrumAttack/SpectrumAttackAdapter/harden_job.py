@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from SpectrumAttackAdapter.audit_job import first_model_classes, write_cases
+from SpectrumAttackAdapter.clirun import RobustnessJob
 from SpectrumAttackAdapter.volumes import check_input_volume, ijk_to_ras_matrix, same_geometry
 
 __all__ = ["HARDEN_MODES", "HardenJob", "HardenOutcome", "check_harden_inputs", "comparison_nodes",
@@ -273,17 +274,16 @@ def _finish(scene: Any, registry: Any, settings: dict[str, Any], label: str, mod
     return HardenOutcome(name, model_path, history, comparison, table, chart, seconds, nodes)
 
 
-class HardenJob:
+class HardenJob(RobustnessJob):
     """Hardening through the robustness CLI module (``job=harden``); ``on_finished(outcome, error)`` once."""
+
+    what = "hardening results"
 
     def __init__(self, scene: Any, registry: Any, training: Any, validation: Any, settings: dict[str, Any],
                  label: str, *, mode: str, attack: str, params: dict[str, Any], iterations: int, output: Path,
                  grid: Any, device: str, precision: str, seed: int, on_progress: Any, on_finished: Any) -> None:
-        from SpectrumAttackAdapter.clirun import CLIRun
-
         self.scene, self.registry, self.settings, self.label, self.mode = scene, registry, settings, label, mode
         self.output, self.on_finished, self.started = Path(output), on_finished, time.monotonic()
-        self._cancelled = False
         self.folder = Path(tempfile.mkdtemp(prefix="SpectrumAttack-harden-"))
         try:
             split = _split_document(scene, self.folder, training, validation, first_model_classes(settings))
@@ -291,37 +291,13 @@ class HardenJob:
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
-        parameters = {"job": "harden", "data": str(split), "models": str(self.folder / "models.json"),
-                      "mode": mode, "attack": attack, "attackParameters": json.dumps(params),
-                      "iterations": iterations, "grid": str(grid), "outputDirectory": str(output),
-                      "comparisonFile": str(self.folder / "comparison.json"), "device": device,
-                      "precision": precision, "seed": seed}
-        self.run = CLIRun("spectrumattackrobustnesscli", "SpectrumAttackRobustnessCLI", parameters, self.folder,
-                          on_progress, self._done)
+        self.begin({"job": "harden", "data": str(split), "models": str(self.folder / "models.json"), "mode": mode,
+                    "attack": attack, "attackParameters": json.dumps(params), "iterations": iterations,
+                    "grid": str(grid), "outputDirectory": str(output),
+                    "comparisonFile": str(self.folder / "comparison.json"), "device": device,
+                    "precision": precision, "seed": seed}, self.folder, on_progress)
 
-    @property
-    def running(self) -> bool:
-        return self.run.running
-
-    def start(self) -> HardenJob:
-        self.run.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self.run.cancel()
-
-    def _done(self, status: str, error: str | None) -> None:
-        outcome = None
-        if self._cancelled or status == "cancelled":
-            error = "cancelled"
-        elif status == "completed":
-            try:
-                document = json.loads((self.folder / "comparison.json").read_text(encoding="utf-8"))
-                outcome = _finish(self.scene, self.registry, self.settings, self.label, self.mode,
-                                  document["model_path"], document["history"], document["comparison"],
-                                  time.monotonic() - self.started)
-            except (OSError, ValueError, KeyError) as exc:
-                error = f"the hardening results could not be read: {exc}"
-        if self.on_finished is not None:
-            self.on_finished(outcome, error)
+    def read_result(self) -> HardenOutcome:
+        document = json.loads((self.folder / "comparison.json").read_text(encoding="utf-8"))
+        return _finish(self.scene, self.registry, self.settings, self.label, self.mode, document["model_path"],
+                       document["history"], document["comparison"], time.monotonic() - self.started)

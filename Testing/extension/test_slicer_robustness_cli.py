@@ -70,8 +70,6 @@ def test_bad_command_lines(script: Any, tmp_path: Path, capsys: pytest.CaptureFi
 def test_audit_job_writes_the_report_and_the_module_shows_it(script: Any, scene: Any, sample_ct: dict,
                                                              tiny_torchscript: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
-    from SpectrumAttackAdapter.audit_job import import_audit
-
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps(GRID))
     output = tmp_path / "audit"
@@ -82,11 +80,29 @@ def test_audit_job_writes_the_report_and_the_module_shows_it(script: Any, scene:
     assert code == 0 and "<filter-progress>1.0000</filter-progress>" in printed
     assert f"SpectrumAttack staging {tmp_path / '.audit.audit-partial'}" in printed
     assert {"report.html", "audit.json", "audit.csv", "curves.png"} <= {p.name for p in output.iterdir()}
-    document = json.loads((output / "audit.json").read_text())
-    summary = import_audit(scene, document, "img0001", output)
+    # what the Audit section's job does once the process has completed (the CLI run itself needs the application)
+    from slicer_helpers import load_volume
+    from SpectrumAttackAdapter.audit_job import AuditJob
+
+    node = load_volume(scene, sample_ct["image"], "img0001")
+    finished: list[Any] = []
+    job = AuditJob(scene, [node], [], [{"model": str(tiny_torchscript)}], str(grid), output=output, device="cpu",
+                   precision="fp32", seed=0, metrics_preset="clinical", on_progress=None,
+                   on_finished=lambda *result: finished.append(result))
+    written = json.loads((job.run.folder / "dataset.json").read_text())["validation"]
+    assert [e["name"] for e in written] == ["img0001"] and "label" not in written[0]
+    assert job.run.parameters["job"] == "audit" and job.run.parameters["outputDirectory"] == str(output)
+    job._done("completed", None)
+    summary, error = finished[0]
+    assert error is None
     table = scene.GetNodeByID(summary["nodes"]["table"])
     assert table.GetNumberOfRows() == 1 and table.GetCellText(0, 1) == "img0001"
     assert len(summary["nodes"]["charts"]) == 2 and summary["folder"] == str(output)
+    job._done("cancelled", None)
+    assert finished[1] == (None, "cancelled")
+    import shutil
+
+    shutil.rmtree(job.run.folder)
 
 
 @pytest.mark.slow  # a few training iterations and a one-cell audit of two models
