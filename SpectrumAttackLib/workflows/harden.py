@@ -50,6 +50,7 @@ from SpectrumAttackLib.pipeline.validate import check_blocks_fit_attack, check_i
 from SpectrumAttackLib.precision import resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
 from SpectrumAttackLib.training.memory import CropBatches, MemoryCase, WholeCases
+from SpectrumAttackLib.workflows.model_grid import model_grid, model_preprocessing
 
 __all__ = ["MODES", "HardenResult", "harden", "resolve_pairs"]
 
@@ -166,33 +167,14 @@ def _read_pair(pair: tuple[Any, Any], where: str, num_classes: int) -> tuple[np.
     return array, check_labels(labels_name, labels, array.shape, num_classes), affine
 
 
-class _Grid:
-    """Maps checked pairs to the model grid: nnU-Net's preprocessing for nnU-Net models, else
-    :mod:`~SpectrumAttackLib.inference.geometry` with the model's preprocessing."""
-
-    def __init__(self, model: torch.nn.Module, entry: Any) -> None:
-        from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
-
-        self.prep = entry.preprocessing
-        self.nnunet = None
-        if isinstance(self.prep, NnUNetPreprocessing):
-            from SpectrumAttackLib.inference.nnunet import NnUNetInference
-
-            self.nnunet = NnUNetInference(model, self.prep)
-
-    def case(self, array: np.ndarray, labels: np.ndarray, affine: np.ndarray, name: str) -> MemoryCase:
-        if self.nnunet is not None:
-            images, mapping = self.nnunet.to_model_grid(array, affine)
-            model_labels = self.nnunet.labels_to_model_grid(labels, mapping)
-            runner = self.nnunet
-            return MemoryCase(images, model_labels, pad_value=runner.model.intensity.normalised_zero(),
-                              prepare=lambda: runner.use(mapping), name=name)
-        from SpectrumAttackLib.inference.geometry import labels_to_model_grid, to_model_grid
-
-        p = self.prep
-        images, mapping = to_model_grid(array, affine, spacing_mm=p.spacing_mm, a_min=p.a_min, a_max=p.a_max,
-                                        b_min=p.b_min, b_max=p.b_max, orientation=p.orientation)
-        return MemoryCase(images, labels_to_model_grid(labels, mapping).long(), pad_value=float(p.b_min), name=name)
+def _memory_case(grid: Any, array: np.ndarray, labels: np.ndarray, affine: np.ndarray, name: str) -> MemoryCase:
+    """One checked pair in the model grid of ``grid`` (:func:`~SpectrumAttackLib.workflows.model_grid.model_grid`:
+    nnU-Net's preprocessing for nnU-Net models, else the geometry mapping of the model's preprocessing)."""
+    images, mapping = grid.to_model_grid(array, affine)
+    model_labels = grid.labels_to_model_grid(labels, mapping).long()
+    intensity = getattr(getattr(grid, "model", None), "intensity", None)  # nnU-Net: pad with normalised 0
+    pad = intensity.normalised_zero() if intensity is not None else float(mapping.b_min)
+    return MemoryCase(images, model_labels, pad_value=pad, prepare=lambda: grid.use(mapping), name=name)
 
 
 # ------------------------------------------------------------------------------------------------- model
@@ -384,7 +366,7 @@ def harden(
         if attack_name is not None:
             attacks.create(attack_name, network, **attack_params)  # the attack's own checks, before any data
             check_blocks_fit_attack(attack_params.get("block_size"), roi, None, "tiles")
-        grid = _Grid(network, entry)
+        grid = model_grid(network, entry, model_preprocessing(entry), 0.5, resolve_precision(precision, torch_device))
         cases: dict[str, list[MemoryCase]] = {"training": [], "validation": []}
         for group, pairs in (("training", train_pairs), ("validation", val_pairs)):
             for index, pair in enumerate(pairs):
@@ -392,7 +374,7 @@ def harden(
                 where = f"{group}[{index}]"
                 report("load", f"reading {where}")
                 array, labels, affine = _read_pair(pair, where, entry.num_classes)
-                cases[group].append(grid.case(array, labels, affine, where))
+                cases[group].append(_memory_case(grid, array, labels, affine, where))
         stop_point("training")
         config = TrainConfig(
             max_epochs=iterations, val_every=val_every, batch_size=crops, optim_name="adamw", optim_lr=learning_rate,

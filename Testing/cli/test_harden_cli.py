@@ -81,3 +81,22 @@ def test_existing_output_and_ignored_flags(blob_data, run_cli, tmp_path):
         code, _, stderr = run_cli(f"{base} --mode normal --iterations 1 --rho 0.3 --device cpu "
                                   f"--output {tmp_path / 'n'}")
     assert code == 0, stderr
+
+
+def test_the_documented_command_lines_parse():
+    """Every ``spectrum-attack`` line of docs/hardening.md uses flags its subcommand has."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from SpectrumAttackLib.cli.main import build_parser
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "hardening.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", page, flags=re.S)
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()
+             if line.startswith("spectrum-attack ")]
+    assert any(line.startswith("spectrum-attack harden ") for line in lines)
+    parser = build_parser()
+    for line in lines:
+        words = shlex.split(re.sub(r'"\$\([^)]*\)"', "DATA", line))[1:]
+        parser.parse_args(words)  # argparse exits on an unknown flag
