@@ -50,7 +50,7 @@ def _addSourcePaths() -> None:
 
 _addSourcePaths()
 
-from SpectrumAttackAdapter import model_list, selftest  # noqa: E402 - after the source paths
+from SpectrumAttackAdapter import compute, model_list, selftest  # noqa: E402 - after the source paths
 from SpectrumAttackAdapter.arguments import MODEL_SETTINGS, engine_arguments  # noqa: E402
 from SpectrumAttackAdapter.jobs import SceneJobs  # noqa: E402
 from SpectrumAttackAdapter.model_list import USER_MODEL  # noqa: E402
@@ -203,6 +203,9 @@ if APPLICATION:
             self.sections = [section(self) for section in SECTIONS]
             for section in self.sections:
                 self.layout.addWidget(section.button)
+            from SpectrumAttackSections.compute import ComputeSection
+
+            self.computeSection = ComputeSection(self.layout, self.resourcePath("UI/ComputeSection.ui"))
             self.layout.addStretch(1)
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -252,6 +255,7 @@ if APPLICATION:
         def setParameterNode(self, parameterNode: Any) -> None:
             self._disconnect()
             self._parameterNode = parameterNode
+            self.computeSection.setParameterNode(parameterNode)
             if parameterNode:
                 self._guiTags = [parameterNode.connectGui(section.uiWidget) for section in self.sections]
                 self.addObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self._onModified)
@@ -331,6 +335,10 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         chosen = self._modelSettings(model, architecture, numClasses, modelArguments)
         values.update(attack=attack, device=device, precision=precision, seed=seed, **chosen)
         check_input_volume(inputVolume)
+        server = self.computeBackend()
+        if server.kind == "server":  # the engine runs on the server: no PyTorch in Slicer
+            return self._runOnServer(inputVolume, engine_arguments(values, strict=True), referenceSegmentation,
+                                     server, wait, onProgress, onFinished, showResult)
         self.ensureDependencies()  # before anything imports torch or MONAI
         arguments = engine_arguments(values, strict=True)
         from SpectrumAttackAdapter import attack_job
@@ -378,8 +386,20 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
                         for m in audit_job.as_list(model)]
         if not settings:
             raise ValueError("model must name at least one model, got none.")
-        self.ensureDependencies()  # before anything imports torch or MONAI
         scene = self._scene()
+        server = self.computeBackend()
+        if server.kind == "server":  # the engine runs on the server: no PyTorch in Slicer
+            from SpectrumAttackAdapter import remote
+
+            if len(volumes) != 1 or len(references) > 1:
+                raise ValueError(f"inputVolume must be one volume node for an audit on a server, got {len(volumes)}.")
+            compute.ensure_client_dependencies()
+            result = remote.run_audit(scene, volumes[0], model, preset, references[0] if references else None,
+                                      server, seed=seed, precision=precision, metrics_preset=metricsPreset,
+                                      output=None if output is None else os.fspath(output), on_progress=onProgress)
+            return audit_job.import_audit(scene, {"cells": result.cells, "summary": result.summary},
+                                          volumes[0].GetName(), result.folder)
+        self.ensureDependencies()  # before anything imports torch or MONAI
         if wait:
             from SpectrumAttackAdapter.robustness_run import load_models
 
@@ -457,6 +477,30 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         self._cancelRequested = True
         self.jobs.cancel_all()
 
+    def computeBackend(self) -> compute.Backend:
+        """Where jobs run: the Compute section's choice on the module's parameter node (``"local"`` when none)."""
+        return compute.backend(self.getParameterNode() if APPLICATION else compute.parameter_node(self._scene()))
+
+    def _runOnServer(self, inputVolume: Any, arguments: Any, referenceSegmentation: Any, server: compute.Backend,
+                     wait: bool, onProgress: Any, onFinished: Any, showResult: bool) -> Any:
+        """:meth:`run` on a SpectrumAttack server (``SpectrumAttackAdapter.remote``): the same nodes as a local run;
+        ``wait=False`` follows the job from Qt's event loop (application only)."""
+        from SpectrumAttackAdapter import remote
+
+        compute.ensure_client_dependencies()
+        self._cancelRequested = False
+        if wait:
+            output = remote.run_attack(self._scene(), inputVolume, arguments, referenceSegmentation, server,
+                                       on_progress=onProgress, cancel=lambda: self._cancelRequested)
+            if showResult:
+                from SpectrumAttackAdapter.layout import show_side_by_side
+
+                show_side_by_side(inputVolume, output)
+            return output
+        job = remote.RemoteAttackJob(self._scene(), inputVolume, arguments, referenceSegmentation, server,
+                                     onProgress, None)
+        return self._track(job, onFinished).start()
+
     # ------------------------------------------------------------------------------ parameter node
     def getParameterNode(self) -> Any:
         return SpectrumAttackParameterNode(super().getParameterNode())
@@ -501,6 +545,11 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
     def runFromParameterNode(self, parameterNode: Any, onProgress: Any = None, onFinished: Any = None) -> Any:
         """Start a background attack (CLI module) with the parameter node's settings; returns the job."""
         check_input_volume(parameterNode.inputVolume)
+        server = compute.backend(parameterNode)
+        if server.kind == "server":
+            arguments = engine_arguments(self.cliParameters(parameterNode), strict=False)
+            return self._runOnServer(parameterNode.inputVolume, arguments, parameterNode.referenceSegmentation, server,
+                                     False, onProgress, onFinished, True)
         self.ensureDependencies()  # before anything imports torch or MONAI
         from SpectrumAttackAdapter import attack_job
 
