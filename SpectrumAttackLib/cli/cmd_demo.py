@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     resolve_precision(args.precision, device, name="--precision")  # refuses e.g. fp16 on a CPU before any work
     loaded = input_grid_model(args, model_from_args(args, device))
-    out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS)
+    out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS,
+                       inputs={image_name: entry["image"], labels_name: entry.get("label")})
     try:
         with progress_bar(1, f"demo {args.case} {name}") as bar:
             result = attack_single_volume(
