@@ -100,7 +100,7 @@ def test_evaluate_image_scores_what_attack_image_wrote(image_run, lps_case, run_
 def test_evaluate_image_refuses_a_file_on_another_grid(image_run, run_cli, tmp_path) -> None:
     _, flags = image_run
     other = tmp_path / "other.nii.gz"
-    nib.save(nib.Nifti1Image(np.full((9, 9, 9), -500, np.float32), np.eye(4)), other)
+    nib.save(nib.Nifti1Image(np.full((9, 9, 9), -100, np.float32), np.eye(4)), other)
     (tmp_path / "adv").mkdir()
     nib.save(nib.Nifti1Image(np.zeros((9, 9, 8), np.float32), np.eye(4)), tmp_path / "adv/other_adv.nii.gz")
     code, _, err = run_cli(f"evaluate {flags} --image {other} --adv_images_dir {tmp_path / 'adv'} "
