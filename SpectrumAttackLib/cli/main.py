@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "audit": "cmd_audit",
     "demo": "cmd_demo",
     "sample-data": "cmd_sample_data",
+    "serve": "cmd_serve",
 }
 
 _USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError)

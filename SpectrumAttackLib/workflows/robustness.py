@@ -28,6 +28,7 @@ from SpectrumAttackLib.audit.runner import AuditModel, AuditSettings, CaseSource
 from SpectrumAttackLib.audit.store import CellStore
 from SpectrumAttackLib.audit.summary import SSIM_LEVELS, summarise
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
+from SpectrumAttackLib.pipeline.results import AuditResult
 from SpectrumAttackLib.precision import check_precision
 from SpectrumAttackLib.runtime import ProgressCallback
 
@@ -35,28 +36,6 @@ if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
 
 __all__ = ["AuditResult", "audit", "audit_models", "volume_case"]
-
-
-@dataclass(frozen=True)
-class AuditResult:
-    """What :func:`audit` returns.
-
-    Attributes:
-        cells: one record per case × model × attack × budget, in plan order (see
-            :mod:`SpectrumAttackLib.audit.outputs` for the fields).
-        clean: one record per case × model (clean Dice and HD95, overall and per class).
-        summary: :func:`~SpectrumAttackLib.audit.summary.summarise` of them.
-        manifest: arguments, settings, grid, versions, seed, weights sha256 and timing.
-        folder: where the results were written, or None.
-        reused: how many cells came from an earlier run (``resume``).
-    """
-
-    cells: list[dict[str, Any]]
-    clean: list[dict[str, Any]]
-    summary: dict[str, Any]
-    manifest: dict[str, Any]
-    folder: Path | None
-    reused: int = 0
 
 
 def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str = "image",

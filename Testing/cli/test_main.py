@@ -12,9 +12,9 @@ from SpectrumAttackLib.cli.main import COMMANDS, build_parser, main
 def test_help_lists_every_subcommand(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data"):
+    for command in ("attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "serve"):
         assert command in out
-    assert set(COMMANDS) == {"attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data"}
+    assert set(COMMANDS) == {"attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "serve"}
 
 
 def test_version(capsys) -> None:
