@@ -154,6 +154,7 @@ CASES: dict[str, Case] = {
     "missing-image": Case("no such file", FILES, _missing("image")),
     "missing-label": Case("no such file", FILES, _missing("label")),
     "label-out-of-range": Case("class ids in [0, 2]", EVERY, _labels(_label_value(7, np.uint8))),
+    "label-equal-to-the-class-count": Case("class ids in [0, 2]", EVERY, _labels(_label_value(NUM_CLASSES, np.uint8))),
     "label-negative": Case(">= 0", EVERY, _labels(_label_value(-1, np.int16))),
     "label-non-integer": Case("integer class", EVERY, _labels(_label_value(0.5, np.float32))),
     "label-other-shape": Case("shape", FILES, _labels(np.zeros((10, 10, 10), np.uint8))),
@@ -442,7 +443,12 @@ def _interrupt(command: list[str], root: Path, signum: int) -> subprocess.Comple
     assert process.poll() is None, f"the run ended before it could be interrupted: {process.communicate()}"
     time.sleep(0.3)  # well into the attack
     process.send_signal(signum)
-    out, err = process.communicate(timeout=120)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the signal was ignored: end the child, then fail
+        process.kill()
+        process.communicate()
+        pytest.fail(f"the process ignored {signal.Signals(signum).name} for 60 s (killed)")
     return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
@@ -612,3 +618,36 @@ def test_slicer_cli_prints_the_modality_warning_as_one_line(good_model: Path, tm
     warning = [line for line in completed.stderr.splitlines() if "does not look like" in line]
     assert len(warning) == 1 and warning[0].startswith("SpectrumAttackCLI: warning: inputVolume does not look like")
     assert "UserWarning" not in completed.stderr and ".py:" not in completed.stderr
+
+
+def test_load_model_alone_probes_a_torchscript_against_its_metadata(tmp_path: Path) -> None:
+    """Cosmetic: ``load_model`` accepted a TorchScript whose 3 outputs contradict the 5 classes its metadata states
+    (only the front ends probed it)."""
+    from SpectrumAttackLib.models import load_model
+
+    path = torchscript_model(tmp_path / "says_5_classes.ts", stated_classes=5)
+    with pytest.raises(ValueError, match=r"^model says_5_classes.ts must output 5 channels .* got 3 "):
+        load_model(path, "cpu")
+    assert load_model(torchscript_model(tmp_path / "fine.ts"), "cpu").entry.num_classes == NUM_CLASSES
+
+
+def test_demo_overwrite_refuses_an_input_named_like_a_result(good_model: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """D6 for demo: the case's image is ``adversarial.nii.gz`` in the output folder; --overwrite would replace it."""
+    import json
+
+    inputs = make_inputs(tmp_path, good_model)
+    image = inputs.image.parent / "adversarial.nii.gz"
+    inputs.image.rename(image)
+    (inputs.data_dir / "split.json").write_text(json.dumps({"training": [], "validation": [
+        {"image": "imagesTr/adversarial.nii.gz", "label": "labelsTr/label0001.nii.gz"}]}))
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    capsys.readouterr()
+    code = spectrum_attack(["demo", "--data_dir", str(inputs.data_dir), "--json_list", "split.json", "--case",
+                            "adversarial", "--model", str(good_model), "--output", str(image.parent), "--overwrite",
+                            "--attack_name", "fgsm", "--eps", "4", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"spectrum-attack: error: --output must not be the folder of an input named like a result, "
+                      f"got {str(image.parent)!r}, where --case adversarial image would be replaced by a result."), err
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
