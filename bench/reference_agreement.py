@@ -22,7 +22,7 @@ Exit status 1 when a target is missed. The model is the seed's UNet (channels 32
 
 Usage::
 
-    python bench/reference_agreement.py --threads 2                       # README figures (slow on CPU)
+    python bench/reference_agreement.py --threads 2                       # docs/fidelity.md figures (slow)
     python bench/reference_agreement.py --steps 3 --blocks 16 --tile 64   # a quicker, reduced check
 """
 

@@ -27,32 +27,26 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from SpectrumAttackLib.cli.args import (
-    DATA_FLAGS,
-    MODEL_FLAGS,
-    add_seed_arguments,
-    check_choices,
-    data_config_from_args,
-    model_from_args,
-    warn_ignored_flags,
-)
+from SpectrumAttackLib.cli.args import MODEL_FLAGS, PREPROCESSING_FLAGS, add_flags, check_choices
+from SpectrumAttackLib.cli.converters import data_config_from_args, model_from_args
 
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
 
 __all__ = ["USED_FLAGS", "add_parser", "format_audit_summary", "run"]
 
-#: flags this subcommand reads; any other flag given (the attack flags: the grid decides) is named in a warning.
+#: the only flags of the tables this subcommand lists and reads (the attacks and their budgets come from the grid).
 USED_FLAGS = {
-    *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
-    "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed",
-    "distributed", "world_size", "rank", "dist_url", "dist_backend",
+    *PREPROCESSING_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode",
+    "resume", "seed", "distributed", "world_size", "rank", "dist_url", "dist_backend",
 }
 PRESET_NAMES = ("quick", "standard", "paper")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the ``audit`` subcommand (the model and data flags of ``attack``, plus the audit's own)."""
+    """Register the ``audit`` subcommand: the model and preprocessing flags of ``attack`` that act in an audit, and
+    the audit's own (``--help`` lists nothing else)."""
     parser = subparsers.add_parser(
         "audit",
         help="robustness audit: every attack over a budget sweep, robust Dice at equal SSIM, curves and a report",
@@ -67,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "ARCHITECTURE=CHECKPOINT (default: the one model of --model / --model_name)")
     own.add_argument("--preset", default=None, help=f"grid preset: {', '.join(PRESET_NAMES)} (default: quick)")
     own.add_argument("--grid", default=None, help="grid file (YAML or JSON) instead of --preset")
-    add_seed_arguments(parser)
+    add_flags(parser, USED_FLAGS)
     for action in parser._actions:
         if action.dest == "resume":
             action.help = "continue an interrupted audit in --output without redoing its finished cells"
@@ -126,7 +120,6 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.models.catalogue import Preprocessing
     from SpectrumAttackLib.workflows.robustness import audit
 
-    warn_ignored_flags(args, USED_FLAGS, "audit")
     check_choices(args)
     if args.grid is not None and args.preset is not None:
         raise ValueError(f"--grid must not be combined with --preset, got --preset {args.preset!r} and a grid file.")

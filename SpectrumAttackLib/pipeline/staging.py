@@ -38,7 +38,7 @@ __all__ = ["ATTACK_RESULTS", "DEMO_RESULTS", "EVALUATE_RESULTS", "SLICER_BATCH_R
 
 #: file patterns each subcommand writes (and replaces with ``--overwrite``).
 ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_pred_clean.nii.gz", "*_pred_adversarial.nii.gz",
-                  "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
+                  "*_model_grid.nii.gz", "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
 EVALUATE_RESULTS = ("metrics.csv", "metrics.json", "manifest.json")
 TRANSFER_RESULTS = ("transfer_matrix.csv", "transfer.json", "transfer_heatmap.png", "manifest.json")
 #: what the Slicer CLI module writes in batch mode (--outputDirectory).

@@ -29,9 +29,8 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
     grid.write_text(json.dumps({"attacks": {"pgd": {"eps": [8], "params": {"steps": 2}}}}))
     checkpoint = blob_data.checkpoint
     flags = blob_data.flags().replace(f"--use_pretrained --pretrained_path {checkpoint}", "")
-    with pytest.warns(UserWarning, match="--steps has no effect with spectrum-attack audit"):
-        code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
-                                 f"--output {tmp_path / 'out'} --seed 3 --steps 9")
+    code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
+                             f"--output {tmp_path / 'out'} --seed 3")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "audit.json").read_text())
     models = document["summary"]["models"]
@@ -75,3 +74,20 @@ def test_robust_dice_of_the_bundled_model_falls_as_the_perceptibility_level_loos
     assert 0.90 <= pgd["ssim_3d"] < 0.99 and pgd["dice"] < own["clean_dice"]
     assert document["manifest"]["cases"][0]["name"] == "image"
     assert "SSIM>=0.99" in out
+
+
+def test_audit_lists_only_the_flags_that_act_in_it(run_cli, capsys, tmp_path):
+    """The seed's training and attack flags are not audit flags: not in --help, refused when given."""
+    from SpectrumAttackLib.cli.main import main
+
+    assert main(["audit", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--model", "--models", "--image", "--preset", "--grid", "--resume", "--space_x", "--precision"):
+        assert flag in help_text
+    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--steps", "--rho", "--save_model_dir"):
+        assert flag not in help_text
+    assert len(help_text.splitlines()) < 200  # 293 when it listed every seed flag
+    code, _, err = run_cli(f"audit --model unet-btcv-3mm --output {tmp_path / 'out'} --max_epochs 5")
+    assert code == 2 and "unrecognized arguments: --max_epochs 5" in err
+    assert not (tmp_path / "out").exists()
+

@@ -55,3 +55,21 @@ def test_transfer_requires_models_and_output(capsys) -> None:
     assert main(["transfer", "--attack_name", "pgd"]) == 2
     assert "--models" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("command", ["demo", "audit", "sample-data"])
+def test_our_subcommands_list_only_the_flags_that_act_in_them(command, capsys) -> None:
+    required = ["--output", "x"] if command == "audit" else []
+    assert main([command, *required, "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--save_model_dir", "--noamp", "--resume_best"):
+        assert flag not in out, (command, flag)
+    assert main([command, *required, "--max_epochs", "3"]) == 2
+    assert "unrecognized arguments: --max_epochs 3" in capsys.readouterr().err
+
+
+def test_demo_lists_its_attack_and_model_flags(capsys) -> None:
+    assert main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--attack_name", "--rho", "--block_size", "--model", "--space_x", "--precision", "--case"):
+        assert flag in out
