@@ -53,7 +53,8 @@ def _addSourcePaths() -> None:
 
 _addSourcePaths()
 
-from SpectrumAttackAdapter.arguments import (  # noqa: E402 - after the source paths
+from SpectrumAttackAdapter import compute  # noqa: E402 - after the source paths
+from SpectrumAttackAdapter.arguments import (  # noqa: E402
     MODEL_SETTINGS,
     EngineArguments,
     engine_arguments,
@@ -217,6 +218,9 @@ if APPLICATION:
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
             self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
             self.ui.modelSelector.connect("currentIndexChanged(int)", self._onModelSelected)
+            from SpectrumAttackSections.compute import ComputeSection
+
+            self.computeSection = ComputeSection(self.layout, self.resourcePath("UI/ComputeSection.ui"))
             self.initializeParameterNode()
             self.ui.deviceInfoLabel.text = self.logic.deviceSummary()
 
@@ -272,6 +276,7 @@ if APPLICATION:
                 self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
                 self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._parameterNode = parameterNode
+            self.computeSection.setParameterNode(parameterNode)
             if self._parameterNode:
                 self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
                 self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
@@ -464,6 +469,10 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
                       architecture=architecture,
                       numClasses=numClasses, modelArguments=modelArguments)
         check_input_volume(inputVolume)
+        server = self.computeBackend()
+        if server.kind == "server":  # the engine runs on the server: no PyTorch in Slicer
+            return self._runOnServer(inputVolume, engine_arguments(values, strict=True), referenceSegmentation,
+                                     server, wait, onProgress, onFinished, showResult)
         self.ensureDependencies()  # before anything imports torch or MONAI
         arguments = engine_arguments(values, strict=True)
         if wait:
@@ -508,12 +517,19 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         Returns:
             The summary dictionary, with ``"nodes"``: the IDs of the table and chart nodes added.
         """
-        from SpectrumAttackAdapter.audit_nodes import audit_nodes
-
-        from SpectrumAttackLib.workflows.robustness import audit, audit_models
-
         scene = self._scene()
         array, ijkToRas = volume_to_ijk(inputVolume)
+        server = self.computeBackend()
+        if server.kind == "server":  # the engine runs on the server: no PyTorch in Slicer
+            from SpectrumAttackAdapter.remote import run_audit
+
+            compute.ensure_client_dependencies()
+            result = run_audit(scene, inputVolume, model, preset, referenceSegmentation, server, seed=seed,
+                               precision=precision, metrics_preset=metricsPreset, output=output,
+                               on_progress=onProgress)
+            return self._auditSummary(scene, inputVolume, result)
+        from SpectrumAttackLib.workflows.robustness import audit, audit_models
+
         self.ensureDependencies()
         audited, loaded = audit_models(model, device)
         models = {m.label: spec for m, spec in zip(audited, loaded, strict=True)}
@@ -524,6 +540,12 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         result = audit((array, ijkToRas), models=models, labels=reference, grid=preset, output=output, seed=seed,
                        precision=precision, metrics_preset=metricsPreset, name=inputVolume.GetName(),
                        progress=onProgress)
+        return self._auditSummary(scene, inputVolume, result)
+
+    def _auditSummary(self, scene: Any, inputVolume: Any, result: Any) -> dict[str, Any]:
+        """The audit's table and chart nodes in the scene, and its summary with their IDs (local or server)."""
+        from SpectrumAttackAdapter.audit_nodes import audit_nodes
+
         nodes = audit_nodes(scene, result.cells, result.summary, inputVolume.GetName())
         summary = dict(result.summary)
         summary["nodes"] = {"table": nodes["table"].GetID(), "charts": [c.GetID() for c in nodes["charts"]],
@@ -536,6 +558,36 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         self._cancelRequested = True
         if self._job is not None:
             self._job.cancel()
+
+    def computeBackend(self) -> compute.Backend:
+        """Where jobs run: the Compute section's choice on the module's parameter node (``"local"`` when none)."""
+        return compute.backend(self.getParameterNode() if APPLICATION else compute.parameter_node(self._scene()))
+
+    def _runOnServer(self, inputVolume: Any, arguments: EngineArguments, referenceSegmentation: Any,
+                     server: compute.Backend, wait: bool, onProgress: Any, onFinished: Any, showResult: bool) -> Any:
+        """:meth:`run` on a SpectrumAttack server (``SpectrumAttackAdapter.remote``): the same nodes as a local run;
+        ``wait=False`` follows the job from Qt's event loop (application only)."""
+        from SpectrumAttackAdapter import remote
+
+        compute.ensure_client_dependencies()
+        self._cancelRequested = False
+        if wait:
+            output = remote.run_attack(self._scene(), inputVolume, arguments, referenceSegmentation, server,
+                                       on_progress=onProgress, cancel=lambda: self._cancelRequested)
+            if showResult:
+                from SpectrumAttackAdapter.layout import show_side_by_side
+
+                show_side_by_side(inputVolume, output)
+            return output
+
+        def finished(result: SpectrumAttackResult | None, error: str | None) -> None:
+            self._job = None
+            if onFinished is not None:
+                onFinished(result, error)
+
+        self._job = remote.RemoteAttackJob(self._scene(), inputVolume, arguments, referenceSegmentation, server,
+                                           onProgress, finished)
+        return self._job.start()
 
     def _runInProcess(self, inputVolume: Any, arguments: EngineArguments, referenceSegmentation: Any,
                       onProgress: Any, showResult: bool) -> SpectrumAttackResult:
@@ -627,6 +679,11 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
     def runFromParameterNode(self, parameterNode: Any, onProgress: Any = None, onFinished: Any = None) -> Any:
         """Start a background run (CLI module) with the parameter node's settings; returns the job."""
         check_input_volume(parameterNode.inputVolume)
+        server = compute.backend(parameterNode)
+        if server.kind == "server":
+            arguments = engine_arguments(self.cliParameters(parameterNode), strict=False)
+            return self._runOnServer(parameterNode.inputVolume, arguments, parameterNode.referenceSegmentation, server,
+                                     False, onProgress, onFinished, True)
         self.ensureDependencies()  # before anything imports torch or MONAI
         return self._runInBackground(parameterNode.inputVolume, self.cliParameters(parameterNode),
                                      parameterNode.referenceSegmentation, onProgress, onFinished, True)

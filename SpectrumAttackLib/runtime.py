@@ -1,38 +1,13 @@
-"""Device choice, seeding and the progress-callback type shared by every long-running job."""
+"""Device choice, seeding and the progress-callback type shared by every long-running job (``Progress`` lives in
+the torch-free :mod:`SpectrumAttackLib.progress` and is re-exported here)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 
+from SpectrumAttackLib.progress import Progress, ProgressCallback
+
 __all__ = ["Progress", "ProgressCallback", "device_info", "make_generator", "resolve_device"]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress report.
-
-    Attributes:
-        done: units of work finished (attack steps, tiles, cases, epochs).
-        total: units of work in the job.
-        stage: a short name of what is running ("attack", "inference", "train").
-        message: optional human-readable detail (current loss, case name).
-    """
-
-    done: int
-    total: int
-    stage: str = ""
-    message: str = ""
-
-    @property
-    def fraction(self) -> float:
-        """Completed fraction in [0, 1]."""
-        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "TORCH_REQUIREMENT",
     "ensure_dependencies",
+    "install_missing",
     "missing_requirements",
     "read_requirements",
     "torch_constraints",
@@ -132,26 +133,35 @@ def ensure_dependencies(requirements_file: str | Path) -> None:
     Raises:
         RuntimeError: the PyTorch extension is missing, torch is too old, or the user declined an installation.
     """
+    _ensure_torch()
+    _check_torch_version()
+    install_missing(read_requirements(requirements_file), torch_constraints())
+
+
+def install_missing(requirements: Iterable[str], constraints: Iterable[str] = ()) -> None:
+    """Install the requirements that are not satisfied yet, after asking (Slicer 5.12's ``pip_ensure``, else a
+    confirmation and ``pip_install``), with pip held to ``constraints`` (``name==version`` lines).
+
+    Raises:
+        RuntimeError: the user declined the installation.
+    """
     import tempfile
 
     import slicer
 
-    _ensure_torch()
-    _check_torch_version()
-    requirements = read_requirements(requirements_file)
     missing = missing_requirements(requirements)
     if not missing:
         return
     with tempfile.TemporaryDirectory(prefix="SpectrumAttack-") as folder:
-        constraints = Path(folder) / "constraints.txt"
-        constraints.write_text("\n".join(torch_constraints()) + "\n", encoding="utf-8")
+        constraints_file = Path(folder) / "constraints.txt"
+        constraints_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
         installer = getattr(slicer, "packaging", None)
         if installer is not None and hasattr(installer, "pip_ensure"):  # Slicer 5.12+
-            installer.pip_ensure(missing, constraints=constraints, requester="SpectrumAttack")
+            installer.pip_ensure(missing, constraints=constraints_file, requester="SpectrumAttack")
             return
         question = ("SpectrumAttack needs these Python packages, which are not installed yet:\n\n"
                     + "\n".join(missing) + "\n\nInstall them now? (This can take a few minutes.)")
         if not slicer.util.confirmOkCancelDisplay(question, "SpectrumAttack: install dependencies"):
             raise RuntimeError(f"SpectrumAttack cannot run without {', '.join(missing)}.")
         with slicer.util.WaitCursor():  # Slicer 5.10: pip_install takes pip's own arguments
-            slicer.util.pip_install([*missing, "-c", str(constraints)])
+            slicer.util.pip_install([*missing, "-c", str(constraints_file)])

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "harden": "cmd_harden",
     "demo": "cmd_demo",
     "sample-data": "cmd_sample_data",
+    "serve": "cmd_serve",
 }
 
 _USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError)

@@ -13,9 +13,11 @@ For one image given as ``(array_ijk, affine)`` (what :func:`SpectrumAttackLib.io
 
 nnU-Net normalises before resampling; here the window comes first and the rest of the normalisation (an affine
 map) is the model's fixed first layer. Both resampling and that map are linear and keep constants, so the two
-orders give the same network input up to float rounding. The cubic resampling may overshoot [0, 1] a little near
-sharp edges; the clean prediction keeps those values (as nnU-Net does) and attacks start from the image clipped
-to [0, 1].
+orders give the same network input up to float32 rounding (a few 1e-7). nnU-Net's float16 blend can magnify that
+rounding where its summed Gaussian weight ``w`` is subnormal in float16 (window corners at the volume's borders): a
+logit there moves by one accumulator step, 2⁻²⁴ / w (0.08 at w = 7e-7). The cubic resampling may overshoot [0, 1]
+a little near sharp edges; the clean prediction keeps those values (as nnU-Net does) and attacks start from the
+image clipped to [0, 1].
 
 :class:`NnUNetSlidingWindow` is nnU-Net's sliding window as a differentiable module: pad with 0 (in normalised
 units) up to the patch, windows at ``compute_steps_for_sliding_window`` with the tile step, each weighted with
@@ -147,25 +149,30 @@ class NnUNetSlidingWindow(nn.Module):
                                                                             self.tile_step_size)]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images(images)
+        return self.blend_normalised(self.model.intensity(images))
+
+    def blend_normalised(self, normalised: torch.Tensor) -> torch.Tensor:
+        """The sliding window on already normalised images ``[B, 1, H, W, D]`` (nnU-Net's network input, what
+        ``nnUNetPredictor.predict_sliding_window_return_logits`` takes); logits ``[B, K, H, W, D]``."""
         from acvl_utils.cropping_and_padding.padding import pad_nd_image
         from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 
-        check_images(images)
-        normalised = self.model.intensity(images)
+        check_images(normalised)
         padded, revert = pad_nd_image(normalised, self.patch_size, "constant", {"value": 0}, True)
         steps = compute_steps_for_sliding_window(padded.shape[2:], self.patch_size, self.tile_step_size)
         if self.use_gaussian:
             # nnU-Net's half-precision map (its tails, and hence the blend near window edges, depend on it)
             weight = compute_gaussian(self.patch_size, _SIGMA_SCALE, _PEAK, dtype=torch.float16,
-                                      device=images.device).to(images.dtype)
+                                      device=normalised.device).to(normalised.dtype)
         else:
-            weight = torch.ones(self.patch_size, dtype=images.dtype, device=images.device)
+            weight = torch.ones(self.patch_size, dtype=normalised.dtype, device=normalised.device)
         # Without gradients the blend is accumulated in float16 as nnU-Net does (it loses precision where the
         # Gaussian is tiny, at the volume's borders, and matching it keeps predictions equal); with gradients
-        # (attacks) in the images' dtype.
-        accumulate = images.dtype if torch.is_grad_enabled() else torch.float16
+        # (attacks) in the input's dtype.
+        accumulate = normalised.dtype if torch.is_grad_enabled() else torch.float16
         logits: torch.Tensor | None = None
-        total = torch.zeros(padded.shape[2:], dtype=accumulate, device=images.device)
+        total = torch.zeros(padded.shape[2:], dtype=accumulate, device=normalised.device)
         for start in ((x, y, z) for x in steps[0] for y in steps[1] for z in steps[2]):
             window = tuple(slice(s, s + p) for s, p in zip(start, self.patch_size, strict=True))
             prediction = self.model.predict_normalised(padded[(slice(None), slice(None), *window)]) * weight
@@ -174,7 +181,7 @@ class NnUNetSlidingWindow(nn.Module):
             logits[(slice(None), slice(None), *window)] += prediction
             total[window] += weight.to(accumulate)
         assert logits is not None  # at least one window
-        return (logits / total).to(images.dtype)[(slice(None), slice(None), *revert[2:])]
+        return (logits / total).to(normalised.dtype)[(slice(None), slice(None), *revert[2:])]
 
     def extra_repr(self) -> str:
         return f"patch_size={self.patch_size}, tile_step_size={self.tile_step_size}, gaussian={self.use_gaussian}"

@@ -24,7 +24,7 @@ from monai.data.utils import dense_patch_slices
 from SpectrumAttackLib.attacks.base import Attack
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
 from SpectrumAttackLib.inference.sliding import BLEND_MODES, SlidingWindowModel, check_images, check_roi, window_count
-from SpectrumAttackLib.runtime import Progress, ProgressCallback
+from SpectrumAttackLib.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["ATTACK_MODES", "Cancelled", "VolumeAttackResult", "attack_volume", "attack_work", "tile_slices"]
 
@@ -32,10 +32,6 @@ __all__ = ["ATTACK_MODES", "Cancelled", "VolumeAttackResult", "attack_volume", "
 ATTACK_MODES = ("tiles", "sliding-window")
 
 CancelFn = Callable[[], bool]
-
-
-class Cancelled(Exception):  # noqa: N818 - the name says what happened, as in asyncio.CancelledError
-    """Raised when the caller's ``cancel()`` returned True; the job stopped between steps."""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,14 @@ class LoadedModel:
         return torch.device("cpu")
 
 
+def _probe_scripted(model: nn.Module, entry: ModelEntry, path: Path) -> None:
+    """One forward of a TorchScript model on a zero ROI: its outputs must match the class count its metadata
+    states (nothing else about a scripted graph can be checked before it runs)."""
+    from SpectrumAttackLib.pipeline.probe import probe_model  # pipeline → models, so imported on use
+
+    probe_model(model.eval(), entry.num_classes, entry.preprocessing.roi, name=f"model {path.name}")
+
+
 def _load_catalogue_model(entry: ModelEntry) -> tuple[nn.Module, LoadReport]:
     path = entry.weights_path
     if not path.is_file():
@@ -167,6 +175,7 @@ def load_model(
             if preprocessing is None and given_roi:
                 preprocessing = _default_preprocessing(None, build_kwargs)
             model, entry = load_torchscript(path, num_classes=num_classes, preprocessing=preprocessing)
+            _probe_scripted(model, entry, path)
         else:
             if architecture is None or num_classes is None:
                 raise ValueError(

@@ -18,7 +18,6 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from SpectrumAttackLib.inference.geometry import GridMapping
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
 from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
 from SpectrumAttackLib.pipeline.case import Case
+from SpectrumAttackLib.pipeline.results import SingleVolumeResult
 from SpectrumAttackLib.pipeline.scoring import score_case
 from SpectrumAttackLib.pipeline.validate import (
     check_blocks_fit_attack,
@@ -52,40 +52,6 @@ from SpectrumAttackLib.workflows.model_grid import (
 )
 
 __all__ = ["PreparedCase", "SingleVolumeResult", "attack_single_volume", "prepare_case"]
-
-
-@dataclass(frozen=True)
-class SingleVolumeResult:
-    """What :func:`attack_single_volume` returns; every array is in the input's IJK grid.
-
-    Attributes:
-        adversarial: ``[I, J, K]`` float32, input intensity units (HU for CT): ``input + perturbation``.
-        perturbation: ``[I, J, K]`` float32, the same units.
-        seg_clean, seg_adv: ``[I, J, K]`` predictions on the input and on ``adversarial`` (uint8, or int16 for more
-            than 255 classes).
-        metrics: :func:`~SpectrumAttackLib.metrics.evaluate.compute_case_metrics` in the model grid, plus
-            ``"seconds"`` (the attack's wall-clock time), ``"precision"`` (as asked) and ``"precision_used"``
-            (what the model passes ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"``).
-        classes: ``[{"id", "name", "rgb"}, ...]`` of the model, background first.
-        attack_config: the attack's parameters, the whole-volume settings, the model and its preprocessing, and the
-            precision (``precision`` asked for, ``precision_used``).
-        seconds: wall-clock time of the whole workflow.
-        model_grid: model-grid tensors for reports, on the CPU: ``clean`` and ``adversarial`` images
-            ``[1, 1, H, W, D]`` in [0, 1] (``adversarial`` = the preprocessed ``adversarial`` above),
-            ``attack_output`` (the attack's own result before the round trip), ``seg_clean``, ``seg_adv`` and
-            ``labels`` (``[1, 1, H, W, D]`` int64; ``labels`` None without reference labels), ``affine`` (4×4
-            IJK→RAS), ``spacing_mm`` and ``mapping`` (:class:`~SpectrumAttackLib.inference.geometry.GridMapping`).
-    """
-
-    adversarial: np.ndarray
-    perturbation: np.ndarray
-    seg_clean: np.ndarray
-    seg_adv: np.ndarray
-    metrics: dict[str, Any]
-    classes: list[dict[str, Any]]
-    attack_config: dict[str, Any]
-    seconds: float
-    model_grid: dict[str, Any] = field(default_factory=dict)
 
 
 def _image(image: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -252,8 +218,8 @@ class PreparedCase:
         return SingleVolumeResult(
             adversarial=adversarial,
             perturbation=perturbation,
-            seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype),
-            seg_adv=self.grid.segmentation(logits_adv, adv_case.mapping).astype(dtype),
+            seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype, copy=False),
+            seg_adv=self.grid.segmentation(logits_adv, adv_case.mapping).astype(dtype, copy=False),
             metrics=metrics,
             classes=self.classes,
             attack_config=_attack_config({**result.config, **self.precision.as_record()}, self.entry, self.prep,

@@ -12,9 +12,10 @@ from SpectrumAttackLib.cli.main import COMMANDS, build_parser, main
 def test_help_lists_every_subcommand(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "harden"):
+    commands = ("attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "serve", "harden")
+    for command in commands:
         assert command in out
-    assert set(COMMANDS) == {"attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "harden"}
+    assert set(COMMANDS) == set(commands)
 
 
 def test_version(capsys) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks import frozen_model, model_device
+from SpectrumAttackLib.attacks.losses import dice_ce_loss
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 
 
@@ -75,14 +76,25 @@ def test_early_stop_returns_the_image_that_was_checked():
 
 
 def test_targeted_moves_the_prediction_towards_the_target(fitted_net):
+    """The target erases class 1: the objective against the target falls and class 1 shrinks in the prediction.
+
+    Not "more voxels equal the target": darkening the bright class-1 ball to erase it also turns class-2 voxels
+    (mid-grey) into background, so that count is the difference of two similar numbers, and its sign changed with
+    the CPU kernels the net was fitted with (+77, 0 and −7 voxels for AVX2, AVX-512 and non-oneDNN weights, where
+    the loss fell by 0.09–0.12 and class 1 lost 20–35 % of its voxels).
+    """
     model, images, clean = fitted_net.model, fitted_net.images, fitted_net.clean_pred
     target = torch.where(clean == 1, torch.zeros_like(clean), clean)  # erase class 1
-    before = float((clean == target).float().mean())
+    loss_fn = dice_ce_loss()
+    with torch.no_grad():
+        loss_before = float(loss_fn(model(images), target))
+    erased_before = int((clean == 1).sum())
     for name, params in (("pgd", {"eps": 16, "alpha": 0.02}), ("saa", {"rho": 0.5, "lambda_dice": 1.0})):
         result = attacks.create(name, model, steps=5, targeted=True, **params)(images, clean, target_labels=target)
         with torch.no_grad():
-            pred = model(result.adversarial).argmax(1, keepdim=True)
-        assert float((pred == target).float().mean()) > before, name
+            logits = model(result.adversarial)
+        assert float(loss_fn(logits, target)) < loss_before, name
+        assert int((logits.argmax(1) == 1).sum()) < erased_before, name
 
 
 def test_targeted_needs_target_labels_and_only_then():

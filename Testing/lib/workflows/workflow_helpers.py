@@ -49,8 +49,14 @@ def model_entry() -> ModelEntry:
     )
 
 
-def trained_model(steps: int = 40) -> LoadedModel:
-    """The tiny UNet fitted to two phantoms (whole 32×32×16 volumes), in eval mode."""
+def trained_model(steps: int = 80) -> LoadedModel:
+    """The tiny UNet fitted to two phantoms (whole 32×32×16 volumes), in eval mode.
+
+    Fitted to convergence (training loss ≈ 0.01, Dice ≥ 0.99 on a held-out phantom's whole volume): the loss falls
+    steeply between steps 20 and 50, and a fit stopped there lands wherever the CPU's float kernels take it (at step
+    40 the loss was 0.12 on an AVX-512 CPU, 0.03 with AVX2 kernels, and the clean 16³-tile Dice of
+    ``test_tiles_attack_end_to_end`` 0.58 against 0.77).
+    """
     torch.manual_seed(0)
     model = build_model("unet", len(CLASSES), channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
     cases = [phantom_ct(seed) for seed in range(2)]
