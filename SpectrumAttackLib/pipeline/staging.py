@@ -14,7 +14,7 @@ Three shapes of output:
 - :class:`StagedFolder`: a whole new folder tree (a hardened model: a MONAI bundle or an nnU-Net trained-model
   folder), built beside its destination and renamed into place in one step.
 
-Both check at construction that every destination can be written and that no output is one of the run's inputs
+The first two check at construction that every destination can be written and that no output is one of the run's inputs
 (paths compared resolved and with ``os.path.samefile``), so an unwritable output, or one that would overwrite an
 input, is refused before any work starts.
 """
