@@ -205,7 +205,7 @@ if APPLICATION:
                 self.layout.addWidget(section.button)
             from SpectrumAttackSections.compute import ComputeSection
 
-            self.computeSection = ComputeSection(self.layout, self.resourcePath("UI/ComputeSection.ui"))
+            self.computeSection = ComputeSection(self.layout, self.resourcePath(f"UI/{ComputeSection.UI_FILE}"))
             self.layout.addStretch(1)
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
             self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -391,14 +391,9 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         if server.kind == "server":  # the engine runs on the server: no PyTorch in Slicer
             from SpectrumAttackAdapter import remote
 
-            if len(volumes) != 1 or len(references) > 1:
-                raise ValueError(f"inputVolume must be one volume node for an audit on a server, got {len(volumes)}.")
-            compute.ensure_client_dependencies()
-            result = remote.run_audit(scene, volumes[0], model, preset, references[0] if references else None,
-                                      server, seed=seed, precision=precision, metrics_preset=metricsPreset,
-                                      output=None if output is None else os.fspath(output), on_progress=onProgress)
-            return audit_job.import_audit(scene, {"cells": result.cells, "summary": result.summary},
-                                          volumes[0].GetName(), result.folder)
+            return remote.audit_on_server(scene, volumes, references, model, preset, server, seed=seed,
+                                          precision=precision, metrics_preset=metricsPreset, output=output,
+                                          on_progress=onProgress)
         self.ensureDependencies()  # before anything imports torch or MONAI
         if wait:
             from SpectrumAttackAdapter.robustness_run import load_models
@@ -483,23 +478,14 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
 
     def _runOnServer(self, inputVolume: Any, arguments: Any, referenceSegmentation: Any, server: compute.Backend,
                      wait: bool, onProgress: Any, onFinished: Any, showResult: bool) -> Any:
-        """:meth:`run` on a SpectrumAttack server (``SpectrumAttackAdapter.remote``): the same nodes as a local run;
-        ``wait=False`` follows the job from Qt's event loop (application only)."""
+        """:meth:`run` on a SpectrumAttack server: the same nodes as a local run (``SpectrumAttackAdapter.remote``)."""
         from SpectrumAttackAdapter import remote
 
-        compute.ensure_client_dependencies()
         self._cancelRequested = False
-        if wait:
-            output = remote.run_attack(self._scene(), inputVolume, arguments, referenceSegmentation, server,
-                                       on_progress=onProgress, cancel=lambda: self._cancelRequested)
-            if showResult:
-                from SpectrumAttackAdapter.layout import show_side_by_side
-
-                show_side_by_side(inputVolume, output)
-            return output
-        job = remote.RemoteAttackJob(self._scene(), inputVolume, arguments, referenceSegmentation, server,
-                                     onProgress, None)
-        return self._track(job, onFinished).start()
+        job = remote.attack_on_server(self._scene(), inputVolume, arguments, referenceSegmentation, server, wait=wait,
+                                      on_progress=onProgress, cancel=lambda: self._cancelRequested,
+                                      show_result=showResult)
+        return job if wait else self._track(job, onFinished).start()
 
     # ------------------------------------------------------------------------------ parameter node
     def getParameterNode(self) -> Any:
