@@ -45,6 +45,7 @@ REGISTRY: dict[str, str] = {
     "ssa-2d": "ssa:SSA2D",
     "dfb": "dfb:DFB",
     "dfb-2d": "dfb:DFB2D",
+    "apgd": "apgd:APGD",
 }
 
 _BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input", "precision")
