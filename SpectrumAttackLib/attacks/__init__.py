@@ -20,6 +20,8 @@ __all__ = [
     "REGISTRY",
     "Attack",
     "AttackResult",
+    "SSIMTargetResult",
+    "at_ssim",
     "attack_class",
     "attack_parameters",
     "available",
@@ -51,7 +53,8 @@ REGISTRY: dict[str, str] = {
 _BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input", "precision")
 
 
-__getattr__ = lazy_getattr(__name__, dict.fromkeys(_FROM_BASE, "base"))
+__getattr__ = lazy_getattr(__name__, {**dict.fromkeys(_FROM_BASE, "base"),
+                                      **dict.fromkeys(("at_ssim", "SSIMTargetResult"), "ssim_target")})
 
 
 def available() -> list[str]:
