@@ -40,7 +40,7 @@ import torch
 from SpectrumAttackLib.attacks.parameters import parameters_of
 from SpectrumAttackLib.checks import check_int, check_range
 
-__all__ = ["KNOBS", "SSIMLevel", "SSIMTargetResult", "at_ssim", "budget_knob", "search_levels"]
+__all__ = ["KNOBS", "SSIMLevel", "SSIMTargetResult", "at_ssim", "budget_knob", "mean_ssim", "search_levels"]
 
 #: strength knobs in order of preference: name → (weakest value, strongest value, whether 0 is the clean image).
 KNOBS: dict[str, tuple[float, float, bool]] = {
@@ -138,6 +138,14 @@ class _Point:
     ssim: float
     adversarial: torch.Tensor
     result: Any = None
+
+
+def mean_ssim(clean: torch.Tensor, adversarial: torch.Tensor) -> float:
+    """3-D SSIM (the audit's, skimage's definition) of one ``[1, C, H, W, D]`` pair, the mean over channels."""
+    from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
+
+    channels = clean.shape[1]
+    return sum(volume_ssim(clean[0, c], adversarial[0, c]) for c in range(channels)) / channels
 
 
 def _predict(points: Sequence[_Point], target: float) -> float | None:
@@ -280,7 +288,6 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
         >>> found.budget, found.ssim, found.runs, found.status
     """
     from SpectrumAttackLib import attacks
-    from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
 
     knob = budget_knob(name)
     target_ssim = check_range("target_ssim", target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
@@ -299,10 +306,8 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
             result = run(attacks.create(name, model, **params, **{knob: budget}), x, y)
             return result.adversarial, result
 
-        def ssim_of(adversarial: torch.Tensor, x: torch.Tensor = x) -> float:
-            return sum(volume_ssim(x[0, c], adversarial[0, c]) for c in range(x.shape[1])) / x.shape[1]
-
-        levels += search_levels(run_at, ssim_of, x, knob, [target_ssim], start=start, tolerance=tolerance,
+        levels += search_levels(run_at, lambda adversarial, x=x: mean_ssim(x, adversarial), x, knob, [target_ssim],
+                                start=start, tolerance=tolerance,
                                 max_runs=max_runs, max_budget=max_budget)
     adversarial = torch.cat([level.adversarial.to(images.device, images.dtype) for level in levels])
     return SSIMTargetResult(adversarial, knob, levels)
