@@ -39,6 +39,7 @@ class ProgressBar:
         self.enabled = bool(force or _is_tty(stream))
         self._bar = tqdm(total=total, desc=desc, file=stream, disable=not self.enabled, unit=unit, dynamic_ncols=True)
         self._lines = (stream, desc, time.monotonic()) if log_lines and not self.enabled else None
+        self._logged = 0  # units done, counted here (a disabled tqdm bar does not count)
 
     @property
     def done(self) -> int:
@@ -57,9 +58,10 @@ class ProgressBar:
         self._bar.update(n)
         if self._lines is not None:
             stream, desc, started = self._lines
+            self._logged += n
             elapsed = time.monotonic() - started
-            eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-            print(f"{desc} {self.done}/{self.total}: {message}; elapsed {_clock(elapsed)}, ETA {_clock(eta)}",
+            eta = elapsed / self._logged * (self.total - self._logged) if self._logged else float("nan")
+            print(f"{desc} {self._logged}/{self.total}: {message}; elapsed {_clock(elapsed)}, ETA {_clock(eta)}",
                   file=stream, flush=True)
 
     def report(self, progress: Progress) -> None:
@@ -119,4 +121,4 @@ def progress_bar(
         ...     for case in cases:
         ...         evaluate(case); bar.update(message=case)
     """
-    return ProgressBar(total, desc, force=force, file=file, unit=unit)
+    return ProgressBar(total, desc, force=force, file=file, unit=unit, log_lines=log_lines)
