@@ -23,7 +23,7 @@ import torch
 
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
-from SpectrumAttackLib.cli.cases import Case
+from SpectrumAttackLib.pipeline.case import Case
 from SpectrumAttackLib.runtime import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class CaseSource:
     Attributes:
         name: case name, unique in the audit (``img0001``).
         source: where it comes from (a file path), part of every fingerprint.
-        load: returns the case in the model grid (:class:`~SpectrumAttackLib.cli.cases.Case`).
+        load: returns the case in the model grid (:class:`~SpectrumAttackLib.pipeline.case.Case`).
     """
 
     name: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ADV_SUFFIX", "adv_image_name", "case_name", "resolve_adv_dir", "sub_dir_name"]
+__all__ = ["ADV_SUFFIX", "adv_image_name", "resolve_adv_dir", "sub_dir_name"]
 
 #: file-name ending of an adversarial image written by ``spectrum-attack attack``.
 ADV_SUFFIX = "_adv.nii.gz"
@@ -69,15 +69,6 @@ def resolve_adv_dir(root: str | Path, attack_name: str, params: dict[str, Any], 
     """``root`` itself with ``no_sub_dir``, else ``root / sub_dir_name(attack_name, params)``."""
     root = Path(root)
     return root if no_sub_dir else root / sub_dir_name(attack_name, params)
-
-
-def case_name(image_path: str | Path) -> str:
-    """A case's name from its image file: ``imagesTr/img0001.nii.gz`` → ``img0001``."""
-    name = Path(image_path).name
-    for suffix in (".nii.gz", ".nii", ".nrrd"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def adv_image_name(case: str) -> str:

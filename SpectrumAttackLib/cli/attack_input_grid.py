@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from SpectrumAttackLib.cli.adv_paths import adv_image_name, case_name, resolve_adv_dir
+from SpectrumAttackLib.cli.adv_paths import adv_image_name, resolve_adv_dir
+from SpectrumAttackLib.pipeline.case import case_name
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary
 from SpectrumAttackLib.pipeline.staging import ATTACK_RESULTS, StagedOutput
 

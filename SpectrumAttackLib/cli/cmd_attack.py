@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,7 +55,9 @@ from SpectrumAttackLib.cli.args import (
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.attack_input_grid import attack_in_input_grid
-from SpectrumAttackLib.cli.cases import Case, case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.models.loading import weights_sha256
+from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
 from SpectrumAttackLib.pipeline.staging import ATTACK_RESULTS, StagedOutput
 
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
     from SpectrumAttackLib.precision import Precision
 
-__all__ = ["USED_FLAGS", "add_parser", "run", "weights_sha256"]
+__all__ = ["USED_FLAGS", "add_parser", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +89,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "flags with no effect are named in a warning.",
     )
     add_seed_arguments(parser)
-
-
-def weights_sha256(loaded: Any) -> str | None:
-    """sha256 of the model's weights file, or None for a folder (bundle) or a model without a file."""
-    from SpectrumAttackLib.io.hashing import sha256_file
-
-    path = Path(getattr(loaded.entry, "weights_path", "") or "")
-    return sha256_file(path) if path.is_file() else None
 
 
 def _write_case(out: StagedOutput, case: Case, adv: Any, seg_clean: Any, seg_adv: Any, metrics: dict,
@@ -175,7 +168,7 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     def attack_share() -> list[tuple[int, str, dict]]:
         rows = []
         for index in shard_indices(len(entries), ctx.rank, ctx.world_size):
-            case = load_case(transform, entries[index], len(names), (cfg.a_min, cfg.a_max))
+            case = Case.from_transforms(transform, entries[index], len(names), (cfg.a_min, cfg.a_max))
             check_blocks_fit_attack(params.get("block_size"), cfg.roi, case.images.shape[2:], args.attack_mode)
             images = case.images.to(device)
             seg_clean = segment(loaded.model, images, cfg.roi, args)

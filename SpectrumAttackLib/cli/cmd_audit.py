@@ -110,8 +110,8 @@ def _models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     """The cases of the split, or of ``--image``/``--label``, through the case pipeline (loaded when needed)."""
     from SpectrumAttackLib.audit.runner import CaseSource
-    from SpectrumAttackLib.cli.adv_paths import case_name
-    from SpectrumAttackLib.cli.cases import case_transform, load_case, load_split
+    from SpectrumAttackLib.cli.cases import load_split
+    from SpectrumAttackLib.pipeline.case import Case, case_name, case_transform
 
     entries = load_split(args)
     transform = case_transform(cfg, entries)
@@ -120,7 +120,7 @@ def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     for entry in entries:
         image = entry["image"] if isinstance(entry["image"], str) else entry["image"][0]
         sources.append(CaseSource(name=case_name(image), source=str(Path(image).absolute()),
-                                  load=lambda e=entry: load_case(transform, e, num_classes, window)))
+                                  load=lambda e=entry: Case.from_transforms(transform, e, num_classes, window)))
     return sources
 
 

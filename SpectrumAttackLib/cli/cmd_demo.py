@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from SpectrumAttackLib.cli.adv_paths import case_name, sub_dir_name
+from SpectrumAttackLib.cli.adv_paths import sub_dir_name
 from SpectrumAttackLib.cli.args import (
     ATTACK_FLAGS,
     MODEL_FLAGS,
@@ -36,7 +36,7 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import class_table
+from SpectrumAttackLib.pipeline.case import case_name, class_table
 from SpectrumAttackLib.pipeline.scoring import format_summary
 from SpectrumAttackLib.pipeline.staging import DEMO_RESULTS, StagedOutput
 

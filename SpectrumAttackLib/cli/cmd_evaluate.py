@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from SpectrumAttackLib.cli.adv_paths import ADV_SUFFIX, adv_image_name, case_name, resolve_adv_dir
+from SpectrumAttackLib.cli.adv_paths import ADV_SUFFIX, adv_image_name, resolve_adv_dir
 from SpectrumAttackLib.cli.args import (
     ATTACK_FLAGS,
     CASE_FLAGS,
@@ -35,7 +35,8 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import Case, case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.pipeline.case import Case, case_name, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
 from SpectrumAttackLib.pipeline.staging import EVALUATE_RESULTS, StagedOutput
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         for entry in matched:
-            case = load_case(transform, entry, len(names), (cfg.a_min, cfg.a_max))
+            case = Case.from_transforms(transform, entry, len(names), (cfg.a_min, cfg.a_max))
             adversarial = read_adversarial(folder / adv_image_name(case.name), case).to(device)
             images = case.images.to(device)
             seg_clean = segment(loaded.model, images, cfg.roi, args)

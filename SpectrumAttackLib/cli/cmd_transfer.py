@@ -40,7 +40,8 @@ from SpectrumAttackLib.cli.args import (
     model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.cases import case_transform, class_table, load_case, load_split
+from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import score_case, segment
 from SpectrumAttackLib.pipeline.staging import TRANSFER_RESULTS, StagedOutput
 
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with progress_bar(len(entries) * n, "transfer", unit="attack") as bar:
             for entry in entries:
-                case = load_case(transform, entry, len(names), (cfg.a_min, cfg.a_max))
+                case = Case.from_transforms(transform, entry, len(names), (cfg.a_min, cfg.a_max))
                 for roi in rois:
                     check_blocks_fit_attack(params.get("block_size"), roi, case.images.shape[2:], args.attack_mode)
                 images = case.images.to(device)

@@ -36,7 +36,7 @@ from SpectrumAttackLib.models.user_models import (
 )
 from SpectrumAttackLib.runtime import resolve_device
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_model", "weights_sha256"]
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".ts", ".bin")
 
@@ -188,3 +188,9 @@ def load_model(
         model, report = _load_catalogue_model(entry)
     model = model.to(target).eval()
     return LoadedModel(model=model, entry=entry, report=report)
+
+
+def weights_sha256(loaded: LoadedModel) -> str | None:
+    """sha256 of the model's weights file, or None for a folder (bundle, nnU-Net) or a model without a file."""
+    path = Path(getattr(loaded.entry, "weights_path", "") or "")
+    return sha256_file(path) if path.is_file() else None

@@ -6,11 +6,10 @@ input grid → score → staged write.
 - :mod:`.scoring`: sliding-window prediction, the metrics of one case, the printed tables.
 - :mod:`.staging`: the one staged writer; all outputs of a run appear together or not at all.
 - :mod:`.signals`: SIGTERM handled like SIGINT, so the staged writer cleans up.
-
-Two model-grid strategies sit behind these steps. A single image (the Python API, ``demo``, the Slicer CLI module
-and logic) goes through :func:`SpectrumAttackLib.workflows.single.prepare_case` and comes back to its own grid. The
-dataset commands (``attack``, ``evaluate``, ``transfer``, and ``attack --image``) keep the seed's MONAI evaluation
-pipeline and write in the model grid, as the seed did (:mod:`SpectrumAttackLib.cli.cases`).
+- :mod:`.case`: the one case type, :class:`~.case.Case`, with its two model-grid strategies as two constructors:
+  ``Case.from_transforms`` (the seed's MONAI evaluation pipeline; the dataset commands write and read their files
+  in that grid) and ``Case.from_volume`` (the geometry mapping of one volume in its own grid; the Python API,
+  ``--image``, ``demo``, the audit of one image and the Slicer module go back to the input's grid and units).
 
 Python entry point for "one case, one model, several attacks" (the clean prediction is computed once)::
 

@@ -105,16 +105,10 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
         source = f"array sha256 {digest.hexdigest()[:16]}"
 
     def load() -> Any:
-        from SpectrumAttackLib.cli.cases import Case
-        from SpectrumAttackLib.inference.geometry import labels_to_model_grid, to_model_grid
+        from SpectrumAttackLib.pipeline.case import Case, GeometryGrid
 
-        images, mapping = to_model_grid(
-            array, affine, spacing_mm=preprocessing.spacing_mm, a_min=preprocessing.a_min,
-            a_max=preprocessing.a_max, b_min=preprocessing.b_min, b_max=preprocessing.b_max,
-            orientation=preprocessing.orientation)
-        model_labels = None if label_array is None else labels_to_model_grid(label_array, mapping).long()
-        return Case(name=name, images=images, labels=model_labels, affine=mapping.model_affine,
-                    spacing_mm=mapping.spacing_mm, source=source)
+        return Case.from_volume(array, affine, grid=GeometryGrid.from_preprocessing(preprocessing),
+                                labels=label_array, name=name, source=source)
 
     return CaseSource(name=name, source=source, load=load)
 
@@ -128,12 +122,12 @@ def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], l
     Raises:
         ValueError: no model, two models with one label, or models with different class counts.
     """
-    from SpectrumAttackLib.cli.cases import class_table
-    from SpectrumAttackLib.cli.cmd_attack import weights_sha256
     from SpectrumAttackLib.inference.sliding import check_roi
     from SpectrumAttackLib.models import load_model
+    from SpectrumAttackLib.models.loading import weights_sha256
+    from SpectrumAttackLib.pipeline.case import class_table
     from SpectrumAttackLib.runtime import resolve_device
-    from SpectrumAttackLib.workflows.single import _resolve_model
+    from SpectrumAttackLib.workflows.model_grid import resolve_model
 
     if isinstance(models, Mapping):
         items = list(models.items())
@@ -145,7 +139,7 @@ def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], l
     for label, spec in items:
         if isinstance(spec, (str, os.PathLike)):
             spec = load_model(spec, resolve_device(device))
-        network, entry = _resolve_model(spec, device)
+        network, entry = resolve_model(spec, device)
         label = str(label or entry.name)
         if label in [m.label for m in out]:
             raise ValueError(f"models must have distinct names, got {label!r} twice.")

@@ -28,16 +28,11 @@ from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.base import model_device
 from SpectrumAttackLib.attacks.ssim_target import budget_knob
 from SpectrumAttackLib.checks import check_choice, check_range
-from SpectrumAttackLib.inference.geometry import (
-    GridMapping,
-    from_model_grid,
-    labels_to_model_grid,
-    to_model_grid,
-)
-from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
+from SpectrumAttackLib.inference.geometry import GridMapping
 from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
 from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
+from SpectrumAttackLib.pipeline.case import Case
 from SpectrumAttackLib.pipeline.scoring import score_case
 from SpectrumAttackLib.pipeline.validate import (
     check_blocks_fit_attack,
@@ -48,11 +43,17 @@ from SpectrumAttackLib.pipeline.validate import (
     warn_if_outside_window,
 )
 from SpectrumAttackLib.precision import Precision, resolve_precision
-from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
+from SpectrumAttackLib.runtime import Progress, ProgressCallback
+from SpectrumAttackLib.workflows.model_grid import (
+    entry_field,
+    label_dtype,
+    model_classes,
+    model_grid,
+    model_preprocessing,
+    resolve_model,
+)
 
 __all__ = ["PreparedCase", "SingleVolumeResult", "attack_single_volume", "prepare_case"]
-
-_PREPROCESSING_KEYS = ("orientation", "spacing_mm", "a_min", "a_max", "b_min", "b_max", "roi")
 
 
 @dataclass(frozen=True)
@@ -89,76 +90,6 @@ class SingleVolumeResult:
     model_grid: dict[str, Any] = field(default_factory=dict)
 
 
-def _field(obj: Any, name: str) -> Any:
-    """``obj[name]`` for mappings, ``obj.name`` otherwise (catalogue entries may be either)."""
-    return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
-
-
-def _resolve_model(model: Any, device: str | torch.device) -> tuple[torch.nn.Module, Any]:
-    """A name or path is loaded with :func:`SpectrumAttackLib.models.load_model`; a ``LoadedModel`` is used as is."""
-    if isinstance(model, (str, os.PathLike)):
-        from SpectrumAttackLib.models import load_model  # torch-heavy, imported on use
-
-        model = load_model(model, resolve_device(device))
-    if not hasattr(model, "model") or not hasattr(model, "entry") or not isinstance(model.model, torch.nn.Module):
-        raise TypeError(f"model must be a model name, a path or a LoadedModel, got {type(model).__name__}.")
-    return model.model, model.entry
-
-
-def _preprocessing(entry: Any) -> dict[str, Any]:
-    settings = _field(entry, "preprocessing")
-    missing = [k for k in _PREPROCESSING_KEYS if not (k in settings if isinstance(settings, Mapping)
-                                                      else hasattr(settings, k))]
-    if missing:
-        raise ValueError(f"model preprocessing must define {', '.join(_PREPROCESSING_KEYS)}, "
-                         f"got one without {', '.join(missing)}.")
-    out = {k: _field(settings, k) for k in _PREPROCESSING_KEYS}
-    out["roi"] = check_roi(tuple(out["roi"]) if not isinstance(out["roi"], int) else out["roi"])
-    return out
-
-
-class _ModelGrid:
-    """The geometry of :mod:`~SpectrumAttackLib.inference.geometry` and MONAI's sliding window, behind the same
-    methods as :class:`~SpectrumAttackLib.inference.nnunet.NnUNetInference` (nnU-Net models run nnU-Net's own)."""
-
-    def __init__(self, net: torch.nn.Module, prep: dict[str, Any], overlap: float, precision: Precision) -> None:
-        self.net, self.roi, self.overlap, self.precision = net, prep["roi"], overlap, precision
-        self.settings = {k: prep[k] for k in ("spacing_mm", "a_min", "a_max", "b_min", "b_max", "orientation")}
-        self.window = None  # sliding-window attacks wrap the net in MONAI's windows
-
-    def to_model_grid(self, array: np.ndarray, affine: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
-        return to_model_grid(array, affine, **self.settings)
-
-    def use(self, mapping: GridMapping) -> None:
-        """Nothing to set: the window is the model's."""
-
-    def labels_to_model_grid(self, labels: np.ndarray, mapping: GridMapping) -> torch.Tensor:
-        return labels_to_model_grid(labels, mapping)
-
-    def from_model_grid(self, volume: Any, mapping: GridMapping, *, mode: str) -> np.ndarray:
-        return from_model_grid(volume, mapping, mode=mode)
-
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return predict_logits(self.net, images, self.roi, self.overlap, precision=self.precision)
-
-    def segmentation(self, logits: torch.Tensor, mapping: GridMapping) -> np.ndarray:
-        return from_model_grid(logits.argmax(1)[0].cpu().numpy().astype(np.int64), mapping, mode="nearest")
-
-
-def _model_grid(net: torch.nn.Module, entry: Any, prep: dict[str, Any], overlap: float, precision: Precision) -> Any:
-    settings = _field(entry, "preprocessing")
-    if isinstance(settings, NnUNetPreprocessing):
-        from SpectrumAttackLib.inference.nnunet import NnUNetInference  # needs the nnunet extra
-
-        return NnUNetInference(net, settings, overlap)
-    return _ModelGrid(net, prep, overlap, precision)
-
-
-def _classes(entry: Any) -> list[dict[str, Any]]:
-    return [{"id": int(_field(c, "id")), "name": str(_field(c, "name")), "rgb": list(_field(c, "rgb"))}
-            for c in _field(entry, "classes")]
-
-
 def _image(image: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(array_ijk, affine)`` from a :class:`~SpectrumAttackLib.io.volumes.Volume` or a pair."""
     if hasattr(image, "array") and hasattr(image, "affine"):
@@ -166,10 +97,6 @@ def _image(image: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(image, (tuple, list)) and len(image) == 2:
         return image[0], image[1]
     raise TypeError(f"image must be a Volume or an (array_ijk, affine) pair, got {type(image).__name__}.")
-
-
-def _label_dtype(num_classes: int) -> type:
-    return np.uint8 if num_classes <= 256 else np.int16
 
 
 class PreparedCase:
@@ -189,19 +116,21 @@ class PreparedCase:
     """
 
     def __init__(self, array: np.ndarray, affine: np.ndarray, net: torch.nn.Module, entry: Any,
-                 reference: np.ndarray | None, overlap: float, metrics_preset: str, precision: Precision) -> None:
+                 reference: np.ndarray | None, overlap: float, metrics_preset: str, precision: Precision,
+                 name: str = "image") -> None:
         self.array, self.affine, self.net, self.entry = array, affine, net, entry
-        self.num_classes = int(_field(entry, "num_classes"))
-        self.classes = _classes(entry)
-        self.prep = _preprocessing(entry)
+        self.num_classes = int(entry_field(entry, "num_classes"))
+        self.classes = model_classes(entry)
+        self.prep = model_preprocessing(entry)
         self.reference = reference
         self.overlap, self.metrics_preset = overlap, metrics_preset
         self.device = model_device(net)
         self.precision = resolve_precision(precision, self.device)
         # nnU-Net models bring nnU-Net's own preprocessing, sliding window and export (inference.nnunet)
-        self.grid = _model_grid(net, entry, self.prep, overlap, self.precision)
-        images, self.mapping = self.grid.to_model_grid(array, affine)
-        self.images = images.to(self.device)
+        self.grid = model_grid(net, entry, self.prep, overlap, self.precision)
+        self.case = Case.from_volume(array, affine, grid=self.grid, labels=reference, name=name, source=name)
+        self.mapping = self.case.mapping
+        self.images = self.case.images.to(self.device)
         self._logits_clean: torch.Tensor | None = None
 
     @property
@@ -220,9 +149,28 @@ class PreparedCase:
     def labels(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` labels the attack pushes away from: the reference mapped to the model grid, else the
         clean prediction."""
-        if self.reference is None:
+        if self.case.labels is None:
             return self.seg_clean
-        return self.grid.labels_to_model_grid(self.reference, self.mapping).to(self.device)
+        return self.case.labels.to(self.device)
+
+    def predict_adversarial(self, adversarial: np.ndarray) -> tuple[Case, torch.Tensor]:
+        """Preprocess ``adversarial`` (``[I, J, K]`` on this case's grid, input units) as a user of the saved volume
+        would, and predict it: ``(its model-grid case, [1, K, H, W, D] logits)``."""
+        adv_case = Case.from_volume(adversarial, self.affine, grid=self.grid, name=f"{self.case.name} adversarial",
+                                    source=self.case.source)
+        self.grid.use(adv_case.mapping)  # nnU-Net z-score models normalise each image with its own statistics
+        logits_adv = self.grid.predict_logits(adv_case.images.to(self.device))
+        self.grid.use(self.mapping)
+        return adv_case, logits_adv
+
+    def score(self, adv_case: Case, logits_adv: torch.Tensor) -> dict[str, Any]:
+        """The metrics of the clean and the adversarial prediction in the model grid
+        (:func:`~SpectrumAttackLib.pipeline.scoring.score_case`), against the reference labels (else the clean
+        prediction)."""
+        return score_case(self.images, adv_case.images.to(self.device), self.seg_clean,
+                             logits_adv.argmax(1, keepdim=True), self.case.labels,
+                             class_names=[c["name"] for c in self.classes], spacing_mm=self.mapping.spacing_mm,
+                             preset=self.metrics_preset)
 
     def attack(
         self,
@@ -302,39 +250,32 @@ class PreparedCase:
         adversarial = np.asarray(self.array, dtype=np.float32) + perturbation
 
         report(work + 2, "inference", "prediction on the adversarial volume")
-        adv_images, adv_mapping = self.grid.to_model_grid(adversarial, self.affine)
-        adv_images = adv_images.to(self.device)
-        self.grid.use(adv_mapping)  # nnU-Net z-score models normalise each image with its own statistics
-        logits_adv = self.grid.predict_logits(adv_images)
+        adv_case, logits_adv = self.predict_adversarial(adversarial)
         seg_adv = logits_adv.argmax(1, keepdim=True)
-        self.grid.use(mapping)
 
         report(work + 3, "metrics")
-        reference_model = None if self.reference is None else labels.cpu()
-        metrics = score_case(images, adv_images, seg_clean, seg_adv, reference_model,
-                             class_names=[c["name"] for c in self.classes], spacing_mm=mapping.spacing_mm,
-                             preset=self.metrics_preset)
+        metrics = self.score(adv_case, logits_adv)
         metrics["seconds"] = result.seconds
         if level is not None:
             metrics["target_ssim"] = {**level.as_record(), "budget_name": budget_knob(attack),
                                       "measured_in": "model grid, attack output"}
         metrics.update(self.precision.as_record())
-        dtype = _label_dtype(self.num_classes)
+        dtype = label_dtype(self.num_classes)
         seconds = time.perf_counter() - start
         report(total, "metrics", "done")
         return SingleVolumeResult(
             adversarial=adversarial,
             perturbation=perturbation,
             seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype),
-            seg_adv=self.grid.segmentation(logits_adv, adv_mapping).astype(dtype),
+            seg_adv=self.grid.segmentation(logits_adv, adv_case.mapping).astype(dtype),
             metrics=metrics,
             classes=self.classes,
             attack_config=_attack_config({**result.config, **self.precision.as_record()}, self.entry, self.prep,
                                          mapping, attack_mode, self.overlap, self.device),
             seconds=seconds,
             model_grid={
-                "clean": images.cpu(), "adversarial": adv_images.cpu(), "attack_output": result.adversarial.cpu(),
-                "seg_clean": seg_clean.cpu(), "seg_adv": seg_adv.cpu(), "labels": reference_model,
+                "clean": images.cpu(), "adversarial": adv_case.images, "attack_output": result.adversarial.cpu(),
+                "seg_clean": seg_clean.cpu(), "seg_adv": seg_adv.cpu(), "labels": self.case.labels,
                 "affine": mapping.model_affine, "spacing_mm": mapping.spacing_mm, "mapping": mapping,
             },
         )
@@ -386,17 +327,17 @@ def prepare_case(
     overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
     metrics_preset = check_choice("metrics_preset", getattr(metrics_preset, "value", metrics_preset),
                                   ("clinical", "paper"))
-    net, entry = _resolve_model(model, device)
+    net, entry = resolve_model(model, device)
     precision = resolve_precision(precision, model_device(net))  # e.g. fp16 on a CPU is refused before any work
-    num_classes = int(_field(entry, "num_classes"))
+    num_classes = int(entry_field(entry, "num_classes"))
     if isinstance(reference_labels, (str, os.PathLike)):
         reference_labels = read_labels(reference_labels, labels_name, array.shape, num_classes)
     elif reference_labels is not None:
         if isinstance(reference_labels, torch.Tensor):
             reference_labels = reference_labels.detach().cpu().numpy()
         reference_labels = check_labels(labels_name, reference_labels, array.shape, num_classes)
-    prep = _preprocessing(entry)
-    if not isinstance(_field(entry, "preprocessing"), NnUNetPreprocessing):  # nnU-Net: strict weights + plans
+    prep = model_preprocessing(entry)
+    if not isinstance(entry_field(entry, "preprocessing"), NnUNetPreprocessing):  # nnU-Net: strict weights + plans
         probe_model(net, num_classes, prep["roi"], name="model")  # checked on loading; a patch pass costs seconds
     warn_if_outside_window(image_name, array, prep["a_min"], prep["a_max"])
     return PreparedCase(array, affine, net, entry, reference_labels, overlap, metrics_preset, precision)
