@@ -66,13 +66,15 @@ def _still_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def js_divergence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Jensen–Shannon divergence of ``softmax(logits)`` to the one-hot labels per voxel (natural log), ``[B, H, W,
-    D]``: ``½ Σ_c p_c log(p_c / m_c) + ½ log(1 / m_y)`` with ``m = (p + onehot(y)) / 2``."""
-    p = logits.softmax(1)
-    onehot = F.one_hot(labels[:, 0], logits.shape[1]).movedim(-1, 1).to(p.dtype)
-    m = (p + onehot) / 2
-    to_mixture = torch.xlogy(p, p) - p * m.log()
-    label_term = -m.gather(1, labels).log()
-    return (to_mixture.sum(1) + label_term[:, 0]) / 2
+    D]``: ``½ Σ_c p_c log(p_c / m_c) + ½ log(1 / m_y)`` with ``m = (p + onehot(y)) / 2``.
+
+    Against a one-hot target it depends on ``q = p_y`` only (for ``c ≠ y``, ``m_c = p_c / 2``):
+    ``½ [(1 − q) log 2 + q log(2q / (1 + q)) + log(2 / (1 + q))]``, with ``q = exp(−CE)``; so it costs one
+    cross-entropy, no one-hot map.
+    """
+    q = torch.exp(-_ce_map(logits, labels))
+    log_two = torch.log(torch.tensor(2.0, dtype=q.dtype, device=q.device))
+    return ((1 - q) * log_two + torch.xlogy(q, 2 * q / (1 + q)) + torch.log(2 / (1 + q))) / 2
 
 
 def _voxel_map(name: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
