@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,8 @@ def _run_single(args: argparse.Namespace, arguments: Any) -> None:
                "returnparameterfile": args.returnparameterfile}
     keys = {"adversarial": "outputVolume", "perturbation": "perturbation", "seg_clean": "cleanLabel",
             "seg_adv": "adversarialLabel", "metrics": "metricsFile"}
-    with StagedFiles(outputs) as staged:  # every output path is checked before the attack starts
+    inputs = {"inputVolume": args.inputVolume, "referenceLabel": args.referenceLabel, "model": args.model}
+    with StagedFiles(outputs, inputs) as staged:  # every output path is checked before the attack starts
         names = {key: name for key, name in keys.items() if name in staged}
         result = _attack_file(arguments, args.inputVolume, args.referenceLabel, staged, names, _Reporter(),
                               "inputVolume")
@@ -187,9 +189,11 @@ def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
     cases = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
     if not cases:
         raise ValueError(f"inputDirectory must contain .nii, .nii.gz or .nrrd volumes, got none in {str(folder)!r}.")
+    inputs = {f"inputDirectory file {p.name!r}": p for p in cases}
     with StagedOutput(args.outputDirectory, "outputDirectory", False, SLICER_BATCH_RESULTS,
-                      overwrite_flag=None) as out, \
-            StagedFiles({"returnparameterfile": args.returnparameterfile}) as returned:
+                      overwrite_flag=None, inputs=inputs) as out, \
+            StagedFiles({"returnparameterfile": args.returnparameterfile}, {**inputs, "model": args.model}) \
+            as returned:
         rows = []
         for index, path in enumerate(cases):
             case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]
@@ -217,6 +221,11 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ERRORS = (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, PermissionError, TypeError)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    return f"SpectrumAttackCLI: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code: 0 success, 1 error (one line ``SpectrumAttackCLI: error: ...`` on stderr,
     no traceback, no output written), 2 bad command line, 130 interrupted (SIGINT or SIGTERM; nothing written)."""
@@ -240,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("<filter-start><filter-name>SpectrumAttack</filter-name>"
           f"<filter-comment>{args.attack} on {args.model}</filter-comment></filter-start>", flush=True)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # one line for the user, not the file and line of the engine
     try:
         with terminate_as_interrupt():
             arguments = engine_arguments(_engine_values(args), strict=False)
@@ -254,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("SpectrumAttackCLI: interrupted; no output was written", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = previous_format
     print("<filter-end><filter-name>SpectrumAttack</filter-name></filter-end>", flush=True)
     return EXIT_OK
 

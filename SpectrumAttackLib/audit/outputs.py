@@ -2,9 +2,10 @@
 
 ``audit.csv`` is long format, one row per cell (plus one ``clean`` row per case and model, budget empty): the
 case, model, attack, budget, mean Dice and HD95, 3-D SSIM, the metrics preset's SSIM, PSNR, L2 and L∞ of the
-perturbation ([0, 1] intensity units of the model grid), voxel fooling rate, LPIPS, the attack's seconds and the
-cell's seconds, then ``dice[<class>]`` and ``hd95[<class>]`` per class. ``audit.json`` holds the same records
-(``cells``, ``clean``), the ``summary`` (:func:`~SpectrumAttackLib.audit.summary.summarise`) and the ``manifest``.
+perturbation ([0, 1] intensity units of the model grid), voxel fooling rate, LPIPS, the precision the model passes
+ran in (``precision_used``: fp32, bf16 or fp16), the attack's seconds and the cell's seconds, then
+``dice[<class>]`` and ``hd95[<class>]`` per class. ``audit.json`` holds the same records (``cells``, ``clean``),
+the ``summary`` (:func:`~SpectrumAttackLib.audit.summary.summarise`) and the ``manifest``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ AUDIT_RESULTS = ("audit.csv", "audit.json", "curves.png", "report.html", "manife
 
 #: the fixed columns of ``audit.csv``, before the per-class ones.
 CSV_COLUMNS = ("case", "model", "attack", "budget_name", "budget", "dice", "hd95", "ssim_3d", "ssim", "psnr", "l2",
-               "linf", "fooling_rate", "lpips", "seconds", "cell_seconds")
+               "linf", "fooling_rate", "lpips", "precision_used", "seconds", "cell_seconds")
 
 
 def _value(value: Any) -> Any:

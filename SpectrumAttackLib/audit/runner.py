@@ -29,7 +29,7 @@ from SpectrumAttackLib.runtime import Progress, ProgressCallback
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
 
-__all__ = ["AuditModel", "AuditSettings", "CaseSource", "CellSpec", "plan_cells", "run_cells"]
+__all__ = ["AuditModel", "AuditSettings", "CaseSource", "CellSpec", "clean_fingerprints", "plan_cells", "run_cells"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,17 @@ class CaseSource:
 
     Attributes:
         name: case name, unique in the audit (``img0001``).
-        source: where it comes from (a file path), part of every fingerprint.
+        source: where it comes from (a file path), for the manifest.
         load: returns the case in the model grid (:class:`~SpectrumAttackLib.pipeline.case.Case`).
+        content: a digest of the case's data (:mod:`SpectrumAttackLib.audit.identity`: the image and label files'
+            bytes, or the voxels, geometry and labels), part of every fingerprint; empty: the digest of the file
+            at ``source``, read when the cells are planned.
     """
 
     name: str
     source: str
     load: Callable[[], Case]
+    content: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ class AuditModel:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """Settings shared by every cell (see :func:`SpectrumAttackLib.workflows.audit`)."""
+    """Settings shared by every cell (see :func:`SpectrumAttackLib.workflows.audit`); ``precision`` is the
+    *resolved* precision (``"fp32"``, ``"bf16"`` or ``"fp16"``, never ``"auto"``), so that fingerprints made where
+    ``auto`` means bf16 never match those made where it means fp32."""
 
     seed: int = 0
     metrics_preset: str = "clinical"
@@ -115,23 +121,43 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _clean_fingerprint(case: CaseSource, model: AuditModel, settings: AuditSettings) -> str:
-    return _fingerprint({"case": case.name, "source": case.source, "model": model.label, "weights": model.identity,
+def _content(case: CaseSource) -> str:
+    """The digest of ``case``'s data (its own, or that of the file at its source)."""
+    from SpectrumAttackLib.audit.identity import files_digest
+
+    return case.content or files_digest([case.source])
+
+
+def _clean_fingerprint(case: CaseSource, model: AuditModel, settings: AuditSettings, content: str) -> str:
+    return _fingerprint({"case": case.name, "content": content, "model": model.label, "weights": model.identity,
                          "preset": settings.metrics_preset, "overlap": settings.overlap,
                          "precision": settings.precision, "preprocessing": settings.preprocessing})
 
 
+def clean_fingerprints(cases: Sequence[CaseSource], models: Sequence[AuditModel],
+                       settings: AuditSettings) -> dict[tuple[int, int], str]:
+    """The fingerprint of each case × model clean record, by ``(case index, model index)``."""
+    contents = [_content(case) for case in cases]
+    return {(c, m): _clean_fingerprint(case, model, settings, contents[c])
+            for c, case in enumerate(cases) for m, model in enumerate(models)}
+
+
 def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: AuditGrid,
                settings: AuditSettings) -> list[CellSpec]:
-    """Every cell of the audit, case by case, then model, then grid order."""
+    """Every cell of the audit, case by case, then model, then grid order.
+
+    Each fingerprint holds the case's content digest (not its path), the model's weights, the attack, its
+    parameters and every setting, the resolved precision included.
+    """
     from SpectrumAttackLib.attacks.ssim_target import KNOBS
 
     plan = []
     common = asdict(settings)
     for c, case in enumerate(cases):
+        content = _content(case)
         for m, model in enumerate(models):
             for entry, budget in grid.cells():
-                fingerprint = _fingerprint({**common, "case": case.name, "source": case.source, "model": model.label,
+                fingerprint = _fingerprint({**common, "case": case.name, "content": content, "model": model.label,
                                             "weights": model.identity, "attack": entry.attack,
                                             "params": entry.cell_params(budget)})
                 plan.append(CellSpec(len(plan), c, m, entry, budget, fingerprint))
@@ -147,11 +173,13 @@ def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: 
     return plan
 
 
-def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], fingerprint: str,
+                  precision_used: str) -> dict[str, Any]:
     section = metrics["clean"]
     return {"case": case.name, "model": model.label, "dice": section["dice"], "hd95": section["hd95"],
             "dice_per_class": section["dice_per_class"], "hd95_per_class": section["hd95_per_class"],
-            "reference": metrics["reference"], "units": metrics["units"], "fingerprint": fingerprint}
+            "reference": metrics["reference"], "units": metrics["units"], "precision_used": precision_used,
+            "fingerprint": fingerprint}
 
 
 def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_images: torch.Tensor,
@@ -228,6 +256,7 @@ def run_cells(
 
     pending = [spec for spec in plan if not all(fingerprint in done for fingerprint in spec.fingerprints)]
     mine = shard(pending, ctx.rank, ctx.world_size)
+    clean_keys = clean_fingerprints(cases, models, settings) if mine else {}
 
     def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         new_cells: list[dict[str, Any]] = []
@@ -251,9 +280,10 @@ def run_cells(
                                                ).argmax(1, keepdim=True)
                     metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
                     clean_cache[spec.model] = seg_clean, metrics["clean"]
-                    key = _clean_fingerprint(cases[spec.case], model, settings)
+                    key = clean_keys[(spec.case, spec.model)]
                     if key not in done_clean:
-                        record = _clean_record(case, model, metrics, key)
+                        record = _clean_record(case, model, metrics, key,
+                                               resolve_precision(settings.precision, device).name)
                         done_clean[key] = record
                         new_clean.append(record)
                         if store is not None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from SpectrumAttackLib.cli.adv_paths import adv_image_name, resolve_adv_dir
+from SpectrumAttackLib.cli.cases import input_files
 from SpectrumAttackLib.pipeline.case import case_name
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary
 from SpectrumAttackLib.pipeline.staging import ATTACK_RESULTS, StagedOutput
@@ -46,7 +47,8 @@ def attack_in_input_grid(args: argparse.Namespace, loaded: Any, entries: list[di
     out = None
     if not args.debugging:
         folder = resolve_adv_dir(args.save_adv_images_dir, name, params, args.no_sub_dir_adv_images)
-        out = StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS)
+        out = StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS,
+                           inputs=input_files(args, entries))
     attack_params = {k: v for k, v in params.items() if k != "seed"}
     table = MetricsTable()
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from SpectrumAttackLib.data.datalist import load_datalist
 from SpectrumAttackLib.io.volumes import volume_format
 from SpectrumAttackLib.pipeline.case import PARAM_KEYS, case_name, dataset_param
 
-__all__ = ["load_split", "split_key"]
+__all__ = ["input_files", "load_split", "split_key"]
 
 
 def split_key(args: argparse.Namespace) -> str:
@@ -84,9 +84,25 @@ def load_split(args: argparse.Namespace) -> list[dict[str, Any]]:
     return cases
 
 
+def input_files(args: argparse.Namespace, entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Every input file of the run, name → path (``--image``/``--label``, or each case's files), for the staged
+    writer's check that no output replaces an input."""
+    if getattr(args, "image", None):
+        return {flag: entry[key] for entry in entries for flag, key in (("--image", "image"), ("--label", "label"))
+                if isinstance(entry.get(key), str)}
+    files = {}
+    for entry in entries:
+        for key in ("image", "label"):
+            for path in [entry.get(key)] if isinstance(entry.get(key), str) else list(entry.get(key) or []):
+                files[f"case file {Path(path).name!r}"] = path
+    return files
+
+
 def _check_header(path: str, name: str) -> None:
     """Exists, has a volume ending and (NIfTI) a readable header; the wording of ``read_volume``."""
     kind = volume_format(path, name)
+    if Path(path).is_dir():
+        raise ValueError(f"{name} must be a volume file, got {path!r} (a folder).")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{name} must be an existing volume file, got {path!r} (no such file).")
     if kind == "nrrd":

@@ -55,7 +55,7 @@ from SpectrumAttackLib.cli.args import (
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.attack_input_grid import attack_in_input_grid
-from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.cli.cases import input_files, load_split
 from SpectrumAttackLib.models.loading import weights_sha256
 from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
@@ -163,7 +163,8 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     if not args.debugging:
         folder = resolve_adv_dir(args.save_adv_images_dir, name, params, args.no_sub_dir_adv_images)
         # One staging folder for all ranks: rank 0 checks the target and makes it, the others write into it.
-        out = on_main(lambda: StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS), ctx)
+        out = on_main(lambda: StagedOutput(folder, "--save_adv_images_dir", args.overwrite, ATTACK_RESULTS,
+                                           inputs=input_files(args, entries)), ctx)
 
     def attack_share() -> list[tuple[int, str, dict]]:
         rows = []

@@ -109,6 +109,7 @@ def _models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 
 def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     """The cases of the split, or of ``--image``/``--label``, through the case pipeline (loaded when needed)."""
+    from SpectrumAttackLib.audit.identity import files_digest
     from SpectrumAttackLib.audit.runner import CaseSource
     from SpectrumAttackLib.cli.cases import load_split
     from SpectrumAttackLib.pipeline.case import Case, case_name, case_transform
@@ -118,9 +119,10 @@ def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     window = (cfg.a_min, cfg.a_max)
     sources = []
     for entry in entries:
-        image = entry["image"] if isinstance(entry["image"], str) else entry["image"][0]
-        sources.append(CaseSource(name=case_name(image), source=str(Path(image).absolute()),
-                                  load=lambda e=entry: Case.from_transforms(transform, e, num_classes, window)))
+        images = [entry["image"]] if isinstance(entry["image"], str) else list(entry["image"])
+        sources.append(CaseSource(name=case_name(images[0]), source=str(Path(images[0]).absolute()),
+                                  load=lambda e=entry: Case.from_transforms(transform, e, num_classes, window),
+                                  content=files_digest([*images, entry.get("label")])))
     return sources
 
 
@@ -136,6 +138,9 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     check_choices(args)
     if args.grid is not None and args.preset is not None:
         raise ValueError(f"--grid must not be combined with --preset, got --preset {args.preset!r} and a grid file.")
+    if args.grid is not None and Path(args.grid).suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise ValueError(f"--grid must be a grid file ending in .yaml, .yml or .json, got {args.grid!r} (the presets "
+                         f"go to --preset).")
     grid = resolve_grid(args.grid) if args.grid is not None \
         else check_choice("--preset", args.preset or "quick", PRESET_NAMES)
     models = _models(args, ctx.device)

@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     classes = tuple(ClassInfo(i, n, tuple(c)) for i, (n, c) in enumerate(zip(names, colours, strict=True)))
     loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep, classes=classes))
-    out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS)
+    out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS,
+                       inputs={image_name: entry["image"], labels_name: entry.get("label")})
     try:
         with progress_bar(1, f"demo {args.case} {name}") as bar:
             result = attack_single_volume(

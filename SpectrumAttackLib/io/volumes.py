@@ -84,10 +84,12 @@ def read_volume(path: str | os.PathLike, *, name: str = "path") -> Volume:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unknown file ending, or the file cannot be parsed (the message names the path).
+        ValueError: unknown file ending, a folder, or the file cannot be parsed (the message names the path).
     """
     path = Path(path)
     kind = volume_format(path, name)
+    if path.is_dir():
+        raise ValueError(f"{name} must be a volume file, got {str(path)!r} (a folder).")
     if not path.is_file():
         raise FileNotFoundError(f"{name} must be an existing volume file, got {str(path)!r} (no such file).")
     try:

@@ -10,8 +10,9 @@ The network is built from the plans with nnU-Net's own ``get_network_from_plans`
 predictor does) and each fold's ``network_weights`` are loaded strictly. Checkpoints are read with
 ``torch.load(weights_only=True)``; the only non-tensor objects allowed in them are the numpy scalars and dtypes
 that nnU-Net's training log holds (:data:`CHECKPOINT_GLOBALS`), so a file holding any other pickled object is
-refused before anything in it runs. The plans may only name network classes from ``dynamic_network_architectures``
-and layer classes from ``torch.nn`` (nnU-Net imports whatever the plans name).
+refused before anything in it runs. The plans may only name an exact set of network classes from
+``dynamic_network_architectures`` and layer classes from ``torch.nn``, checked by identity before nnU-Net reads them
+(:mod:`SpectrumAttackLib.models.nnunet_plans`; nnU-Net imports whatever the plans name).
 
 What the attacks see is :class:`NnUNetEnsemble`: an image in [0, 1] (the intensity window of
 :class:`NnUNetPreprocessing`) → the configuration's normalisation as a fixed layer → every fold's network (with
@@ -42,6 +43,7 @@ from torch import nn
 from SpectrumAttackLib.checks import check_choice
 from SpectrumAttackLib.data.btcv import BTCV_CLASSES, BTCV_COLOURS, BTCV_TOTALSEGMENTATOR_NAMES
 from SpectrumAttackLib.models.catalogue import ClassInfo, ModelEntry, Preprocessing
+from SpectrumAttackLib.models.nnunet_plans import checked_plans
 
 __all__ = [
     "CHECKPOINTS",
@@ -348,14 +350,6 @@ def _check_plans(plans: dict[str, Any], configuration: str, dataset: dict[str, A
     reader = plans.get("image_reader_writer", "SimpleITKIO")
     if reader not in READERS:
         raise ValueError(f"{where} reads images with {reader!r}; supported readers: {', '.join(READERS)}.")
-    if not str(config.network_arch_class_name).startswith("dynamic_network_architectures."):
-        raise ValueError(f"plans.json of {where} must name a network class of dynamic_network_architectures, got "
-                         f"{config.network_arch_class_name!r} (nnU-Net would import it; we refuse).")
-    kwargs = config.network_arch_init_kwargs
-    for key in config.network_arch_init_kwargs_req_import:
-        value = kwargs.get(key)
-        if value is not None and not str(value).startswith("torch.nn."):
-            raise ValueError(f"plans.json of {where} must name torch.nn classes in {key!r}, got {value!r}.")
     return config
 
 
@@ -412,6 +406,7 @@ def load_nnunet(
     filename = CHECKPOINTS[checkpoint]
     chosen = _resolve_folds(folder, folds, filename)
     _require_nnunet()
+    plans = checked_plans(plans, folder)  # before nnU-Net reads a name in it
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
     states = [read_nnunet_checkpoint(folder / f"fold_{f}" / filename) for f in chosen]

@@ -180,8 +180,10 @@ def load_torchscript(
 
 
 def _modernise_network_def(config: dict) -> dict:
-    """Apply current MONAI's renames to an old bundle's ``network_def`` (a copy)."""
-    network = dict(config.get("network_def", {}))
+    """Apply current MONAI's renames to an old bundle's ``network_def`` (a copy; an expression is left as it is)."""
+    if not isinstance(config.get("network_def"), dict):
+        return config
+    network = dict(config["network_def"])
     target = str(network.get("_target_", "")).split(".")[-1]
     if target == "SwinUNETR" and "img_size" in network:
         network.pop("img_size")
@@ -250,6 +252,9 @@ def load_bundle(
             model = parser.get_parsed_content("network_def", instantiate=True)
         except Exception as exc:  # MONAI wraps any constructor error in a RuntimeError chain
             raise ValueError(f"network_def of bundle {str(folder)!r} must build with MONAI, got error {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"network_def of bundle {str(folder)!r} must build a torch.nn.Module, got "
+                             f"{type(model).__name__}.")
         arch_name, arguments = "bundle", {}
     else:
         if architecture is None or num_classes is None:

@@ -12,12 +12,14 @@ Two shapes of output:
   results of the same kind is refused unless ``--overwrite`` is given; other files in it are never touched.
 - :class:`StagedFiles`: files at paths of their own (the Slicer CLI module's ``outputVolume``, ``cleanLabel``, ...).
 
-Both check at construction that every destination can be written, so an unwritable output is refused before
-any work starts.
+Both check at construction that every destination can be written and that no output is one of the run's inputs
+(paths compared resolved and with ``os.path.samefile``), so an unwritable output, or one that would overwrite an
+input, is refused before any work starts.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import signal
@@ -29,7 +31,7 @@ from types import TracebackType
 from typing import Self
 
 __all__ = ["ATTACK_RESULTS", "DEMO_RESULTS", "EVALUATE_RESULTS", "SLICER_BATCH_RESULTS", "TRANSFER_RESULTS",
-           "StagedFiles", "StagedOutput", "check_writable"]
+           "StagedFiles", "StagedOutput", "check_writable", "same_file"]
 
 #: file patterns each subcommand writes (and replaces with ``--overwrite``).
 ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_pred_clean.nii.gz", "*_pred_adversarial.nii.gz",
@@ -44,6 +46,30 @@ DEMO_RESULTS = ("adversarial.nii.gz", "perturbation.nii.gz", "segmentation_clean
 #: written last, in this order: their presence means the folder is complete.
 _LAST = ("metrics.csv", "metrics.json", "transfer.json", "audit.json", "manifest.json")
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal once resolved (``.``, ``..``, symlinks), or one file on disk
+    (``os.path.samefile``: hard links, bind mounts) when both exist."""
+    a, b = Path(first).expanduser(), Path(second).expanduser()
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _input_named(target: Path, inputs: Mapping[str, str | os.PathLike | None]) -> str | None:
+    """The name of the input that ``target`` is, or None."""
+    return next((name for name, path in inputs.items() if path not in (None, "") and same_file(target, path)), None)
+
+
+def _results_in(folder: Path, patterns: Sequence[str]) -> list[Path]:
+    """Files in ``folder`` that match ``patterns`` (none when it is not a folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -136,35 +162,52 @@ class StagedOutput(_Staged):
         staging: a fixed name for the staging folder (beside ``folder``), reused when it exists, so that an
             interrupted run can continue from what it holds (the audit's ``--resume``); default a fresh hidden
             temporary folder.
+        inputs: the run's input files, name → path (``{"--image": ..., "--label": ...}``): none of them may be a
+            file the run would write or replace in ``folder`` (a name matching ``patterns`` there).
 
     Raises:
-        ValueError: ``folder`` is a file, already holds results (without ``overwrite``), or cannot be written.
+        ValueError: ``folder`` is a file, already holds results (without ``overwrite``), holds an input under a
+            result's name, or cannot be written.
     """
 
     def __init__(self, folder: str | os.PathLike, flag: str, overwrite: bool, patterns: Sequence[str], *,
-                 overwrite_flag: str | None = "--overwrite", staging: str | None = None) -> None:
+                 overwrite_flag: str | None = "--overwrite", staging: str | None = None,
+                 inputs: Mapping[str, str | os.PathLike | None] | None = None) -> None:
         self.folder = check_writable(flag, folder, folder=True)
         self.flag = flag
         self.overwrite = overwrite
         self.patterns = tuple(patterns)
-        existing = self.existing_results()
-        if existing and not overwrite:
-            allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
-            raise ValueError(f"{flag} must not already hold results {allowed}, got {str(self.folder)!r} with "
-                             f"{existing[0].name} ({len(existing)} result files).")
+        for name, path in (inputs or {}).items():
+            if path not in (None, "") and same_file(Path(path).expanduser().absolute().parent, self.folder) and \
+                    any(fnmatch.fnmatch(Path(path).name, pattern) for pattern in self.patterns):
+                raise ValueError(f"{flag} must not be the folder of an input named like a result, got "
+                                 f"{str(self.folder)!r}, where {name} would be replaced by a result.")
+        self.refuse_results(self.folder, flag, overwrite, self.patterns, overwrite_flag=overwrite_flag)
         if staging is None:
             self.staging = _make_staging(flag, self.folder, self.folder.name)
         else:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
             self.staging = self.folder.parent / staging
-            self.staging.mkdir(exist_ok=True)
+            try:
+                self.folder.parent.mkdir(parents=True, exist_ok=True)
+                self.staging.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"{flag} must be writable, got {str(self.folder)!r} ({exc.strerror or exc}).") \
+                    from None
         self.staging_folders = [self.staging]
+
+    @staticmethod
+    def refuse_results(folder: Path, flag: str, overwrite: bool, patterns: Sequence[str], *,
+                       overwrite_flag: str | None = "--overwrite") -> None:
+        """Raise ValueError if ``folder`` holds files matching ``patterns`` and ``overwrite`` is false."""
+        existing = _results_in(folder, patterns)
+        if existing and not overwrite:
+            allowed = f"unless {overwrite_flag} is given" if overwrite_flag else "(choose an empty or new folder)"
+            raise ValueError(f"{flag} must not already hold results {allowed}, got {str(folder)!r} with "
+                             f"{existing[0].name} ({len(existing)} result files).")
 
     def existing_results(self) -> list[Path]:
         """Files in the target that match this kind of result."""
-        if not self.folder.is_dir():
-            return []
-        return sorted({p for pattern in self.patterns for p in self.folder.glob(pattern) if p.is_file()})
+        return _results_in(self.folder, self.patterns)
 
     def path(self, name: str) -> Path:
         """Where to write result file ``name`` during the run."""
@@ -189,12 +232,16 @@ class StagedFiles(_Staged):
     Args:
         destinations: parameter name → destination path (``None`` entries are outputs not asked for). Existing
             files are replaced at commit time.
+        inputs: the run's input files, name → path: no destination may be one of them (compared resolved, and
+            with ``os.path.samefile`` where both exist).
 
     Raises:
-        ValueError: a destination that cannot be written (see :func:`check_writable`), or two outputs at one path.
+        ValueError: a destination that cannot be written (see :func:`check_writable`), that is an input, or two
+            outputs at one path.
     """
 
-    def __init__(self, destinations: Mapping[str, str | os.PathLike | None]) -> None:
+    def __init__(self, destinations: Mapping[str, str | os.PathLike | None],
+                 inputs: Mapping[str, str | os.PathLike | None] | None = None) -> None:
         self.staging_folders: list[Path] = []
         self.targets: dict[str, Path] = {}
         seen: dict[Path, str] = {}
@@ -202,6 +249,9 @@ class StagedFiles(_Staged):
             if destination in (None, ""):
                 continue
             target = check_writable(name, destination, folder=False)
+            source = _input_named(target, inputs or {})
+            if source is not None:
+                raise ValueError(f"{name} must not be an input, got {str(destination)!r}, which is {source}.")
             if target in seen:
                 raise ValueError(f"{name} must differ from {seen[target]}, got {str(target)!r} for both.")
             seen[target] = name

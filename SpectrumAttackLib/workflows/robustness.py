@@ -14,14 +14,13 @@ again with ``resume=True`` continues from them (and from a finished ``output``),
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid, with_overrides
 from SpectrumAttackLib.audit.outputs import AUDIT_RESULTS, write_audit_files
@@ -71,14 +70,14 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
             clean prediction is then the reference).
         preprocessing: the model's preprocessing (``orientation``, ``spacing_mm``, ``a_min``...``b_max``).
         name: case name in the results.
-        source: what identifies the data in fingerprints; default the path, or a digest of the array.
+        source: where the data comes from, for the manifest; default the path, or a digest of the array. The
+            fingerprints hold a digest of the voxels, geometry and labels, whatever the source.
 
     Raises:
         ValueError: not a 3-D volume, or labels of another shape or not integer.
         TypeError: ``image`` of another type.
     """
-    import hashlib
-
+    from SpectrumAttackLib.audit.identity import array_digest
     from SpectrumAttackLib.inference.geometry import check_label_array, check_volume_array
     from SpectrumAttackLib.io.volumes import read_volume
 
@@ -98,11 +97,9 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
     label_array = labels.array if hasattr(labels, "array") else labels
     if label_array is not None:
         label_array = check_label_array("labels", label_array, array.shape)
+    content = array_digest(array, affine, label_array)
     if source is None:
-        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes())
-        if label_array is not None:
-            digest.update(np.ascontiguousarray(label_array).tobytes())
-        source = f"array sha256 {digest.hexdigest()[:16]}"
+        source = f"array sha256 {content[:16]}"
 
     def load() -> Any:
         from SpectrumAttackLib.pipeline.case import Case, GeometryGrid
@@ -110,7 +107,7 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
         return Case.from_volume(array, affine, grid=GeometryGrid.from_preprocessing(preprocessing),
                                 labels=label_array, name=name, source=source)
 
-    return CaseSource(name=name, source=source, load=load)
+    return CaseSource(name=name, source=source, load=load, content=content)
 
 
 def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], list[Any]]:
@@ -153,16 +150,116 @@ def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], l
     return out, loaded_models
 
 
-def _prepare_folder(output: str | os.PathLike, overwrite: bool, resume: bool) -> tuple[Any, CellStore]:
-    from SpectrumAttackLib.pipeline.staging import StagedOutput
+def _finished_audit(folder: Path) -> dict[str, Any] | None:
+    """``audit.json`` of a finished audit in ``folder``, or None (none there, or not readable as one)."""
+    import json
 
-    folder = Path(output).expanduser().absolute()
-    out = StagedOutput(folder, "--output", overwrite or resume, AUDIT_RESULTS, overwrite_flag="--overwrite or --resume",
-                       staging=f".{folder.name}.audit-partial")
-    store = CellStore(out.staging)
+    try:
+        document = json.loads((folder / "audit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _describe(models: Sequence[Mapping[str, Any]], precisions: Sequence[str]) -> str:
+    names = ", ".join(f"{m.get('label')} ({str(m.get('weights_sha256') or 'no weights file')[:12]})" for m in models)
+    return f"{names} in {'/'.join(sorted(precisions)) or 'an unrecorded precision'}"
+
+
+def _check_same_audit(folder: Path, models: Sequence[AuditModel], precision_used: str) -> None:
+    """Refuse ``--resume`` onto a finished audit of other models (labels, weights) or another precision."""
+    document = _finished_audit(folder)
+    if document is None:
+        return
+    manifest = document.get("manifest") if isinstance(document.get("manifest"), dict) else {}
+    theirs = [m for m in manifest.get("models", []) if isinstance(m, dict)]
+    cells = [c for c in (*document.get("cells", []), *document.get("clean", [])) if isinstance(c, dict)]
+    their_precisions = {str(p) for p in [manifest.get("precision_used"), *(c.get("precision_used") for c in cells)]
+                        if p}
+    ours = [_model_record(m) for m in models]
+    same_models = [(m.get("label"), m.get("weights_sha256")) for m in theirs] == \
+        [(m["label"], m["weights_sha256"]) for m in ours]
+    if not same_models or their_precisions != {precision_used}:
+        raise ValueError(f"--output holds an audit of {_describe(theirs, list(their_precisions))}, not of "
+                         f"{_describe(ours, [precision_used])}; use another folder or --overwrite.")
+
+
+def _model_record(model: AuditModel) -> dict[str, Any]:
+    return {"label": model.label, "weights_sha256": model.identity if len(model.identity) == 64 else None,
+            "num_classes": model.num_classes, "roi": list(model.roi)}
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder``'s ancestors that do not exist yet, nearest first."""
+    missing = []
+    for parent in folder.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+@dataclass
+class _Output:
+    """The output of one audit on rank 0: its staged folder, its lock and the folders created for it."""
+
+    staged: Any
+    lock: Any
+    created: list[Path]
+
+    def abandon(self) -> None:
+        """After a failure: keep the staging folder if it holds finished records (``--resume``), else remove it
+        and the folders made for it; release the lock."""
+        store = CellStore(self.staged.staging)
+        keep = bool(store.read("cells") or store.read("clean"))
+        if not keep:
+            self.staged.discard()
+        self.lock.release()
+        for folder in [] if keep else self.created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _prepare_folder(output: str | os.PathLike, overwrite: bool, resume: bool, models: Sequence[AuditModel],
+                    precision_used: str) -> _Output:
+    """Check, lock and stage ``output`` (nothing is created before the checks pass)."""
+    import warnings
+
+    from SpectrumAttackLib.audit.lock import OutputLock
+    from SpectrumAttackLib.pipeline.staging import StagedOutput, check_writable
+
+    folder = check_writable("--output", output, folder=True)
+    if resume:
+        _check_same_audit(folder, models, precision_used)
+    StagedOutput.refuse_results(folder, "--output", overwrite or resume, AUDIT_RESULTS,
+                                overwrite_flag="--overwrite or --resume")
+    created = _missing_folders(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--output must be writable, got {str(folder)!r} ({exc.strerror or exc}).") from None
+    try:
+        lock = OutputLock(folder)
+    except ValueError:
+        for made in created:
+            made.rmdir()
+        raise
+    try:
+        staged = StagedOutput(folder, "--output", overwrite or resume, AUDIT_RESULTS,
+                              overwrite_flag="--overwrite or --resume", staging=f".{folder.name}.audit-partial")
+    except BaseException:
+        lock.release()
+        raise
+    store = CellStore(staged.staging)
     if not resume:
+        earlier = len(store.read("cells"))
+        if earlier:
+            warnings.warn(f"--output: {earlier} finished cell(s) of an interrupted audit in {str(staged.staging)!r} "
+                          f"are discarded (give --resume to keep them).", UserWarning, stacklevel=3)
         store.clear()
-    return out, store
+    return _Output(staged, lock, created)
 
 
 def _earlier_records(out: Any, store: CellStore) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -233,8 +330,10 @@ def audit(
         steps: steps of every grid entry whose attack takes steps (``--steps``; e.g. the ``sea`` preset on CPUs).
         device: where models given by name are loaded.
         precision: numeric precision of the model passes (clean and adversarial predictions, attacks): ``"auto"``,
-            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`SpectrumAttackLib.precision`); part of every cell's
-            fingerprint, so ``resume`` never mixes precisions. Each cell records ``precision_used``.
+            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`SpectrumAttackLib.precision`), resolved for the models'
+            device before anything runs; the resolved precision is part of every fingerprint, so ``resume`` never
+            mixes precisions (not even where ``auto`` resolves otherwise). Each record and the manifest hold
+            ``precision_used``.
         name: case name of ``image``.
         arguments: the caller's arguments, stored in the manifest (the CLI passes its flags).
         ctx: distributed context (the CLI's ``launch`` gives it); None: this process alone.
@@ -245,15 +344,17 @@ def audit(
 
     Raises:
         ValueError: a bad grid entry, preset, setting, model set, image or labels (one message naming it);
-            ``output`` holds results without ``overwrite``/``resume``.
+            ``output`` holds results without ``overwrite``/``resume``, or (``resume``) a finished audit of other
+            models or another resolved precision; another audit is writing into ``output``.
 
     Example:
         >>> result = audit("ct.nii.gz", models=["unet-btcv-3mm"], labels="seg.nii.gz", grid="quick")
         >>> result.summary["per_model"]["unet-btcv-3mm"]["robust_dice"]
     """
-    from SpectrumAttackLib.distributed import broadcast_object, on_main, resolve_context
-    from SpectrumAttackLib.report.manifest import git_state, package_versions
-    from SpectrumAttackLib.runtime import device_info
+    from SpectrumAttackLib.attacks.base import model_device
+    from SpectrumAttackLib.audit.identity import files_digest
+    from SpectrumAttackLib.distributed import on_main, resolve_context
+    from SpectrumAttackLib.precision import resolve_precision
 
     start = time.perf_counter()
     the_grid = resolve_grid(grid)
@@ -274,28 +375,61 @@ def audit(
                          f"{'both' if image is not None else 'neither'}.")
     ctx = ctx or resolve_context(None)
     audited, loaded = audit_models(models, device)
+    precision_used = resolve_precision(precision, model_device(audited[0].network)).name
     prep = loaded[0].entry.preprocessing
     if cases is None:
         cases = [volume_case(image, labels, preprocessing=prep, name=name)]
+    cases = [c if c.content else dataclasses.replace(c, content=files_digest([c.source])) for c in cases]
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise ValueError(f"cases must have distinct names, got {sorted({n for n in names if names.count(n) > 1})}.")
     settings = AuditSettings(seed=int(seed), metrics_preset=metrics_preset, attack_mode=attack_mode,
                              overlap=overlap, sw_batch_size=sw_batch_size, tile_batch_size=tile_batch_size,
-                             precision=precision,
+                             precision=precision_used,
                              preprocessing={"orientation": prep.orientation, "spacing_mm": list(prep.spacing_mm),
                                             "a_min": prep.a_min, "a_max": prep.a_max, "b_min": prep.b_min,
                                             "b_max": prep.b_max})
     plan = plan_cells(cases, audited, the_grid, settings)
 
     out, store = None, None
+    held: list[_Output] = []  # rank 0's lock and folders
+    if output is not None:
+        def prepare() -> Any:
+            held.append(_prepare_folder(output, overwrite, resume, audited, precision_used))
+            return held[0].staged
+
+        out = on_main(prepare, ctx)
+        store = CellStore(out.staging, ctx.rank)
+    try:
+        return _run(cases, audited, plan, settings, the_grid, out, store, resume, ctx, progress, levels, start,
+                    manifest={"command": "audit", "arguments": dict(arguments or {}), "seed": settings.seed,
+                              "settings": {"metrics_preset": metrics_preset, "attack_mode": attack_mode,
+                                           "overlap": overlap, "tile_batch_size": tile_batch_size,
+                                           "sw_batch_size": sw_batch_size, "precision": precision,
+                                           "preprocessing": settings.preprocessing, "levels": list(levels)},
+                              "precision_used": precision_used})
+    except BaseException:
+        for output_held in held:
+            output_held.abandon()
+        raise
+    finally:
+        for output_held in held:
+            output_held.lock.release()
+
+
+def _run(cases: Sequence[CaseSource], audited: Sequence[AuditModel], plan: Sequence[Any], settings: AuditSettings,
+         the_grid: AuditGrid, out: Any, store: CellStore | None, resume: bool, ctx: DistContext,
+         progress: ProgressCallback | None, levels: Sequence[float], start: float,
+         manifest: dict[str, Any]) -> AuditResult:
+    """Reuse what ``resume`` finds, run the other cells, summarise, and write the results (rank 0)."""
+    from SpectrumAttackLib.distributed import broadcast_object
+    from SpectrumAttackLib.report.manifest import git_state, package_versions
+    from SpectrumAttackLib.runtime import device_info
+
     done: dict[str, dict] = {}
     done_clean: dict[str, dict] = {}
-    if output is not None:
-        out = on_main(lambda: _prepare_folder(output, overwrite, resume)[0], ctx)
-        store = CellStore(out.staging, ctx.rank)
-        if resume:
-            done, done_clean = broadcast_object(_earlier_records(out, store) if ctx.is_main else None, ctx)
+    if out is not None and resume:
+        done, done_clean = broadcast_object(_earlier_records(out, store) if ctx.is_main else None, ctx)
     wanted = {fingerprint for s in plan for fingerprint in s.fingerprints}
     done = {k: v for k, v in done.items() if k in wanted}
     new_cells, new_clean = run_cells(cases, audited, plan, settings, done=done, done_clean=dict(done_clean),
@@ -309,14 +443,10 @@ def audit(
         raise RuntimeError("audit must have a clean record for every case and model; some are missing.")
     summary = summarise(cells, clean, levels)
     manifest = {
-        "command": "audit", "arguments": dict(arguments or {}), "seed": settings.seed,
-        "settings": {"metrics_preset": metrics_preset, "attack_mode": attack_mode, "overlap": overlap,
-                     "tile_batch_size": tile_batch_size, "sw_batch_size": sw_batch_size, "precision": precision,
-                     "preprocessing": settings.preprocessing, "levels": list(levels)},
+        **manifest,
         "grid": the_grid.as_mapping(),
-        "models": [{"label": m.label, "weights_sha256": m.identity if len(m.identity) == 64 else None,
-                    "num_classes": m.num_classes, "roi": list(m.roi)} for m in audited],
-        "cases": [{"name": c.name, "source": c.source} for c in cases],
+        "models": [_model_record(m) for m in audited],
+        "cases": [{"name": c.name, "source": c.source, "content_sha256": c.content} for c in cases],
         "cells": len(cells), "cells_reused": len(done), "processes": ctx.world_size,
         "seconds": time.perf_counter() - start,
         "attack_seconds": sum(c["seconds"] for c in new_cells),

@@ -266,8 +266,8 @@ class PreparedCase:
         return SingleVolumeResult(
             adversarial=adversarial,
             perturbation=perturbation,
-            seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype),
-            seg_adv=self.grid.segmentation(logits_adv, adv_case.mapping).astype(dtype),
+            seg_clean=self.grid.segmentation(self.logits_clean, mapping).astype(dtype, copy=False),
+            seg_adv=self.grid.segmentation(logits_adv, adv_case.mapping).astype(dtype, copy=False),
             metrics=metrics,
             classes=self.classes,
             attack_config=_attack_config({**result.config, **self.precision.as_record()}, self.entry, self.prep,

@@ -41,13 +41,14 @@ def ct_like() -> tuple[np.ndarray, np.ndarray]:
     return image, labels
 
 
-def torchscript_model(path: Path, stated_classes: int = NUM_CLASSES) -> Path:
-    """A random tiny UNet (3 outputs) as TorchScript whose metadata states ``stated_classes`` and the preprocessing
-    (RAS, 4 mm, −175..250 HU, ROI 16³), as MONAI's ``ckpt_export`` writes it."""
+def torchscript_model(path: Path, stated_classes: int = NUM_CLASSES, seed: int = 0) -> Path:
+    """A random tiny UNet (3 outputs, weights drawn with ``seed``) as TorchScript whose metadata states
+    ``stated_classes`` and the preprocessing (RAS, 4 mm, −175..250 HU, ROI 16³), as MONAI's ``ckpt_export`` writes
+    it."""
     from SpectrumAttackLib.models import build_model
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         net = build_model("unet", NUM_CLASSES, channels=(4, 8), strides=(2,), num_res_units=0).eval()
     metadata = {"network_data_format": {"outputs": {"pred": {
         "num_channels": stated_classes, "channel_def": {str(c): f"class_{c}" for c in range(stated_classes)}}}}}
@@ -81,6 +82,47 @@ def unsafe_bundle(folder: Path, marker: Path) -> Path:
     return folder
 
 
+#: a ``hubconf.py`` whose ``net`` entry point writes a marker file, then returns what the caller asked for (the plans'
+#: network when called with its keyword arguments, else a LeakyReLU), so that a load that runs it succeeds.
+HUBCONF = """from pathlib import Path
+
+import torch
+
+
+def net(*args, **kwargs):
+    Path({marker!r}).write_text("hubconf.py ran")
+    if "input_channels" in kwargs:
+        from dynamic_network_architectures.architectures.unet import PlainConvUNet
+        return PlainConvUNet(**kwargs)
+    return torch.nn.LeakyReLU(inplace=True)
+"""
+
+
+def unsafe_nnunet_folder(source: Path, target: Path, marker: Path, key: str, value: str) -> Path:
+    """A copy of the nnU-Net model folder ``source`` at ``target`` (same folder name) whose 3d_fullres plans name
+    ``value`` in ``key`` (``network_class_name`` or a key of ``arch_kwargs``), with a ``hub/hubconf.py`` in the folder
+    that writes ``marker`` if it is ever imported. The arguments that make ``torch.hub.load`` import it are added
+    where the named object would receive them (the network's keyword arguments, or ``<key>_kwargs``)."""
+    target.mkdir(parents=True)
+    for name in ("dataset.json", "plans.json"):
+        (target / name).write_bytes((source / name).read_bytes())
+    (target / "fold_0").mkdir()
+    (target / "fold_0" / "checkpoint_final.pth").symlink_to(source / "fold_0" / "checkpoint_final.pth")
+    (target / "hub").mkdir()
+    (target / "hub" / "hubconf.py").write_text(HUBCONF.format(marker=str(marker)))
+    hub = {"repo_or_dir": str(target / "hub"), "model": "net", "source": "local"}
+    plans = json.loads((target / "plans.json").read_text())
+    architecture = plans["configurations"]["3d_fullres"]["architecture"]
+    if key == "network_class_name":
+        architecture["network_class_name"] = value
+        architecture["arch_kwargs"].update(hub)
+    else:
+        architecture["arch_kwargs"][key] = value
+        architecture["arch_kwargs"][f"{key}_kwargs"] = hub
+    (target / "plans.json").write_text(json.dumps(plans, indent=2))
+    return target
+
+
 @dataclass
 class Inputs:
     """One battery case, ready for any interface.
@@ -94,7 +136,8 @@ class Inputs:
         attack, params: the attack.
         output: the output folder (``--save_adv_images_dir``; Slicer CLI: the folder of its output files).
         batch: the Slicer CLI case runs in batch mode (a folder of results).
-        marker: a file the unsafe bundle would create.
+        marker: a file the unsafe bundle (or nnU-Net folder) would create.
+        nnunet: the session's real nnU-Net model folder, for the cases that edit it (else None).
     """
 
     root: Path
@@ -109,6 +152,7 @@ class Inputs:
     output: Path | None = None
     batch: bool = False
     marker: Path | None = None
+    nnunet: Path | None = None
 
 
 def write_case(root: Path, image: np.ndarray, labels: np.ndarray | None) -> tuple[Path, Path, Path | None]:

@@ -39,6 +39,7 @@ from battery_helpers import (
     torchscript_model,
     truncate,
     unsafe_bundle,
+    unsafe_nnunet_folder,
     write_case,
 )
 
@@ -59,6 +60,7 @@ class Case:
     expect: str
     interfaces: tuple[str, ...]
     breaks: Callable[[Inputs], None]
+    needs_nnunet: bool = False
 
 
 def _image(array: np.ndarray) -> Callable[[Inputs], None]:
@@ -107,6 +109,19 @@ def _unsafe_model(inputs: Inputs) -> None:
     inputs.model = unsafe_bundle(inputs.root / "models" / "evil_bundle", inputs.marker)
 
 
+def _unsafe_plans(key: str, value: str) -> Callable[[Inputs], None]:
+    """The real nnU-Net test model with ``value`` in the plans' ``key`` and a hubconf.py that must never run."""
+    def apply(inputs: Inputs) -> None:
+        inputs.marker = inputs.root / "models" / "hubconf-ran.txt"
+        inputs.model = unsafe_nnunet_folder(inputs.nnunet, inputs.root / "models" / "evil" / inputs.nnunet.name,
+                                            inputs.marker, key, value)
+    return apply
+
+
+def _plans_message(key: str, kind: str = "a torch.nn layer, normalisation, dropout or activation class") -> str:
+    return f"must name {kind} in 'configurations.3d_fullres.architecture.{key}', got"
+
+
 def _bad_attack(inputs: Inputs) -> None:
     inputs.params = {"eps": -1.0}
 
@@ -146,6 +161,18 @@ CASES: dict[str, Case] = {
     "blocks-beyond-the-tile": Case("block_size must not exceed the model's ROI", EVERY, _blocks_beyond_the_tile),
     "model-channel-mismatch": Case("channels", EVERY, _mismatched_model),
     "unsafe-bundle": Case("--trust_model_code", EVERY, _unsafe_model),
+    # D1: nnU-Net resolves dotted names by walking attributes; each of these reaches torch.hub.load (or os.system)
+    "nnunet-network-class-reaching-torch-hub": Case(
+        _plans_message("network_class_name", "a network class of dynamic_network_architectures"), EVERY,
+        _unsafe_plans("network_class_name", "dynamic_network_architectures.architectures.unet.torch.hub.load"),
+        needs_nnunet=True),
+    "nnunet-nonlin-reaching-torch-hub": Case(
+        _plans_message("arch_kwargs.nonlin"), EVERY,
+        _unsafe_plans("nonlin", "torch.nn.modules.module.torch.hub.load"), needs_nnunet=True),
+    # D10: a name that passed the old prefix check and ended in a TypeError traceback
+    "nnunet-conv-op-reaching-os-system": Case(
+        _plans_message("arch_kwargs.conv_op"), EVERY, _unsafe_plans("conv_op", "torch.nn.modules.conv.os.system"),
+        needs_nnunet=True),
     "unwritable-output": Case("writable", WRITERS, _unwritable),
     "second-run-into-results": Case("already hold results", WRITERS, _second_run),
 }
@@ -297,9 +324,11 @@ PAIRS = [pytest.param(case, interface, id=f"{case}-{interface}")
 
 @pytest.mark.parametrize(("case", "interface"), PAIRS)
 def test_bad_input_is_refused_alike_everywhere(case: str, interface: str, good_model: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture) -> None:
+                                               capsys: pytest.CaptureFixture, request: pytest.FixtureRequest) -> None:
     spec = CASES[case]
     inputs = make_inputs(tmp_path, good_model)
+    if spec.needs_nnunet:
+        inputs.nnunet = request.getfixturevalue("nnunet_model")
     spec.breaks(inputs)
     files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
 
@@ -318,7 +347,7 @@ def test_bad_input_is_refused_alike_everywhere(case: str, interface: str, good_m
     assert listing(tmp_path) == files_before  # no file, folder or staging folder left behind
     assert hashes(tmp_path) == hashes_before  # inputs (and earlier results) unchanged
     if inputs.marker is not None:
-        assert not inputs.marker.exists(), "loading the bundle ran its code"
+        assert not inputs.marker.exists(), "loading the model ran its code"
 
 
 # ------------------------------------------------------------------------------------------ late failures
@@ -474,3 +503,112 @@ def test_prepared_case_runs_several_attacks_on_one_clean_prediction(good_model: 
                                     reference_labels=inputs.label, device="cpu", seed=3)
     assert one_shot.adversarial.tobytes() == pgd.adversarial.tobytes()
     assert one_shot.seg_adv.tobytes() == pgd.seg_adv.tobytes()
+
+
+# --------------------------------------------------------------------------------------- D6: no output is an input
+def _slicer_cli_output_is_input(how: str) -> Callable[[Inputs], tuple[list[str], str]]:
+    """Slicer CLI arguments whose ``outputVolume`` (or ``cleanLabel``) names the input (or the reference label)."""
+    def build(inputs: Inputs) -> tuple[list[str], str]:
+        inputs.output.mkdir()
+        argv = slicer_cli_argv(inputs)
+        if how == "same-string":
+            target, name, expect = str(inputs.image), "--outputVolume", "outputVolume must not be an input"
+        elif how == "dot-segment":
+            target = str(inputs.image.parent / "." / inputs.image.name)
+            name, expect = "--outputVolume", "outputVolume must not be an input"
+        elif how == "hard-link":
+            target = str(inputs.root / "linked.nii.gz")
+            Path(target).hardlink_to(inputs.image)
+            name, expect = "--outputVolume", "outputVolume must not be an input"
+        else:  # the clean label written over the reference label, through a symlinked folder
+            (inputs.root / "via").symlink_to(inputs.label.parent, target_is_directory=True)
+            target = str(inputs.root / "via" / inputs.label.name)
+            name, expect = "--cleanLabel", "cleanLabel must not be an input"
+        argv[argv.index(name) + 1] = target
+        return argv, expect
+    return build
+
+
+@pytest.mark.parametrize("how", ["same-string", "dot-segment", "hard-link", "label-through-symlink"])
+def test_slicer_cli_refuses_an_output_that_is_an_input(how: str, good_model: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    inputs = make_inputs(tmp_path, good_model)
+    argv, expect = _slicer_cli_output_is_input(how)(inputs)
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    capsys.readouterr()
+    code = _cli_module().main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("SpectrumAttackCLI: error: "), err
+    assert expect in err[0] and "Traceback" not in err[0], err
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
+
+
+def test_attack_image_overwrite_refuses_an_input_named_like_a_result(good_model: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """The image lies in the output folder under a result's name: --overwrite would delete it and write another."""
+    inputs = make_inputs(tmp_path, good_model)
+    inputs.output.mkdir()
+    moved = inputs.output / "ct_adv.nii.gz"
+    inputs.image.rename(moved)
+    inputs.image = moved
+    files_before, hashes_before = listing(tmp_path), hashes(tmp_path)
+    argv = ["attack", "--image", str(inputs.image), "--label", str(inputs.label), "--model", str(good_model),
+            "--attack_name", "fgsm", "--eps", "4", "--save_adv_images_dir", str(inputs.output),
+            "--no_sub_dir_adv_images", "--overwrite", "--device", "cpu"]
+    capsys.readouterr()
+    code = spectrum_attack(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"spectrum-attack: error: --save_adv_images_dir must not be the folder of an input named like a "
+                      f"result, got {str(inputs.output)!r}, where --image would be replaced by a result.")
+    assert listing(tmp_path) == files_before and hashes(tmp_path) == hashes_before
+
+
+@pytest.mark.parametrize("built", ["$list([1, 2])", {"_target_": "collections.OrderedDict"}],
+                         ids=["expression", "target"])
+def test_trusted_bundle_building_no_network_is_one_line(built: Any, tmp_path: Path) -> None:
+    """D9: with --trust_model_code, a network_def that builds something other than an nn.Module."""
+    import json
+
+    from SpectrumAttackLib.models import load_model
+
+    folder = unsafe_bundle(tmp_path / "bundle", tmp_path / "unused.txt")
+    (folder / "configs" / "inference.json").write_text(json.dumps({"network_def": built}))
+    before = hashes(tmp_path)
+    with pytest.raises(ValueError) as caught:
+        load_model(folder, "cpu", trust_code=True)
+    assert str(caught.value) == (f"network_def of bundle {str(folder)!r} must build a torch.nn.Module, got "
+                                 f"{'list' if isinstance(built, str) else 'OrderedDict'}.")
+    assert hashes(tmp_path) == before
+
+
+def test_a_folder_given_as_the_image_is_named_as_a_folder(good_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Cosmetic: a folder named like a volume was reported as 'no such file'."""
+    inputs = make_inputs(tmp_path, good_model)
+    folder = tmp_path / "series.nii.gz"
+    folder.mkdir()
+    inputs.image = folder
+    files_before = listing(tmp_path)
+    outcome = run_spectrum_attack(inputs, capsys, single=True)
+    assert outcome.code == 2 and outcome.stderr == [
+        f"spectrum-attack: error: --image must be a volume file, got {str(folder)!r} (a folder)."]
+    outcome = run_slicer_cli(inputs, capsys)
+    assert outcome.code == 1 and outcome.stderr == [
+        f"SpectrumAttackCLI: error: inputVolume must be a volume file, got {str(folder)!r} (a folder)."]
+    assert listing(tmp_path) == files_before
+
+
+@pytest.mark.slow  # a Python process importing torch
+def test_slicer_cli_prints_the_modality_warning_as_one_line(good_model: Path, tmp_path: Path) -> None:
+    """Cosmetic: the warning came out as a raw ``UserWarning`` with the engine's file and line."""
+    inputs = make_inputs(tmp_path, good_model)
+    image, _ = ct_like()
+    nib.save(nib.Nifti1Image(np.where(image > -500, image + 600.0, 0.0).astype(np.float32), AFFINE), inputs.image)
+    inputs.output.mkdir()
+    completed = subprocess.run([sys.executable, str(CLI_SCRIPT), *slicer_cli_argv(inputs)], capture_output=True,
+                               text=True, env=environment(), timeout=240)
+    assert completed.returncode == 0, completed.stderr
+    warning = [line for line in completed.stderr.splitlines() if "does not look like" in line]
+    assert len(warning) == 1 and warning[0].startswith("SpectrumAttackCLI: warning: inputVolume does not look like")
+    assert "UserWarning" not in completed.stderr and ".py:" not in completed.stderr

@@ -86,3 +86,12 @@ def test_robust_dice_never_rises_as_the_level_loosens_and_models_stay_apart():
         assert values == sorted(values, reverse=True)
     assert summary["models"] == ["m", "n"]
     assert summary["per_model"]["n"]["robust_dice"]["0.90"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("level", [0.99, 0.95, 0.90])
+def test_a_cell_exactly_on_a_level_counts_at_that_level(level):
+    on_the_level = [cell("a", "pgd", 4, 0.1, level), cell("a", "pgd", 8, 0.05, level - 1e-9)]
+    result = robust_dice(on_the_level, CLEAN[:1], "m", level)
+    assert result["cases"]["a"] == {"dice": 0.1, "attack": "pgd", "budget": 4}
+    summary = summarise(on_the_level, CLEAN[:1], (level,))
+    assert summary["per_model"]["m"]["robust_dice"][f"{level:.2f}"] == pytest.approx(0.1)
