@@ -161,6 +161,11 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
     ("--vafa_variant", str, None, None, "VAFA 'code' (reference, per-slice renormalisation) or 'paper'"),
     ("--restarts", int, 1, None, "independent attack runs; each case keeps the strongest"),
     ("--early_stop", _FLAG, False, None, "stop once every voxel is misclassified (reference rule)"),
+    ("--loss", str, "dice-ce", None, "loss of PGD, FGSM, BIM and APGD: dice-ce, ce, masked-ce, balanced-masked-ce "
+                                     "or js (SEA's losses)"),
+    ("--progressive_radius", _FLAG, False, None, "APGD: SEA's radius schedule 2ε, 1.5ε, ε (30/30/40 %% of steps)"),
+    ("--target_ssim", float, 0.0, None, "drive the budget per volume to the strongest whose 3-D SSIM stays >= this "
+                                        "(bisection; 0: the budget as given)"),
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
     ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),

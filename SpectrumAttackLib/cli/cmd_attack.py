@@ -75,7 +75,7 @@ USED_FLAGS = {
     "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
     "save_adv_images_dir", "no_sub_dir_adv_images", "debugging", "distributed", "world_size", "rank", "dist_url",
-    "dist_backend", "precision", "save_model_grid",
+    "dist_backend", "precision", "save_model_grid", "target_ssim",
 }
 
 
@@ -126,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     """Attack this process's share of the cases; rank 0 writes the merged results."""
     from SpectrumAttackLib import attacks
+    from SpectrumAttackLib.attacks.ssim_target import budget_knob
+    from SpectrumAttackLib.checks import check_range
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
+    from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
     from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
@@ -142,8 +145,14 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     entries = load_split(args)
     device = ctx.device
     precision = resolve_precision(args.precision, device, name="--precision")
+    if args.target_ssim:
+        check_range("--target_ssim", args.target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        budget_knob(name)  # an attack without a strength knob is refused before any work
     loaded = model_from_args(args, device, nnunet_allowed=True)
     if args.image or isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # in the cases' own grids
+        if args.target_ssim and isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):
+            raise ValueError(f"--target_ssim must be 0 with an nnU-Net model folder (its attacks run in the input "
+                             f"grid, where the SSIM search is not wired yet), got {args.target_ssim!r}.")
         return attack_in_input_grid(args, loaded, entries, name, params, ctx.world_size)
     if args.save_model_grid:
         warnings.warn("flag --save_model_grid has no effect with a split: its files are in the model grid already.",
@@ -169,14 +178,21 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
             seg_clean = segment(loaded.model, images, cfg.roi, args)
             labels = seg_clean if case.labels is None else case.labels.to(device)  # no --label: the clean prediction
             with progress_bar(1, f"[{index + 1}/{len(entries)}] {case.name} {name}", unit="step") as bar:
-                result = attack_volume(attacker, images, labels, roi=cfg.roi, mode=args.attack_mode,
-                                       tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
-                                       sw_batch_size=args.sw_batch_size, progress=bar.report)
+                volume = {"roi": cfg.roi, "mode": args.attack_mode, "tile_batch_size": args.tile_batch_size,
+                          "overlap": args.infer_overlap, "sw_batch_size": args.sw_batch_size, "progress": bar.report}
+                if args.target_ssim:
+                    result, level = attack_volume_at_ssim(name, loaded.model, images, labels, [args.target_ssim],
+                                                          params={**params, "precision": args.precision},
+                                                          **volume)[0]
+                else:
+                    result = attack_volume(attacker, images, labels, **volume)
             seg_adv = segment(loaded.model, result.adversarial, cfg.roi, args)
             metrics = score_case(images, result.adversarial, seg_clean, seg_adv, case.labels, class_names=names,
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
             metrics["seconds"] = result.seconds
             metrics["tiles"] = result.tiles
+            if args.target_ssim:
+                metrics["target_ssim"] = {**level.as_record(), "budget_name": budget_knob(name)}
             metrics.update(precision.as_record())
             print(format_case_line(case.name, metrics), flush=True)
             if out is not None:

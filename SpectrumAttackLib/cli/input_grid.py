@@ -133,7 +133,7 @@ def attack_in_input_grid(args: argparse.Namespace, loaded: Any, entries: list[di
                     volume, model=loaded, attack=name, params=attack_params, reference_labels=entry.get("label"),
                     seed=args.seed, precision=args.precision, attack_mode=args.attack_mode, overlap=args.infer_overlap,
                     tile_batch_size=args.tile_batch_size, metrics_preset=args.metrics_preset, progress=bar.report,
-                    image_name=image_param,
+                    image_name=image_param, target_ssim=args.target_ssim,
                     labels_name=entry.get("label_param") or f"--data_dir label {Path(str(entry.get('label'))).name}",
                 )  # fmt: skip
             print(format_case_line(case, result.metrics), flush=True)

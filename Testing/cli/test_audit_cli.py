@@ -18,7 +18,7 @@ def test_bad_grid_entry_is_one_error_line_naming_it(run_cli, tmp_path):
     assert code == 2
     assert err.strip() == "spectrum-attack: error: grid entry 'pgd': eps[1] must be > 0, got 0."
     code, _, err = run_cli(f"audit --preset fast --model unet-btcv-3mm --output {tmp_path / 'out'}")
-    assert code == 2 and "--preset must be one of 'quick', 'standard', 'paper', got 'fast'" in err
+    assert code == 2 and "--preset must be one of 'quick', 'standard', 'paper', 'sea', got 'fast'" in err
     code, _, err = run_cli(f"audit --preset paper --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'o'}")
     assert code == 2 and "--grid must not be combined with --preset" in err
     assert not (tmp_path / "out").exists()
@@ -30,7 +30,7 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
     checkpoint = blob_data.checkpoint
     flags = blob_data.flags().replace(f"--use_pretrained --pretrained_path {checkpoint}", "")
     code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
-                             f"--output {tmp_path / 'out'} --seed 3")
+                             f"--output {tmp_path / 'out'} --seed 3 --steps 3")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "audit.json").read_text())
     models = document["summary"]["models"]
@@ -40,10 +40,28 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
     first, second = (sorted((c["case"], c["dice"]) for c in document["cells"] if c["model"] == m) for m in models)
     assert first == second
     assert document["manifest"]["seed"] == 3 and document["manifest"]["arguments"]["seed"] == 3
+    assert {c["params"]["steps"] for c in document["cells"]} == {3}  # --steps overrides the grid's steps
     assert document["manifest"]["models"][0]["weights_sha256"] is not None
     assert "results written to" in out
     code, _, err = run_cli(f"audit {flags} --models {checkpoint} --grid {grid} --output {tmp_path / 'out'}")
     assert code == 2 and "--output must not already hold results unless --overwrite" in err
+
+
+def test_sea_preset_with_steps_and_ssim_levels(run_cli, blob_data, tmp_path):
+    code, _, err = run_cli(f"audit {blob_data.flags()} --preset sea --steps 1 --ssim_levels 0.995 "
+                           f"--output {tmp_path / 'out'} --precision fp32")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    cells = document["cells"]
+    grid_cells = [c for c in cells if "ssim_level" not in c]
+    assert len(grid_cells) == 2 * 3 * 2  # 2 cases x 3 losses x eps 4, 8
+    assert {c["params"]["loss"] for c in grid_cells} == {"masked-ce", "balanced-masked-ce", "js"}
+    assert {c["params"]["steps"] for c in cells} == {1}
+    assert len([c for c in cells if "ssim_level" in c]) == 2 * 3  # a level unit per case and loss
+    sea = document["summary"]["per_model"][document["summary"]["models"][0]]["ensembles"]["sea"]
+    assert set(sea) == {"4", "8"} and all(entry["voxel_dice"] is not None for entry in sea.values())
+    assert "SEA" in (tmp_path / "out" / "report.html").read_text()
+    assert "audit " in err and "ETA" in err  # captured stderr is no terminal: one line per cell
 
 
 @pytest.mark.data

@@ -26,6 +26,7 @@ FAST: dict[str, dict[str, Any]] = {
     "ssa-2d": {"steps": 2, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"block_size": (8, 8, 8)},
     "dfb-2d": {"block_size": (8, 8)},
+    "apgd": {"steps": 2},
 }
 
 #: Settings strong enough to change the fitted net's prediction on 24³ volumes within a few steps.
@@ -43,10 +44,11 @@ STRONG: dict[str, dict[str, Any]] = {
     "ssa-2d": {"steps": 5, "eps": 32, "num_spectrum_augs": 2, "block_size": (8, 8)},
     "dfb": {"freq_band": "middle", "block_size": (8, 8, 8)},
     "dfb-2d": {"freq_band": "middle", "block_size": (8, 8)},
+    "apgd": {"steps": 5, "eps": 32},
 }
 
 #: Attacks whose start is drawn from the seeded generator.
-RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d")
+RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d", "apgd")
 #: Attacks that take gradient steps.
 ITERATIVE = tuple(n for n in attacks.available() if "steps" in attacks.attack_parameters(n))
 
