@@ -37,7 +37,7 @@ _ATTACK_ROWS = tuple(p for p in ATTACK_PARAMETERS if p.engine != "targeted")
 
 
 def _add_parameter(group: argparse._ArgumentGroup, row: Parameter) -> None:
-    text = f"{row.help} Default {row.default!r}" + (f" ({row.unit})." if row.unit else ".")
+    text = (f"{row.help} Default {row.default!r}" + (f" ({row.unit})." if row.unit else ".")).replace("%", "%%")
     if row.kind == "bool":
         group.add_argument(row.flag, action="store_true", default=None, help=text)
     elif row.kind == "block":

@@ -73,3 +73,10 @@ def test_demo_lists_its_attack_and_model_flags(capsys) -> None:
     out = capsys.readouterr().out
     for flag in ("--attack_name", "--rho", "--block_size", "--model", "--space_x", "--precision", "--case"):
         assert flag in out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_subcommand_prints_its_help(command, capsys) -> None:
+    """Each subcommand's --help renders (a '%' in a parameter-table help text once broke `harden --help`)."""
+    assert main([command, "--help"]) == 0
+    assert f"spectrum-attack {command}" in capsys.readouterr().out
