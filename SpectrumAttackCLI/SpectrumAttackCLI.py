@@ -25,10 +25,16 @@ In batch mode a folder that already holds results is refused, and a bad file is 
 
 from __future__ import annotations
 
+import sys
+
+if sys.version_info < (3, 11):  # Slicer 5.8 (Python 3.9) lists the CLI module too: one line, no traceback
+    sys.stderr.write("SpectrumAttackCLI: error: SpectrumAttack needs 3D Slicer 5.10 or later (Python 3.12); this "
+                     "Slicer runs Python " + sys.version.split()[0] + ".\n")
+    sys.exit(1)
+
 import argparse
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -100,19 +106,6 @@ def _engine_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-class _Reporter:
-    """Turns engine progress reports into ``<filter-progress>`` lines (flushed: Slicer reads them live)."""
-
-    def __init__(self, offset: int = 0, count: int = 1) -> None:
-        self.offset, self.count = offset, count
-
-    def __call__(self, report: Any) -> None:
-        fraction = (self.offset + report.fraction) / self.count
-        print(f"<filter-progress>{fraction:.4f}</filter-progress>", flush=True)
-        print(f"SpectrumAttack step {report.done}/{report.total} {report.stage} {report.message}".rstrip(),
-              flush=True)
-
-
 def _metrics_document(result: Any) -> dict[str, Any]:
     from SpectrumAttackLib.report.jsonable import to_jsonable
 
@@ -121,7 +114,7 @@ def _metrics_document(result: Any) -> dict[str, Any]:
 
 
 def _attack_file(arguments: Any, source: str, reference: str | None, staged: Any, names: dict[str, str],
-                 reporter: _Reporter, image_name: str) -> Any:
+                 reporter: Any, image_name: str) -> Any:
     """Attack one file and write the requested outputs into ``staged`` (moved into place by the caller).
 
     Args:
@@ -158,6 +151,7 @@ def _return_parameters(scalars: dict[str, float]) -> str:
 
 def _run_single(args: argparse.Namespace, arguments: Any) -> None:
     from SpectrumAttackAdapter.arguments import summary_scalars
+    from SpectrumAttackAdapter.cli_output import Reporter, announce_staging
 
     from SpectrumAttackLib.pipeline.staging import StagedFiles
 
@@ -168,8 +162,9 @@ def _run_single(args: argparse.Namespace, arguments: Any) -> None:
             "seg_adv": "adversarialLabel", "metrics": "metricsFile"}
     inputs = {"inputVolume": args.inputVolume, "referenceLabel": args.referenceLabel, "model": args.model}
     with StagedFiles(outputs, inputs) as staged:  # every output path is checked before the attack starts
+        announce_staging(staged.staging_folders)
         names = {key: name for key, name in keys.items() if name in staged}
-        result = _attack_file(arguments, args.inputVolume, args.referenceLabel, staged, names, _Reporter(),
+        result = _attack_file(arguments, args.inputVolume, args.referenceLabel, staged, names, Reporter(),
                               "inputVolume")
         if "returnparameterfile" in staged:
             staged.path("returnparameterfile").write_text(
@@ -179,6 +174,7 @@ def _run_single(args: argparse.Namespace, arguments: Any) -> None:
 
 def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
     from SpectrumAttackAdapter.arguments import summary_scalars
+    from SpectrumAttackAdapter.cli_output import Reporter, announce_staging
 
     from SpectrumAttackLib.io.volumes import SUFFIXES
     from SpectrumAttackLib.pipeline.staging import SLICER_BATCH_RESULTS, StagedFiles, StagedOutput
@@ -195,6 +191,7 @@ def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
                       overwrite_flag=None, inputs=inputs) as out, \
             StagedFiles({"returnparameterfile": args.returnparameterfile}, {**inputs, "model": args.model}) \
             as returned:
+        announce_staging([*out.staging_folders, *returned.staging_folders])
         rows = []
         for index, path in enumerate(cases):
             case = path.name[: -len(next(s for s in suffixes if path.name.lower().endswith(s)))]
@@ -203,7 +200,7 @@ def _run_folder(args: argparse.Namespace, arguments: Any) -> None:
                 ("adversarial", "adversarial.nii.gz"), ("perturbation", "perturbation.nii.gz"),
                 ("seg_clean", "seg_clean.nii.gz"), ("seg_adv", "seg_adversarial.nii.gz"),
                 ("metrics", "metrics.json"))}
-            result = _attack_file(arguments, str(path), None, out, names, _Reporter(index, len(cases)),
+            result = _attack_file(arguments, str(path), None, out, names, Reporter(index, len(cases)),
                                   f"inputDirectory file {path.name}")
             rows.append({"case": case, **summary_scalars(result.metrics, result.seconds)})
         columns = list(rows[0])
@@ -231,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code: 0 success, 1 error (one line ``SpectrumAttackCLI: error: ...`` on stderr,
     no traceback, no output written), 2 bad command line, 130 interrupted (SIGINT or SIGTERM; nothing written)."""
     parser = build_parser()
+    from SpectrumAttackAdapter.cli_output import utf8_console
+
+    utf8_console()
     args = parser.parse_args(argv)
     if args.xml:
         sys.stdout.write((_HERE / "SpectrumAttackCLI.xml").read_text(encoding="utf-8"))
@@ -241,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if batch and (args.inputVolume or args.outputVolume):
         parser.error("give --inputVolume and --outputVolume (one volume) or --inputDirectory and --outputDirectory "
                      "(batch mode), not both.")
+    single_only = [name for name in ("referenceLabel", "cleanLabel", "adversarialLabel", "perturbation", "metricsFile")
+                   if getattr(args, name)]
+    if batch and single_only:
+        parser.error(f"--{single_only[0]} belongs to a single-volume run; batch mode (--inputDirectory) writes every "
+                     "case's segmentations, perturbation and metrics into --outputDirectory itself.")
     if not batch and not (args.inputVolume and args.outputVolume):
         parser.error("--inputVolume and --outputVolume are required (or --inputDirectory and --outputDirectory).")
     _import_paths()

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("SpectrumAttackLib", "SpectrumAttack", "SpectrumAttackCLI")
+PACKAGES = ("SpectrumAttackLib", "SpectrumAttack", "SpectrumAttackCLI", "SpectrumAttackRobustnessCLI")
 CLI = "SpectrumAttackLib.cli"
 
 

@@ -7,6 +7,8 @@
    backward to the input (DiceCE, parameters frozen) on the same 96³ tile, for MONAI UNet and UNETR with the seed's
    settings (14 classes). Target: SA² step ≤ 1.05× forward + backward. Both in fp32 (the floor);
    bench/precision_cost.py compares fp32 with bf16.
+3. One APGD step (SEA's losses, progressive radius: forward, loss, backward, the step-size bookkeeping, momentum,
+   best-iterate tracking, history) against the same forward + backward. Target: APGD step ≤ 1.05×.
 
 Measurements are interleaved step by step (baseline, SA² step, baseline, ...) and medians are reported (the ratio is
 the median of the ratios of neighbouring pairs), so load changes on a shared machine hit both sides alike.
@@ -15,6 +17,7 @@ Usage::
 
     python bench/attack_cost.py --repeats 3 --threads 2
     python bench/attack_cost.py --models unet --blocks 8 16 --device cuda
+    python bench/attack_cost.py --models unet --blocks 8 --attacks apgd --repeats 3   # APGD only, quicker
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from SpectrumAttackLib.attacks.losses import dice_ce_loss
 from SpectrumAttackLib.runtime import resolve_device
 from SpectrumAttackLib.transforms import dct_nd, idct_nd, split_blocks_3d
 
+#: APGD settings timed per model: SEA's three losses with its progressive radius, at ε 8.
+APGD_SETTINGS = {f"SEA {loss}": {"eps": 8.0, "loss": loss, "progressive_radius": True}
+                 for loss in ("masked-ce", "balanced-masked-ce", "js")}
+
 TILE = 96
 NUM_CLASSES = 14
 DCT_TARGET = 5.0
@@ -47,6 +54,10 @@ SAA_SETTINGS = {
     "README (16³, SSIM)": {"block_size": (16, 16, 16), "rho": 0.4, "lambda_dice": 0.2, "use_ssim_loss": True,
                            "lambda_ssim": 0.75},
 }
+
+
+#: attack name → the settings timed for it.
+ATTACK_SETTINGS = {"saa": SAA_SETTINGS, "apgd": APGD_SETTINGS}
 
 
 def _sync(device: torch.device) -> None:
@@ -132,8 +143,9 @@ class _Interleaved:
         return [b - a for a, b in zip(self.leave[:-1], self.enter[1:], strict=True)]
 
 
-def bench_step(model: torch.nn.Module, repeats: int, device: torch.device) -> list[tuple[str, float, float, float]]:
-    """``(setting, forward+backward s, SA² step s, median ratio)`` on one 96³ tile, interleaved step by step.
+def bench_step(model: torch.nn.Module, repeats: int, device: torch.device,
+               attack_name: str = "saa") -> list[tuple[str, float, float, float]]:
+    """``(setting, forward+backward s, attack step s, median ratio)`` on one 96³ tile, interleaved step by step.
 
     With ``model`` a 1×1×1 convolution the difference step − forward+backward is the attack's own cost per step
     (render, backward through the DCT, SSIM, update, history), nearly free of the model's.
@@ -149,8 +161,8 @@ def bench_step(model: torch.nn.Module, repeats: int, device: torch.device) -> li
             torch.autograd.grad(loss_fn(model(x), labels), x)
 
     results = []
-    for setting, params in SAA_SETTINGS.items():
-        attack = attacks.create("saa", model, steps=repeats + 2, seed=0, precision="fp32", **params)
+    for setting, params in ATTACK_SETTINGS[attack_name].items():
+        attack = attacks.create(attack_name, model, steps=repeats + 2, seed=0, precision="fp32", **params)
         forward_backward()  # warm-up
         timer = _Interleaved(forward_backward, device)
         attack(images, labels, progress=timer)
@@ -174,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--blocks", type=int, nargs="+", default=[8, 16, 32], help="cubic DCT block edges")
     parser.add_argument("--models", nargs="*", default=["unet", "unetr"], help="unet and/or unetr; none to skip")
+    parser.add_argument("--attacks", nargs="+", default=["saa", "apgd"], choices=list(ATTACK_SETTINGS),
+                        help="attacks whose step is timed")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -184,25 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     dct_rows = bench_dct(args.blocks, args.repeats, device)
     print_table(("block", "N", "ours ms", "torch-dct ms", "speed-up"), dct_rows)
 
-    overhead = {setting: step - base for setting, base, step, _ in
-                bench_step(torch.nn.Conv3d(1, NUM_CLASSES, 1).to(device), max(args.repeats, 5), device)}
-    print(f"\nSA² cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes): "
-          + ", ".join(f"{k}: {1000 * v:.0f} ms" for k, v in overhead.items()))
-    step_rows = []
-    for model_name in args.models:
-        model = build_model(model_name).to(device)
-        for setting, base, step, ratio in bench_step(model, args.repeats, device):
-            step_rows.append((model_name, setting, f"{base:.3f}", f"{step:.3f}", f"{ratio:.3f}",
-                              f"{(base + overhead[setting]) / base:.3f}",
-                              "ok" if (base + overhead[setting]) / base <= STEP_TARGET else "MISSED"))
-        del model
-    if step_rows:
-        print(f"\nSA² step vs forward + backward to the input, one {TILE}³ tile, {NUM_CLASSES} classes "
-              f"(target ≤ {STEP_TARGET:g}×)")
-        print("(measured: median ratio of neighbouring step/baseline pairs, ±5 % on a loaded machine; from overhead:\n"
-              " 1 + SA² cost / fwd+bwd, the steadier estimate, which the target column checks)")
-        print_table(("model", "SA² setting", "fwd+bwd s", "SA² step s", "measured", "from overhead", "target"),
-                    step_rows)
+    for attack_name in args.attacks:
+        label = {"saa": "SA²", "apgd": "APGD"}[attack_name]
+        overhead = {setting: step - base for setting, base, step, _ in
+                    bench_step(torch.nn.Conv3d(1, NUM_CLASSES, 1).to(device), max(args.repeats, 5), device,
+                               attack_name)}
+        print(f"\n{label} cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes): "
+              + ", ".join(f"{k}: {1000 * v:.0f} ms" for k, v in overhead.items()))
+        step_rows = []
+        for model_name in args.models:
+            model = build_model(model_name).to(device)
+            for setting, base, step, ratio in bench_step(model, args.repeats, device, attack_name):
+                step_rows.append((model_name, setting, f"{base:.3f}", f"{step:.3f}", f"{ratio:.3f}",
+                                  f"{(base + overhead[setting]) / base:.3f}",
+                                  "ok" if (base + overhead[setting]) / base <= STEP_TARGET else "MISSED"))
+            del model
+        if step_rows:
+            print(f"\n{label} step vs forward + backward to the input, one {TILE}³ tile, {NUM_CLASSES} classes "
+                  f"(target ≤ {STEP_TARGET:g}×)")
+            print("(measured: median ratio of neighbouring step/baseline pairs, ±5 % on a loaded machine; from "
+                  f"overhead:\n 1 + {label} cost / fwd+bwd, the steadier estimate, which the target column checks)")
+            print_table(("model", f"{label} setting", "fwd+bwd s", f"{label} step s", "measured", "from overhead",
+                         "target"), step_rows)
     return 0
 
 

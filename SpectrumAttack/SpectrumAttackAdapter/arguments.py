@@ -75,6 +75,7 @@ class EngineArguments:
         architecture: ``unet``, ``unet-r``, ``swin-unetr`` or ``segresnet`` for checkpoint paths; None otherwise.
         num_classes: class count (background included) for checkpoint paths; None otherwise.
         model_arguments: extra ``build_model`` keyword arguments for checkpoint paths (e.g. small UNet channels).
+        target_ssim: 0 attacks at the given budget; in (0, 1) the strongest budget keeping this 3-D SSIM.
     """
 
     model: Any
@@ -86,6 +87,7 @@ class EngineArguments:
     architecture: str | None = None
     num_classes: int | None = None
     model_arguments: dict[str, Any] = field(default_factory=dict)
+    target_ssim: float = 0.0
 
     def load_model(self) -> LoadedModel:
         """The model as a ``LoadedModel`` (returned as is when it already is one)."""
@@ -197,7 +199,8 @@ def engine_arguments(values: Mapping[str, Any], *, strict: bool) -> EngineArgume
         raise ValueError(f"parameter {key} is not accepted by attack {attack!r}; allowed: {allowed}.")
     return EngineArguments(model=model, attack=attack, params=params, device=general["device"],
                            precision=general["precision"], seed=seed,
-                           architecture=architecture, num_classes=num_classes, model_arguments=model_arguments)
+                           architecture=architecture, num_classes=num_classes, model_arguments=model_arguments,
+                           target_ssim=general["target_ssim"])
 
 
 def run_engine(
@@ -234,7 +237,7 @@ def run_engine(
         (array_ijk, ijk_to_ras), model=arguments.load_model(), attack=arguments.attack, params=arguments.params,
         reference_labels=reference_labels, device=arguments.device, seed=arguments.seed,
         precision=arguments.precision, progress=progress, cancel=cancel, image_name=image_name,
-        labels_name=labels_name,
+        labels_name=labels_name, target_ssim=arguments.target_ssim,
     )
 
 

@@ -33,8 +33,9 @@ __all__ = [
 #: Minimum PyTorch version of the engine (asked from the PyTorch extension).
 TORCH_REQUIREMENT = ">=2.1"
 
-#: Packages owned by the PyTorch extension and Slicer: pip is constrained to their installed versions.
-_KEPT = ["torch", "torchvision", "SimpleITK"]
+#: Packages owned by the PyTorch extension and by Slicer itself (its numpy, scipy, pydicom and SimpleITK): pip is
+#: constrained to their installed versions, so installing MONAI & co. never replaces one of them.
+_KEPT = ["torch", "torchvision", "SimpleITK", "numpy", "scipy", "pydicom"]
 
 
 def read_requirements(path: str | Path) -> list[str]:
@@ -71,15 +72,19 @@ def missing_requirements(requirements: Iterable[str]) -> list[str]:
 
 
 def torch_summary() -> str:
-    """One line for the GUI: torch version, CUDA build and GPU, or why torch is missing. Imports torch."""
-    if importlib.util.find_spec("torch") is None:
-        return "PyTorch is not installed (installed through the PyTorch extension on first Apply)."
-    from SpectrumAttackLib.runtime import device_info
+    """One line for the GUI: the installed torch version and its build (CUDA or CPU), or why torch is missing.
 
-    info = device_info()
-    cuda = f"CUDA build {info['cuda_build']}" if info["cuda_build"] else "CPU-only build"
-    gpu = f", GPU: {info['gpu']} ({info['gpu_memory_gib']} GiB)" if info["gpu"] else ", no GPU visible"
-    return f"PyTorch {info['torch']}, {cuda}{gpu}"
+    Read from the package metadata: opening the module must not import torch into Slicer's process (seconds, and
+    a broken install would break the panel). The GPU a run used is in its results (``device`` of the config).
+    """
+    version = _installed("torch")
+    if version is None:
+        return "PyTorch is not installed (installed through the PyTorch extension on first Apply)."
+    local = version.partition("+")[2]
+    build = (f"CUDA {local[2:4]}.{local[4:]} build" if re.fullmatch(r"cu\d{3,}", local)
+             else "ROCm build" if local.startswith("rocm") else "CPU-only build" if local == "cpu"
+             else "PyPI build (CUDA on Linux and Windows, CPU on macOS)")
+    return f"PyTorch {version.partition('+')[0]}, {build}; the device is chosen when a run starts."
 
 
 def _ensure_torch() -> None:
@@ -155,8 +160,11 @@ def install_missing(requirements: Iterable[str], constraints: Iterable[str] = ()
     with tempfile.TemporaryDirectory(prefix="SpectrumAttack-") as folder:
         constraints_file = Path(folder) / "constraints.txt"
         constraints_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-        installer = getattr(slicer, "packaging", None)
-        if installer is not None and hasattr(installer, "pip_ensure"):  # Slicer 5.12+
+        try:  # Slicer 5.12+: a submodule, not imported by "import slicer"
+            import slicer.packaging as installer
+        except ImportError:  # Slicer 5.10
+            installer = None
+        if installer is not None and hasattr(installer, "pip_ensure"):
             installer.pip_ensure(missing, constraints=constraints_file, requester="SpectrumAttack")
             return
         question = ("SpectrumAttack needs these Python packages, which are not installed yet:\n\n"

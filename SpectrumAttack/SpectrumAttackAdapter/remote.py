@@ -26,7 +26,7 @@ from SpectrumAttackAdapter.results import SpectrumAttackResult, write_result
 from SpectrumAttackAdapter.segmentations import reference_labels
 from SpectrumAttackAdapter.volumes import array_ijk, same_geometry, volume_to_ijk
 
-__all__ = ["RemoteAttackJob", "run_attack", "run_audit", "start_attack"]
+__all__ = ["RemoteAttackJob", "attack_on_server", "audit_on_server", "run_attack", "run_audit", "start_attack"]
 
 #: how often the GUI asks the server for progress.
 POLL_MS = 500
@@ -128,6 +128,42 @@ def run_audit(scene: Any, input_volume: Any, models: Any, preset: Any, reference
         return session.audit((array, ijk_to_ras), models=models, labels=reference, grid=preset, output=output,
                              seed=seed, precision=precision, metrics_preset=metrics_preset,
                              name=input_volume.GetName(), progress=on_progress)
+
+
+def attack_on_server(scene: Any, input_volume: Any, arguments: EngineArguments, reference_node: Any, server: Backend,
+                     *, wait: bool, on_progress: Callable[[Any], None] | None, cancel: Callable[[], bool],
+                     show_result: bool) -> Any:
+    """The Logic's ``run`` on a server. ``wait=True``: the ``SpectrumAttackResult`` (nodes added, shown side by side
+    when ``show_result``); ``wait=False``: a :class:`RemoteAttackJob`, not started yet (application only)."""
+    from SpectrumAttackAdapter.compute import ensure_client_dependencies
+
+    ensure_client_dependencies()
+    if not wait:
+        return RemoteAttackJob(scene, input_volume, arguments, reference_node, server, on_progress, None)
+    output = run_attack(scene, input_volume, arguments, reference_node, server, on_progress=on_progress, cancel=cancel)
+    if show_result:
+        from SpectrumAttackAdapter.layout import show_side_by_side
+
+        show_side_by_side(input_volume, output)
+    return output
+
+
+def audit_on_server(scene: Any, volumes: list[Any], references: list[Any], models: Any, preset: Any, server: Backend,
+                    *, seed: int, precision: str, metrics_preset: str, output: Any,
+                    on_progress: Callable[[Any], None] | None) -> dict[str, Any]:
+    """The Logic's ``audit`` on a server (one volume): the same table and chart nodes as a local audit; returns
+    the summary with ``"nodes"`` and ``"folder"``."""
+    from SpectrumAttackAdapter.audit_job import import_audit
+    from SpectrumAttackAdapter.compute import ensure_client_dependencies
+
+    if len(volumes) != 1 or len(references) > 1:
+        raise ValueError(f"inputVolume must be one volume node for an audit on a server, got {len(volumes)}.")
+    ensure_client_dependencies()
+    result = run_audit(scene, volumes[0], models, preset, references[0] if references else None, server, seed=seed,
+                       precision=precision, metrics_preset=metrics_preset,
+                       output=None if output is None else str(output), on_progress=on_progress)
+    return import_audit(scene, {"cells": result.cells, "summary": result.summary}, volumes[0].GetName(),
+                        result.folder)
 
 
 class RemoteAttackJob:

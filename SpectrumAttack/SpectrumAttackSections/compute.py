@@ -20,12 +20,15 @@ _CHOICES = {"this computer": "local", "server": "server"}
 
 
 class ComputeSection:
-    """Build the section from ``ComputeSection.ui`` into ``layout`` and keep it in step with the parameter node.
+    """Build the section from :data:`UI_FILE` into ``layout`` and keep it in step with the parameter node (not a
+    ``Section``: no Apply, no job of its own; it only says where the other sections' jobs run).
 
     Args:
         layout: the module panel's layout.
         ui_file: path of ``Resources/UI/ComputeSection.ui``.
     """
+
+    UI_FILE = "ComputeSection.ui"
 
     def __init__(self, layout: Any, ui_file: str) -> None:
         widget = slicer.util.loadUI(ui_file)

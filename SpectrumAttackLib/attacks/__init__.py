@@ -20,6 +20,8 @@ __all__ = [
     "REGISTRY",
     "Attack",
     "AttackResult",
+    "SSIMTargetResult",
+    "at_ssim",
     "attack_class",
     "attack_parameters",
     "available",
@@ -47,12 +49,14 @@ REGISTRY: dict[str, str] = {
     "dfb-2d": "dfb:DFB2D",
     "mi-fgsm": "momentum:MIFGSM",
     "vmi-fgsm": "momentum:VMIFGSM",
+    "apgd": "apgd:APGD",
 }
 
 _BASE_PARAMS = ("steps", "seed", "targeted", "restarts", "early_stop", "clip_input", "precision")
 
 
-__getattr__ = lazy_getattr(__name__, dict.fromkeys(_FROM_BASE, "base"))
+__getattr__ = lazy_getattr(__name__, {**dict.fromkeys(_FROM_BASE, "base"),
+                                      **dict.fromkeys(("at_ssim", "SSIMTargetResult"), "ssim_target")})
 
 
 def available() -> list[str]:

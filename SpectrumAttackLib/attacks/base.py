@@ -33,7 +33,7 @@ from SpectrumAttackLib.metrics.overlap import dice_per_sample
 from SpectrumAttackLib.precision import Precision, check_precision, resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, make_generator
 
-__all__ = ["Attack", "AttackResult", "forward_logits", "frozen_model", "logits_of", "model_device"]
+__all__ = ["Attack", "AttackResult", "StepRule", "forward_logits", "frozen_model", "logits_of", "model_device"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,35 @@ class _Run:
     restart: int
     progress: ProgressCallback | None
     generator: torch.Generator
+    #: per-sample Dice ``[B]`` of the last evaluated prediction vs ``labels``.
+    dice: torch.Tensor | None = None
+
+
+class StepRule:
+    """How one restart moves the variable between evaluations: by default :meth:`Attack.step` then
+    :meth:`Attack.project`. An attack with per-restart state (APGD's step sizes, momentum and best iterates) gives
+    its own rule (:meth:`Attack.step_rule`); the loop stays the one loop.
+
+    Args:
+        attack: the attack.
+        run: the restart (images, labels, goal, context, ...).
+    """
+
+    def __init__(self, attack: Attack, run: _Run) -> None:
+        self.attack = attack
+        self.run = run
+
+    def update(self, variable: torch.Tensor, grad: torch.Tensor, logits: torch.Tensor, t: int) -> torch.Tensor:
+        """The next variable (projected) from the one just evaluated at step ``t``, its gradient and its logits."""
+        return self.attack.project(self.attack.step(variable, grad, t), self.run.images, self.run.context)
+
+    def may_stop(self, t: int) -> bool:
+        """Whether the early-stop rule may end the restart at step ``t``."""
+        return True
+
+    def final(self, variable: torch.Tensor) -> torch.Tensor:
+        """The variable the restart returns, given the last (not yet evaluated) one. Default: that one."""
+        return variable
 
 
 def logits_of(output: Any) -> torch.Tensor:
@@ -211,6 +240,10 @@ class Attack(abc.ABC):
     def step(self, variable: torch.Tensor, grad: torch.Tensor, t: int) -> torch.Tensor:
         """Ascent step on the objective. Default: sign-gradient step of ``self._step_size``."""
         return variable + self._step_size * grad.sign()
+
+    def step_rule(self, run: _Run) -> StepRule:
+        """The per-restart update rule of the loop (:class:`StepRule`). Default: sign step and projection."""
+        return StepRule(self, run)
 
     def views(self, adversarial: torch.Tensor, context: Any, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """Random transforms of the adversarial images whose input gradients, averaged, drive the step.
@@ -347,6 +380,7 @@ class Attack(abc.ABC):
         """One restart: ``steps`` ascent steps (none for one-shot attacks); returns (adv, state, steps, stopped)."""
         x, context = run.images, run.context
         total = max(self.steps, 1) * self.restarts
+        rule = self.step_rule(run)
         t = 0
         for t in range(self.steps):
             variable = variable.detach().requires_grad_(True)
@@ -354,29 +388,34 @@ class Attack(abc.ABC):
             views = self.views(adv.detach(), context, run.generator)
             first = next(views, None)
             if first is None:
-                value, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
+                logits = forward_logits(self.model, adv, run.precision)
+                value, pred = self._evaluate(logits, adv, run, t)
                 (grad,) = torch.autograd.grad(value, variable)
             else:  # the image itself is scored (history, early stop); the views give the direction
                 image_grad = None
                 if self.image_gradient_with_views:
-                    value, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
+                    logits = forward_logits(self.model, adv, run.precision)
+                    value, pred = self._evaluate(logits, adv, run, t)
                     (image_grad,) = torch.autograd.grad(value, variable, retain_graph=True)
                 else:
                     with torch.no_grad():
-                        _, pred = self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, t)
+                        logits = forward_logits(self.model, adv, run.precision)
+                        _, pred = self._evaluate(logits, adv, run, t)
                 view_grad = self._mean_input_gradient(itertools.chain([first], views), run, t)
                 (grad,) = torch.autograd.grad(adv, variable, view_grad)
                 grad = self.merge_gradients(image_grad, grad)
             if run.progress is not None:
                 run.progress(Progress(run.restart * self.steps + t + 1, total, "attack",
                                       f"loss {run.history['loss'][-1]:.4f}"))
-            if self.early_stop and self._fooled(pred, run.labels, run.goal):
+            if self.early_stop and rule.may_stop(t) and self._fooled(pred, run.labels, run.goal):
                 # Return the image that was just checked, not the next (unchecked) one.
                 adv = adv.detach().clamp(0.0, 1.0)
                 return adv, self.state_of(variable.detach(), x, adv, context).detach(), t + 1, True
             with torch.no_grad():
-                variable = self.project(self.step(variable.detach(), grad, t), x, context)
+                variable = rule.update(variable.detach(), grad, logits.detach(), t)
         with torch.no_grad():
+            if self.steps:
+                variable = rule.final(variable)
             adv = self.render(x, variable, context, t)
             if self.steps == 0:  # one-shot attacks: score the output once (and check the class count)
                 self._evaluate(forward_logits(self.model, adv, run.precision), adv, run, 0)
@@ -413,7 +452,8 @@ class Attack(abc.ABC):
         with torch.no_grad():
             pred = _predict(logits)
             run.history["loss"].append(float(value.detach()))
-            run.history["dice"].append(float(dice_per_sample(pred, run.labels, logits.shape[1]).mean()))
+            run.dice = dice_per_sample(pred, run.labels, logits.shape[1]).to(pred.device)
+            run.history["dice"].append(float(run.dice.mean()))
             run.history["ssim"].append(float(run.similarity(adv).detach()))
             run.history["restart"].append(run.restart)
         return value, pred

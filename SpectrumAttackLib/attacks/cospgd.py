@@ -37,6 +37,7 @@ class CosPGD(PGD):
     paper = ("Agnihotri et al., CosPGD: an efficient white-box adversarial attack for pixel-wise prediction tasks, "
              "ICML 2024")
     uses_loss_fn: ClassVar[bool] = False
+    fixed_params: ClassVar[frozenset[str]] = frozenset({"loss"})
 
     def objective(self, logits: torch.Tensor, goal: torch.Tensor, images: torch.Tensor,
                   adversarial: torch.Tensor, context: Any, t: int) -> torch.Tensor:

@@ -30,6 +30,7 @@ from SpectrumAttackLib.precision import PRECISIONS
 __all__ = [
     "ATTACK_PARAMETERS",
     "GENERAL_SETTINGS",
+    "LOSS_NAMES",
     "PARAMETERS",
     "SLICER_PARAMETERS",
     "Parameter",
@@ -49,7 +50,10 @@ _DFB = ("dfb", "dfb-2d")
 _VOXEL_ITERATIVE = ("pgd", "bim", "segpgd", "cospgd")
 _SSA = ("ssa-2d",)
 _MOMENTUM = ("mi-fgsm", "vmi-fgsm")
-_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE, *_SSA, *_MOMENTUM)
+_APGD = ("apgd",)
+_OPTIMISED = (*_SA2, *_VAFA, *_VOXEL_ITERATIVE, *_SSA, *_MOMENTUM, *_APGD)
+#: the losses of the ``loss`` row (:mod:`SpectrumAttackLib.attacks.voxel_losses`), the default first.
+LOSS_NAMES = ("dice-ce", "ce", "masked-ce", "balanced-masked-ce", "js")
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -210,7 +214,7 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
               "--vafa_variant", slicer="vafaVariant", choices=("code", "paper")),
     Parameter("eps", "float", 4.0, "ε (0–255)",
               "Voxel attacks and SSA: L∞ budget on the 0–255 scale of the intensity window (4 means 4/255).",
-              ("pgd", "fgsm", "bim", "segpgd", "cospgd", *_SSA, *_MOMENTUM), "--eps", slicer="eps",
+              ("pgd", "fgsm", "bim", "segpgd", "cospgd", *_SSA, *_MOMENTUM, *_APGD), "--eps", slicer="eps",
               unit="1/255 of the window", minimum=0.0, maximum=255.0, step=1.0, decimals=2),
     Parameter("alpha", "float", 0.01, "α (step)", "Voxel attacks: step size in [0, 1] intensity units.",
               _VOXEL_ITERATIVE, "--alpha", slicer="alpha", unit="[0, 1] intensity", minimum=0.0001, maximum=1.0,
@@ -235,6 +239,14 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
               "--q_min", minimum=0.001, maximum=5.0),  # at most q max's minimum: every offered pair is valid
     Parameter("beta", "float", 0.1, "β", "SA²: sign-step size on the spectral factors ξ.", _SA2, "--beta",
               minimum=0.0001, maximum=1.0),
+    Parameter("loss", "choice", "dice-ce", "Loss",
+              "PGD, FGSM, BIM and APGD: the maximised loss: dice-ce (the reference's), ce, SEA's masked-ce (voxels "
+              "still correct), balanced-masked-ce (class weights from the volume's label histogram) or js "
+              "(Jensen-Shannon divergence to the labels).", ("pgd", "fgsm", "bim", *_APGD), "--loss",
+              slicer="attackLoss", choices=LOSS_NAMES),
+    Parameter("progressive_radius", "bool", False, "Progressive radius",
+              "APGD: SEA's schedule, 30 % of the steps at 2ε, 30 % at 1.5ε, 40 % at ε.", _APGD,
+              "--progressive_radius", slicer="progressiveRadius"),
     Parameter("targeted", "bool", False, "Targeted",
               "Push the prediction towards target label maps (Python API only: the command line has none).",
               (*_OPTIMISED, "fgsm"), "--targeted"),
@@ -247,7 +259,8 @@ ATTACK_PARAMETERS: tuple[Parameter, ...] = (
 #: Settings of every run (not attack parameters).
 GENERAL_SETTINGS: tuple[Parameter, ...] = (
     Parameter("device", "choice", "auto", "Device",
-              "auto uses a CUDA GPU when PyTorch sees one, else the CPU; cuda:N picks a GPU.", None, "--device",
+              "auto uses a CUDA GPU when PyTorch sees one, else the CPU; cuda is the first visible GPU (set "
+              "CUDA_VISIBLE_DEVICES to pick another).", None, "--device",
               slicer="device", choices=("auto", "cpu", "cuda"), pattern=r"cuda:\d+"),
     Parameter("seed", "int", 0, "Seed", "Seed of the attack's random draws; the same seed gives the same result.",
               None, "--seed", slicer="seed", minimum=0, maximum=2**31 - 1, step=1),
@@ -255,6 +268,10 @@ GENERAL_SETTINGS: tuple[Parameter, ...] = (
               "Precision of the model passes: auto (bf16 on CPUs with AMX or AVX512-BF16 and on CUDA GPUs with bf16, "
               "else fp32), fp32 (bit-for-bit reproducible), bf16, or fp16 (CUDA GPUs only); the DCT, SSIM, losses "
               "and metrics always run in fp32.", None, "--precision", slicer="precision", choices=PRECISIONS),
+    Parameter("target_ssim", "float", 0.0, "Target SSIM",
+              "Find per volume the strongest budget (ε, ρ, q max or σ) whose image keeps a 3-D SSIM of at least this "
+              "to the clean one, by bisection; 0 uses the budget as given.", None, "--target_ssim",
+              slicer="targetSsim", minimum=0.0, maximum=0.9999, step=0.005, decimals=4),
 )
 
 #: Every row.

@@ -12,7 +12,8 @@ import torch
 
 from SpectrumAttackLib.attacks.base import Attack
 from SpectrumAttackLib.attacks.losses import LossFn
-from SpectrumAttackLib.checks import check_range
+from SpectrumAttackLib.attacks.voxel_losses import LOSSES, loss_function
+from SpectrumAttackLib.checks import check_choice, check_range
 
 __all__ = ["PGD"]
 
@@ -27,6 +28,9 @@ class PGD(Attack):
         alpha: step size in [0, 1] intensity units, used as given (the seed does not divide it by 255);
             0 < alpha ≤ 1. Default 0.01.
         random_start: start from ``U(−eps, eps)`` noise. Default True.
+        loss: the maximised loss by name, one of :data:`~SpectrumAttackLib.attacks.voxel_losses.LOSSES`
+            (``"dice-ce"``, ``"ce"``, SEA's ``"masked-ce"``, ``"balanced-masked-ce"``, ``"js"``); a ``loss_fn`` given
+            instead needs the default. Default ``"dice-ce"``.
 
     Shape:
         images ``[B, C, H, W, D]``; ``result.state`` = ``δ = adversarial − images``, same shape.
@@ -39,8 +43,14 @@ class PGD(Attack):
     paper = "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018"
 
     def __init__(self, model: torch.nn.Module, loss_fn: LossFn | None = None, *, eps: float = 4.0,
-                 alpha: float = 0.01, random_start: bool = True, **kwargs: Any) -> None:
+                 alpha: float = 0.01, random_start: bool = True, loss: str = "dice-ce", **kwargs: Any) -> None:
+        loss = check_choice("loss", loss, LOSSES)
+        if loss_fn is not None and loss != LOSSES[0]:
+            raise ValueError(f"loss must be {LOSSES[0]!r} (the default) when loss_fn is given, got {loss!r}.")
+        if loss_fn is None and self.uses_loss_fn:
+            loss_fn = loss_function(loss)
         super().__init__(model, loss_fn, **kwargs)
+        self.loss = loss
         self.eps = check_range("eps", eps, 0.0, 255.0, hint="0–255 scale; 4 means 4/255")
         self.alpha = check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False,
                                  hint="[0, 1] intensity units, not divided by 255")

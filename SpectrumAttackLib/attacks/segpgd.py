@@ -39,6 +39,7 @@ class SegPGD(PGD):
     paper = ("Gu et al., SegPGD: An Effective and Efficient Adversarial Attack for Evaluating and Boosting "
              "Segmentation Robustness, ECCV 2022")
     uses_loss_fn: ClassVar[bool] = False
+    fixed_params: ClassVar[frozenset[str]] = frozenset({"loss"})
 
     def lambda_at(self, t: int) -> float:
         """Weight of the wrongly classified voxels at step ``t`` (0-based): ``t / (2·steps)``, in [0, 0.5)."""

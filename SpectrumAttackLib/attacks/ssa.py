@@ -62,7 +62,7 @@ class SSA2D(PGD):
 
     name = "ssa-2d"
     paper = "Long et al., Frequency Domain Model Augmentation for Adversarial Attack, ECCV 2022"
-    fixed_params: ClassVar[frozenset[str]] = frozenset({"alpha", "random_start"})
+    fixed_params: ClassVar[frozenset[str]] = frozenset({"alpha", "random_start", "loss"})
     #: slice-wise: 2D DCT blocks of every axial slice.
     ndim: ClassVar[int] = 2
 

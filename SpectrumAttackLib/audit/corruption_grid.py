@@ -46,10 +46,16 @@ class GridCorruption:
     kind = "corruption"
     budget_name = "severity"
     categorical = False
+    ensemble = None  # a corruption belongs to no attack ensemble
 
     @property
     def attack(self) -> str:
         """The name its cells carry in the records' ``attack`` field."""
+        return self.corruption
+
+    @property
+    def name(self) -> str:
+        """The entry's name in the results (as :attr:`GridAttack.name`): the corruption's."""
         return self.corruption
 
     @property

@@ -18,14 +18,23 @@ Presets (:data:`PRESETS`):
     steps (VAFA paper Table 5), SA² with the seed README's settings at ρ ∈ {0.2, 0.4} (the table's ρ is not
     published), Gaussian noise at σ ∈ {4, 8} and DFB per band. AutoAttack and FAA are in no reference repository.
 
+``sea``
+    SEA for volumes (Croce, Singh, Hein, ECCV 2024): APGD with each of SEA's three losses (masked CE, class-balanced
+    masked CE, Jensen–Shannon) at ε 4 and 8, 300 steps with the progressive radius (SEA's defaults; ``--steps``
+    overrides them, e.g. for CPUs), one ensemble ``sea`` whose worst case per volume the summary takes.
+
 A grid file holds one entry per attack: the attack name, a list of budgets under its budget parameter, and
-optional fixed parameters::
+optional fixed parameters; an entry named otherwise gives its attack under ``attack`` (so one attack can appear
+with several settings), and entries sharing an ``ensemble`` name are one worst case per volume (SEA's). An optional
+``ssim_levels`` list runs every family with a strength knob at each 3-D SSIM level (``attacks.at_ssim``)::
 
     attacks:
       saa: {rho: [0.05, 0.2, 0.4], params: {steps: 10, block_size: [16, 16, 16]}}
       pgd: {eps: [2, 4, 8], params: {steps: 10}}
+      apgd-js: {attack: apgd, eps: [4, 8], params: {loss: js}, ensemble: sea}
       gn: {std: [4, 8]}
       dfb: {freq_band: [low, high]}
+    ssim_levels: [0.99, 0.97, 0.95]
 
 Every entry is checked by building the attack, so a bad grid fails before any work with one error naming the
 entry (``grid entry 'pgd' eps[1]: eps must be ...``).
@@ -49,8 +58,8 @@ from SpectrumAttackLib.attacks.parameters import parameters_of
 from SpectrumAttackLib.audit.corruption_grid import GridCorruption, corruption_entries
 from SpectrumAttackLib.checks import check_choice
 
-__all__ = ["BUDGET_PARAMETERS", "PRESETS", "AuditGrid", "GridAttack", "grid_from_file", "grid_from_mapping",
-           "resolve_grid", "with_corruptions"]
+__all__ = ["BUDGET_PARAMETERS", "PRESETS", "SEA_STEPS", "AuditGrid", "GridAttack", "grid_from_file",
+           "grid_from_mapping", "resolve_grid", "with_corruptions", "with_overrides"]
 
 #: the parameters an audit can sweep, in order of preference when an attack takes several (SA² takes ρ and the band).
 BUDGET_ORDER = ("rho", "q_max", "eps", "std", "freq_band")
@@ -75,6 +84,10 @@ BUDGET_PARAMETERS: dict[str, str] = _budget_parameters()
 CATEGORICAL_BUDGETS = ("freq_band",)
 
 _SAA_README = {"block_size": [16, 16, 16], "lambda_dice": 0.2, "use_ssim_loss": True, "lambda_ssim": 0.75}
+
+#: SEA's iteration count (``tools/infer.py --n_iter``: "do not change, the standard SEA implementation").
+SEA_STEPS = 300
+_SEA_LOSSES = ("masked-ce", "balanced-masked-ce", "js")
 
 #: preset name → grid mapping (the grid-file layout).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -101,6 +114,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gn": {"std": [4, 8]},
         "dfb": {"freq_band": ["low", "middle", "high"], "params": {"block_size": [8, 8, 8]}},
     }},
+    "sea": {"attacks": {
+        f"apgd-{loss}": {"attack": "apgd", "eps": [4, 8], "ensemble": "sea",
+                         "params": {"loss": loss, "steps": SEA_STEPS, "progressive_radius": True}}
+        for loss in _SEA_LOSSES
+    }},
 }
 
 
@@ -113,12 +131,21 @@ class GridAttack:
         budget_name: the swept parameter (:data:`BUDGET_PARAMETERS`).
         budgets: its values, in the order given (numbers, or band names for DFB).
         params: the fixed parameters of every run (without the budget and without ``seed``).
+        label: the entry's name in the results (default the attack's).
+        ensemble: entries sharing it are one worst case per volume (``"sea"``); None for none.
     """
 
     attack: str
     budget_name: str
     budgets: tuple[Any, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+    ensemble: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The entry's name in the results: its label, else the attack's."""
+        return self.label or self.attack
 
     @property
     def categorical(self) -> bool:
@@ -139,6 +166,8 @@ class AuditGrid:
     attacks: tuple[GridAttack, ...]
     name: str = "custom"
     corruptions: tuple[GridCorruption, ...] = ()
+    #: 3-D SSIM levels every family with a strength knob is driven to (empty: none).
+    ssim_levels: tuple[float, ...] = ()
 
     def cells(self) -> list[tuple[GridAttack | GridCorruption, Any]]:
         """Every (attack, budget) pair in grid order, then every (corruption, severity) pair."""
@@ -146,8 +175,13 @@ class AuditGrid:
 
     def as_mapping(self) -> dict[str, Any]:
         """The grid-file layout of this grid (JSON-ready), for the manifest."""
-        mapping: dict[str, Any] = {"name": self.name, "attacks": {
-            e.attack: {e.budget_name: list(e.budgets), "params": dict(e.params)} for e in self.attacks}}
+        entries = {}
+        for e in self.attacks:
+            entry = {e.budget_name: list(e.budgets), "params": dict(e.params)}
+            entries[e.name] = {**entry, **({"attack": e.attack} if e.label else {}),
+                               **({"ensemble": e.ensemble} if e.ensemble else {})}
+        mapping: dict[str, Any] = {"name": self.name, "attacks": entries,
+                                   **({"ssim_levels": list(self.ssim_levels)} if self.ssim_levels else {})}
         if self.corruptions:
             mapping["corruptions"] = {e.corruption: {"severity": list(e.budgets)} for e in self.corruptions}
             mapping["modality"] = self.corruptions[0].modality
@@ -188,43 +222,50 @@ def grid_from_mapping(data: Any, name: str = "custom") -> AuditGrid:
     only_corruptions = isinstance(data, Mapping) and "corruptions" in data and not data.get("attacks")
     attacks_missing = not isinstance(data, Mapping) or not isinstance(data.get("attacks"), Mapping) \
         or not data["attacks"]
-    if not isinstance(data, Mapping) or set(data) - {"attacks", "corruptions", "modality"} \
+    if not isinstance(data, Mapping) or set(data) - {"attacks", "ssim_levels", "corruptions", "modality"} \
             or (attacks_missing and not only_corruptions):
-        raise ValueError(f"grid must be a mapping with one key 'attacks' holding a non-empty mapping of attack "
-                         f"name -> {{budget: [values], params: {{...}}}} (and optionally 'corruptions' and "
-                         f"'modality'), got {_short(data)}.")
+        raise ValueError(f"grid must be a mapping with the key 'attacks' holding a non-empty mapping of attack "
+                         f"name -> {{budget: [values], params: {{...}}}} (and optionally 'ssim_levels', "
+                         f"'corruptions' and 'modality'), got {_short(data)}.")
+    levels = _ssim_levels(data.get("ssim_levels"))
     entries = []
-    for attack, spec in (data.get("attacks") or {}).items():
+    for label, spec in (data.get("attacks") or {}).items():
+        attack = spec.get("attack", label) if isinstance(spec, Mapping) else label
+        ensemble = spec.get("ensemble") if isinstance(spec, Mapping) else None
+        if ensemble is not None and not isinstance(ensemble, str):
+            raise _entry_error(label, f"ensemble must be a name, got {ensemble!r}.")
         if attack not in BUDGET_PARAMETERS:
             known = ", ".join(repr(a) for a in BUDGET_PARAMETERS)
-            raise _entry_error(attack, f"attack must be one of {known}, got {attack!r}.")
+            raise _entry_error(label, f"attack must be one of {known}, got {attack!r}.")
         budget_name = BUDGET_PARAMETERS[attack]
         if not isinstance(spec, Mapping):
-            raise _entry_error(attack, f"must be a mapping {{{budget_name}: [values], params: {{...}}}}, "
+            raise _entry_error(label, f"must be a mapping {{{budget_name}: [values], params: {{...}}}}, "
                                        f"got {_short(spec)}.")
-        unknown = sorted(set(spec) - {budget_name, "params"})
+        unknown = sorted(set(spec) - {budget_name, "params", "attack", "ensemble"})
         if unknown:
-            raise _entry_error(attack, f"keys must be {budget_name!r} (its budget) and 'params', got "
-                                       f"{', '.join(repr(k) for k in unknown)}.")
+            raise _entry_error(label, f"keys must be {budget_name!r} (its budget), 'params', 'attack' and "
+                                       f"'ensemble', got {', '.join(repr(k) for k in unknown)}.")
         budgets = spec.get(budget_name)
         if isinstance(budgets, (int, float, str)) and not isinstance(budgets, bool):
             budgets = [budgets]
         if not isinstance(budgets, Sequence) or isinstance(budgets, str) or not budgets:
-            raise _entry_error(attack, f"{budget_name} must be a non-empty list of budgets, got {_short(budgets)}.")
+            raise _entry_error(label, f"{budget_name} must be a non-empty list of budgets, got {_short(budgets)}.")
         params = spec.get("params") or {}
         if not isinstance(params, Mapping):
-            raise _entry_error(attack, f"params must be a mapping of parameter -> value, got {_short(params)}.")
+            raise _entry_error(label, f"params must be a mapping of parameter -> value, got {_short(params)}.")
         params = {str(k): v for k, v in params.items()}
         for fixed in (budget_name, "seed"):
             if fixed in params:
-                raise _entry_error(attack, f"params must not set {fixed!r} (the budget is swept; the seed is the "
+                raise _entry_error(label, f"params must not set {fixed!r} (the budget is swept; the seed is the "
                                            f"audit's), got {fixed}={params[fixed]!r}.")
         checked = [_check_budget(attack, budget_name, i, v, params) for i, v in enumerate(budgets)]
         if len(set(map(repr, checked))) != len(checked):
             raise _entry_error(attack, f"{budget_name} must list each budget once, got {list(budgets)!r}.")
-        entries.append(GridAttack(attack, budget_name, tuple(checked), params))
+        entries.append(GridAttack(attack, budget_name, tuple(checked), params,
+                                  label=label if label != attack else "", ensemble=ensemble))
     track = corruption_entries(data["corruptions"], data.get("modality", "auto")) if "corruptions" in data else ()
-    return AuditGrid(tuple(entries), name, track)
+    return AuditGrid(tuple(entries), name, corruptions=track, ssim_levels=levels)
+
 
 
 def with_corruptions(grid: AuditGrid, spec: Any, modality: Any = "auto") -> AuditGrid:
@@ -240,6 +281,37 @@ def with_corruptions(grid: AuditGrid, spec: Any, modality: Any = "auto") -> Audi
     if spec == "none" or (isinstance(spec, (list, tuple, Mapping)) and not spec):
         return replace(grid, corruptions=())
     return replace(grid, corruptions=corruption_entries(spec, modality))
+
+
+def _ssim_levels(levels: Any) -> tuple[float, ...]:
+    if levels is None:
+        return ()
+    if isinstance(levels, (int, float)) and not isinstance(levels, bool):
+        levels = [levels]
+    if not isinstance(levels, Sequence) or isinstance(levels, str) or not levels or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1 for v in levels):
+        raise ValueError(f"ssim_levels must be a non-empty list of 3-D SSIMs in (0, 1), got {_short(levels)}.")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"ssim_levels must list each level once, got {list(levels)!r}.")
+    return tuple(float(v) for v in levels)
+
+
+def with_overrides(grid: AuditGrid, steps: int | None = None,
+                   ssim_levels: Sequence[float] | None = None) -> AuditGrid:
+    """``grid`` with ``steps`` for every entry whose attack takes steps (the ``--steps`` override) and/or other
+    ``ssim_levels`` (``--ssim_levels``); each is checked as a grid file's would be."""
+    import dataclasses
+
+    mapping = grid.as_mapping()
+    name = mapping.pop("name")
+    if steps is not None:
+        for label, spec in mapping["attacks"].items():
+            entry = next(e for e in grid.attacks if e.name == label)
+            if "steps" in attacks.attack_parameters(entry.attack):
+                spec["params"] = {**spec["params"], "steps": steps}
+    if ssim_levels is not None:
+        mapping["ssim_levels"] = list(ssim_levels)
+    return dataclasses.replace(grid_from_mapping(mapping, name), name=name)
 
 
 def grid_from_file(path: str | os.PathLike) -> AuditGrid:

@@ -96,7 +96,11 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One planned cell: indices into the case and model lists, the grid entry, the budget and a fingerprint."""
+    """One planned cell: indices into the case and model lists, the grid entry, the budget and a fingerprint.
+
+    A *level unit* (``levels`` not empty, ``budget`` the search's first budget) drives the entry's strength knob to
+    each 3-D SSIM level in one search whose runs the levels share; it gives one record per level.
+    """
 
     index: int
     case: int
@@ -104,6 +108,18 @@ class CellSpec:
     entry: GridAttack | GridCorruption
     budget: Any
     fingerprint: str
+    levels: tuple[float, ...] = ()
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """The fingerprints of the records this spec gives (one per level for a level unit)."""
+        if not self.levels:
+            return (self.fingerprint,)
+        return tuple(f"{self.fingerprint}@{level:.6g}" for level in self.levels)
+
+
+#: how a level unit searches (part of its fingerprint): SSIM tolerance and attack runs at most per volume.
+LEVEL_SEARCH = {"tolerance": 0.002, "max_runs": 8}
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -139,6 +155,8 @@ def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: 
     Each fingerprint holds the case's content digest (not its path), the model's weights, the attack, its
     parameters and every setting, the resolved precision included.
     """
+    from SpectrumAttackLib.attacks.ssim_target import KNOBS
+
     plan = []
     common = asdict(settings)
     for c, case in enumerate(cases):
@@ -150,6 +168,15 @@ def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: 
                                             "weights": model.identity, "attack": entry.attack,
                                             "params": entry.cell_params(budget), **kind})
                 plan.append(CellSpec(len(plan), c, m, entry, budget, fingerprint))
+            for entry in grid.attacks if grid.ssim_levels else ():
+                if entry.budget_name not in KNOBS:
+                    continue
+                start = sorted(entry.budgets)[len(entry.budgets) // 2]
+                fingerprint = _fingerprint({**common, "case": case.name, "source": case.source, "model": model.label,
+                                            "weights": model.identity, "attack": entry.attack,
+                                            "params": entry.cell_params(start), "ssim_levels": grid.ssim_levels,
+                                            "search": LEVEL_SEARCH})
+                plan.append(CellSpec(len(plan), c, m, entry, start, fingerprint, grid.ssim_levels))
     return plan
 
 
@@ -164,16 +191,18 @@ def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], finger
 
 def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_images: torch.Tensor,
                  adversarial: torch.Tensor, precision_used: str, attack_seconds: float,
-                 cell_seconds: float) -> dict[str, Any]:
+                 cell_seconds: float, budget: Any = None) -> dict[str, Any]:
     from SpectrumAttackLib.metrics import similarity
 
+    budget = spec.budget if budget is None else budget
     adv = metrics["adversarial"]
     delta = (adversarial.detach().float() - clean_images.float()).cpu()
     ssim_3d = adv["ssim"] if metrics["preset"] == "clinical" else similarity.ssim_volume(
         clean_images[0, 0].cpu().numpy(), adversarial[0, 0].detach().cpu().numpy())
     return {
-        "case": case.name, "model": model.label, "attack": spec.entry.attack, "budget_name": spec.entry.budget_name,
-        "budget": spec.budget, "params": spec.entry.cell_params(spec.budget),
+        "case": case.name, "model": model.label, "attack": spec.entry.name, "attack_name": spec.entry.attack,
+        "ensemble": spec.entry.ensemble, "budget_name": spec.entry.budget_name,
+        "budget": budget, "params": spec.entry.cell_params(budget),
         "dice": adv["dice"], "hd95": adv["hd95"], "clean_dice": metrics["clean"]["dice"],
         "dice_per_class": adv["dice_per_class"], "hd95_per_class": adv["hd95_per_class"],
         "ssim_3d": ssim_3d, "ssim": adv["ssim"], "psnr": adv["psnr"],
@@ -246,11 +275,12 @@ def run_cells(
     from SpectrumAttackLib.attacks.base import model_device
     from SpectrumAttackLib.distributed import gather_results, shard
     from SpectrumAttackLib.inference.sliding import predict_logits
+    from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.precision import resolve_precision
     from SpectrumAttackLib.report.progress import progress_bar
 
-    pending = [spec for spec in plan if spec.fingerprint not in done]
+    pending = [spec for spec in plan if not all(fingerprint in done for fingerprint in spec.fingerprints)]
     mine = shard(pending, ctx.rank, ctx.world_size)
     clean_keys = clean_fingerprints(cases, models, settings) if mine else {}
 
@@ -260,7 +290,7 @@ def run_cells(
         loaded: tuple[int, Case] | None = None
         clean_cache: dict[int, tuple[torch.Tensor, dict[str, Any]]] = {}
         desc = "audit" if ctx.world_size == 1 else f"audit rank {ctx.rank}"
-        with progress_bar(len(mine), desc, unit="cell") as bar:
+        with progress_bar(len(mine), desc, unit="cell", log_lines=True) as bar:
             for count, spec in enumerate(mine):
                 start = time.perf_counter()
                 if loaded is None or loaded[0] != spec.case:
@@ -288,44 +318,102 @@ def run_cells(
                 targets = seg_clean if case.labels is None else case.labels.to(device)
                 extra: dict[str, Any] = {}
                 if isinstance(spec.entry, GridCorruption):
-                    adversarial, extra, seconds = _corrupt(spec, case, images, settings)
+                    adversarial, extra, attack_seconds = _corrupt(spec, case, images, settings)
+                    runs = [(adversarial, None)]
                 else:
-                    attacker = attacks.create(spec.entry.attack, model.network,
-                                              **spec.entry.cell_params(spec.budget), seed=settings.seed,
-                                              precision=settings.precision)
-                    result = attack_volume(attacker, images, targets, roi=model.roi, mode=settings.attack_mode,
-                                           tile_batch_size=settings.tile_batch_size, overlap=settings.overlap,
-                                           sw_batch_size=settings.sw_batch_size)
-                    adversarial, seconds = result.adversarial, result.seconds
-                seg_adv = predict_logits(model.network, adversarial, model.roi, settings.overlap,
-                                         settings.sw_batch_size, precision=settings.precision).argmax(1, keepdim=True)
-                metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
-                                   clean_section)
-                record = _cell_record(spec, case, model, metrics, images, adversarial,
-                                      resolve_precision(settings.precision, device).name, seconds,
-                                      time.perf_counter() - start)
-                record.update(extra)
-                if frequency and not isinstance(spec.entry, GridCorruption):
-                    from SpectrumAttackLib.analysis.frequency import frequency_analysis, model_predictor
+                    volume = {"roi": model.roi, "mode": settings.attack_mode,
+                              "tile_batch_size": settings.tile_batch_size, "overlap": settings.overlap,
+                              "sw_batch_size": settings.sw_batch_size}
+                    params = {**spec.entry.cell_params(spec.budget), "seed": settings.seed,
+                              "precision": settings.precision}
+                    if spec.levels:
+                        results = attack_volume_at_ssim(spec.entry.attack, model.network, images, targets,
+                                                        spec.levels, params=params, **LEVEL_SEARCH, **volume)
+                    else:
+                        results = [(attack_volume(attacks.create(spec.entry.attack, model.network, **params), images,
+                                                  targets, **volume), None)]
+                    attack_seconds = max(result.seconds for result, _ in results) / len(results)  # a search's runs
+                    runs = [(result.adversarial, level) for result, level in results]
+                records = []
+                for (adversarial, level), fingerprint in zip(runs, spec.fingerprints, strict=True):
+                    seg_adv = predict_logits(model.network, adversarial, model.roi, settings.overlap,
+                                             settings.sw_batch_size, precision=settings.precision
+                                             ).argmax(1, keepdim=True)
+                    metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
+                                       clean_section)
+                    record = _cell_record(spec, case, model, metrics, images, adversarial,
+                                          resolve_precision(settings.precision, device).name,
+                                          attack_seconds, time.perf_counter() - start,
+                                          budget=None if level is None else level.budget)
+                    record.update(extra)
+                    record["voxel_counts"] = _voxel_counts(seg_adv, targets, model.num_classes)
+                    record["fingerprint"] = fingerprint
+                    if level is not None:
+                        record.update(ssim_level=level.target, ssim_search=level.as_record(),
+                                      search_seconds=attack_seconds * len(runs))
+                        if store is not None:
+                            _slice_figure(store.figure(fingerprint), case, model, images, adversarial,
+                                          seg_clean, seg_adv, metrics, record)
+                    if frequency and not isinstance(spec.entry, GridCorruption):
+                        from SpectrumAttackLib.analysis.frequency import frequency_analysis, model_predictor
 
-                    predictor = model_predictor(model.network, model.roi, settings.overlap, settings.sw_batch_size,
-                                                settings.precision)
-                    record["frequency"] = frequency_analysis(predictor, images, adversarial, targets,
-                                                             model.num_classes)
-                new_cells.append(record)
-                if store is not None:
-                    store.append("cells", record)
-                message = f"{case.name} {model.label} {spec.entry.attack} {spec.entry.budget_name}={spec.budget}"
+                        predictor = model_predictor(model.network, model.roi, settings.overlap,
+                                                    settings.sw_batch_size, settings.precision)
+                        record["frequency"] = frequency_analysis(predictor, images, adversarial, targets,
+                                                                 model.num_classes)
+                    records.append(record)
+                for record in records:
+                    new_cells.append(record)
+                    if store is not None:
+                        store.append("cells", record)
+                message = "; ".join(_cell_line(record) for record in records)
                 bar.update(message=message)
                 if progress is not None:
                     progress(Progress(count + 1, len(mine), "audit", message))
         return new_cells, new_clean
 
     shares = gather_results(work, ctx)
-    order = {spec.fingerprint: spec.index for spec in plan}
+    order = {fingerprint: (spec.index, n) for spec in plan for n, fingerprint in enumerate(spec.fingerprints)}
     cells = sorted((c for share in shares for c in share[0]), key=lambda c: order[c["fingerprint"]])
     clean = list({c["fingerprint"]: c for share in shares for c in share[1]}.values())
     return cells, clean
+
+
+def _slice_figure(path: Any, case: Case, model: AuditModel, images: torch.Tensor, adversarial: torch.Tensor,
+                  seg_clean: torch.Tensor, seg_adv: torch.Tensor, metrics: dict[str, Any],
+                  record: dict[str, Any]) -> None:
+    """The case report's slices (clean and adversarial image, perturbation, both segmentations) of one cell, small,
+    for the audit report to embed where the cell sets a level's worst case."""
+    from matplotlib import colormaps
+
+    from SpectrumAttackLib.report.figure import write_case_report
+
+    palette = colormaps["tab20"]
+    title = (f"{case.name} {model.label}: {record['attack']} {record['budget_name']} {record['budget']:.4g} "
+             f"at 3-D SSIM {record['ssim_3d']:.4f} (level {record['ssim_level']})")
+    write_case_report(path, images[0, 0].cpu(), adversarial[0, 0].detach().cpu(), seg_clean[0, 0].cpu(),
+                      seg_adv[0, 0].cpu(), class_names=list(model.class_names),
+                      class_colors=[palette(i % 20)[:3] for i in range(model.num_classes)], metrics=metrics,
+                      title=title, spacing_mm=case.spacing_mm, dpi=40)
+
+
+def _voxel_counts(prediction: torch.Tensor, reference: torch.Tensor, num_classes: int) -> dict[str, list[int]]:
+    """Per class: voxels of the prediction, of the reference and of both (the terms of a voxel-aggregated Dice)."""
+    p, r = prediction.flatten().long().cpu(), reference.flatten().long().cpu()
+    return {"intersection": torch.bincount(r[p == r], minlength=num_classes).tolist(),
+            "prediction": torch.bincount(p, minlength=num_classes).tolist(),
+            "reference": torch.bincount(r, minlength=num_classes).tolist()}
+
+
+def _cell_line(record: dict[str, Any]) -> str:
+    """One cell's figures for the progress line."""
+    level = f" (SSIM level {record['ssim_level']}: {record['ssim_search']['status']})" if "ssim_level" in record \
+        else ""
+    budget = record["budget"] if isinstance(record["budget"], str) else f"{record['budget']:.4g}"
+    dice = "n/a" if record["dice"] is None else f"{record['dice']:.3f}"
+    clean = "n/a" if record["clean_dice"] is None else f"{record['clean_dice']:.3f}"
+    return (f"{record['case']} {record['model']} {record['attack']} {record['budget_name']}={budget}"
+            f"{level}: Dice {dice} (clean {clean}), 3-D SSIM {record['ssim_3d']:.4f}, {record['seconds']:.1f} s")
 
 
 def _check_labels(case: Case, model: AuditModel) -> None:

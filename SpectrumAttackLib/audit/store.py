@@ -58,11 +58,18 @@ class CellStore:
                     records.append(record)
         return records
 
+    def figure(self, fingerprint: str) -> Path:
+        """Where the slice figure of the cell ``fingerprint`` is kept until the report embeds it."""
+        return self.folder / f"cellfig-{fingerprint}.png"
+
     def clear(self) -> None:
-        """Remove every record file (before the results are moved into place, or to start afresh)."""
+        """Remove every record file and cell figure (before the results are moved into place, or to start
+        afresh)."""
         for kind in self.KINDS:
             for path in self.folder.glob(f"{kind}.rank*.jsonl"):
                 path.unlink()
+        for path in self.folder.glob("cellfig-*.png"):
+            path.unlink()
 
     @staticmethod
     def latest(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

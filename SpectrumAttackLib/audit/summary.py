@@ -22,6 +22,18 @@ Definitions:
         the trapezoidal area under the curve (Dice × budget units) and the same divided by the budget range
         (``auc_normalised``: the curve's mean Dice over the range, comparable between attacks). ``None`` for a
         curve of one point and for band-name budgets (DFB), which have no order.
+    robust Dice at an exact SSIM level (``at_levels``, from the cells of ``ssim_levels``)
+        every family driven per volume to the strongest budget whose 3-D SSIM stays ≥ the level; per volume the
+        lowest Dice among those cells that are admissible (SSIM ≥ level), then the mean over volumes. Every family
+        is compared at the same SSIM on every volume; each level says how each family reached it.
+    ensemble worst case (``ensembles``, SEA)
+        for the cells of one ensemble at one budget (SEA: APGD with three losses): ``mean_dice`` takes per volume
+        the lowest Dice over the ensemble's attacks, then the mean over volumes (with per-volume Dice the worst
+        case is exactly this per-volume minimum); ``voxel_dice`` is the Dice aggregated over all voxels of all
+        volumes (per class ``2·ΣTP / (ΣP + ΣR)``, mean over foreground classes), for which the worst choice is not
+        per volume: SEA's greedy search starts every volume at the class-balanced loss and switches volumes one at
+        a time to the attack that lowers the aggregated Dice most, in seeded random order, until a pass gains less
+        than 1e-6 (at most 1000 passes). Each volume records which attack won.
     corruption track
         cells with ``"kind": "corruption"`` (scanner artefacts) take no part in the above; they get their own
         Dice-vs-severity curves and ROOD-MRI's Overall and Degradation scores
@@ -38,8 +50,8 @@ from typing import Any
 from SpectrumAttackLib.audit.corruption_scores import corruption_summary, is_corruption
 from SpectrumAttackLib.audit.frequency_summary import frequency_summary
 
-__all__ = ["SSIM_LEVELS", "ZERO_BUDGET_IS_CLEAN", "area_under_curve", "dice_curve", "half_dice_budget",
-           "robust_dice", "summarise"]
+__all__ = ["SSIM_LEVELS", "ZERO_BUDGET_IS_CLEAN", "area_under_curve", "dice_at_levels", "dice_curve",
+           "ensemble_worst_case", "half_dice_budget", "robust_dice", "summarise", "voxel_dice"]
 
 #: the perceptibility levels of the robust Dice (3-D SSIM of the attacked image to the clean one).
 SSIM_LEVELS: tuple[float, ...] = (0.99, 0.95, 0.90)
@@ -143,6 +155,128 @@ def _per_class(records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     return {n: _mean((r.get("dice_per_class") or {}).get(n) for r in records) for n in names}
 
 
+def dice_at_levels(cells: Sequence[Mapping[str, Any]], model: str) -> dict[str, Any]:
+    """Robust Dice of ``model`` at each exact SSIM level (cells with ``ssim_level``; see the module docstring).
+
+    Returns:
+        ``{level: {"dice", "cases": {case: {"dice", "attack", "budget", "ssim_3d"}}, "families": {attack:
+        {"dice", "ssim_3d", "budget", "runs", "status": {status: count}}}}}``.
+    """
+    out: dict[str, Any] = {}
+    own = [c for c in cells if c["model"] == model and c.get("ssim_level") is not None]
+    for level in sorted({c["ssim_level"] for c in own}, reverse=True):
+        at = [c for c in own if c["ssim_level"] == level]
+        per_case: dict[str, dict[str, Any]] = {}
+        for cell in at:
+            if not _finite(cell.get("dice")) or not _finite(cell.get("ssim_3d")) or cell["ssim_3d"] < level:
+                continue
+            worst = per_case.get(cell["case"])
+            if worst is None or cell["dice"] < worst["dice"]:
+                per_case[cell["case"]] = {k: cell[k] for k in ("dice", "attack", "budget", "ssim_3d")}
+        families: dict[str, Any] = {}
+        for attack in dict.fromkeys(c["attack"] for c in at):
+            mine = [c for c in at if c["attack"] == attack]
+            statuses: dict[str, int] = {}
+            for c in mine:
+                statuses[c["ssim_search"]["status"]] = statuses.get(c["ssim_search"]["status"], 0) + 1
+            families[attack] = {"budget_name": mine[0]["budget_name"], "status": statuses,
+                                **{k: _mean(c.get(k) for c in mine) for k in ("dice", "ssim_3d", "budget")},
+                                "runs": _mean(c["ssim_search"]["runs"] for c in mine)}
+        out[level_key(level)] = {"dice": _mean(v["dice"] for v in per_case.values()),
+                                 "cases": dict(sorted(per_case.items())), "families": families}
+    return out
+
+
+def voxel_dice(counts: Iterable[Mapping[str, Sequence[int]]]) -> float | None:
+    """Dice aggregated over all voxels of several volumes: per foreground class ``2·ΣI / (ΣP + ΣR)`` over the
+    classes present in a prediction or a reference, then the mean (``None`` when there are none)."""
+    totals: dict[str, list[float]] = {}
+    for record in counts:
+        for key in ("intersection", "prediction", "reference"):
+            values = record[key]
+            known = totals.setdefault(key, [0.0] * len(values))
+            for i, v in enumerate(values):
+                known[i] += v
+    if not totals:
+        return None
+    scores = [2 * i / (p + r) for i, p, r in zip(totals["intersection"][1:], totals["prediction"][1:],
+                                                totals["reference"][1:], strict=True) if p + r > 0]
+    return sum(scores) / len(scores) if scores else None
+
+
+#: SEA's greedy search starts every volume at this member of the ensemble where it has one.
+GREEDY_START = "balanced-masked-ce"
+
+
+def _greedy_voxel_choice(options: dict[str, dict[str, Mapping[str, Any]]], seed: int) -> dict[str, str]:
+    """Per case, the ensemble member whose counts SEA's greedy search keeps (see the module docstring)."""
+    import random
+
+    start = {case: next((a for a, c in by.items() if c.get("params", {}).get("loss") == GREEDY_START), next(iter(by)))
+             for case, by in options.items()}
+    choice = dict(start)
+    current = voxel_dice(options[c][a]["voxel_counts"] for c, a in choice.items())
+    rng = random.Random(seed)
+    for _ in range(1000):
+        gained = 0.0
+        order = sorted(options)
+        rng.shuffle(order)
+        for case in order:
+            for attack in options[case]:
+                trial = {**choice, case: attack}
+                value = voxel_dice(options[c][a]["voxel_counts"] for c, a in trial.items())
+                if value is not None and current is not None and value < current:
+                    gained += current - value
+                    choice, current = trial, value
+        if gained < 1e-6:
+            break
+    return choice
+
+
+def ensemble_worst_case(cells: Sequence[Mapping[str, Any]], model: str, seed: int = 0) -> dict[str, Any]:
+    """Per ensemble and budget, the worst case over its attacks (see the module docstring).
+
+    Returns:
+        ``{ensemble: {budget: {"mean_dice", "voxel_dice", "cases": {case: {"dice", "attack", "voxel_attack"}},
+        "wins": {attack: volumes}, "voxel_wins": {...}, "aggregation": {...}}}}``.
+    """
+    out: dict[str, Any] = {}
+    own = [c for c in cells if c["model"] == model and c.get("ensemble") and c.get("ssim_level") is None]
+    for ensemble in dict.fromkeys(c["ensemble"] for c in own):
+        out[ensemble] = {}
+        for budget in dict.fromkeys(c["budget"] for c in own if c["ensemble"] == ensemble):
+            group = [c for c in own if c["ensemble"] == ensemble and c["budget"] == budget]
+            options: dict[str, dict[str, Mapping[str, Any]]] = {}
+            for cell in group:
+                options.setdefault(cell["case"], {})[cell["attack"]] = cell
+            cases = {}
+            for case, by in sorted(options.items()):
+                scored = {a: c for a, c in by.items() if _finite(c.get("dice"))}
+                winner = min(scored, key=lambda a: scored[a]["dice"]) if scored else None
+                cases[case] = {"dice": None if winner is None else scored[winner]["dice"], "attack": winner}
+            counted = {case: by for case, by in options.items() if all("voxel_counts" in c for c in by.values())}
+            choice = _greedy_voxel_choice(counted, seed) if counted else {}
+            for case, attack in choice.items():
+                cases[case]["voxel_attack"] = attack
+            wins: dict[str, int] = {}
+            voxel_wins: dict[str, int] = {}
+            for case in cases.values():
+                if case["attack"] is not None:
+                    wins[case["attack"]] = wins.get(case["attack"], 0) + 1
+                if case.get("voxel_attack"):
+                    voxel_wins[case["voxel_attack"]] = voxel_wins.get(case["voxel_attack"], 0) + 1
+            out[ensemble][str(budget)] = {
+                "mean_dice": _mean(c["dice"] for c in cases.values()),
+                "voxel_dice": voxel_dice(counted[c][a]["voxel_counts"] for c, a in choice.items()) if choice else None,
+                "cases": cases, "wins": wins, "voxel_wins": voxel_wins,
+                "aggregation": {
+                    "mean_dice": "per volume the lowest Dice over the ensemble's attacks, then the mean over volumes",
+                    "voxel_dice": "Dice over all voxels of all volumes, each volume's attack chosen by SEA's greedy "
+                                  "search"},
+            }
+    return out
+
+
 def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, Any]],
               levels: Sequence[float] = SSIM_LEVELS) -> dict[str, Any]:
     """Everything the report shows, per model: clean Dice, robust Dice per level, per-attack curves and figures,
@@ -159,11 +293,12 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
     corrupted = [c for c in cells if is_corruption(c)]
     cells = [c for c in cells if not is_corruption(c)]
     summary: dict[str, Any] = {"levels": [level_key(x) for x in levels], "models": models, "per_model": {}}
+    every_cell, cells = cells, [c for c in cells if c.get("ssim_level") is None]  # curves: the grid's budgets
     for model in models:
         own_clean = [r for r in clean if r["model"] == model]
         own_cells = [c for c in cells if c["model"] == model]
         clean_dice = _mean(r.get("dice") for r in own_clean)
-        robust = {level_key(x): robust_dice(cells, clean, model, x) for x in levels}
+        robust = {level_key(x): robust_dice(every_cell, clean, model, x) for x in levels}
         per_attack: dict[str, Any] = {}
         for attack in dict.fromkeys(c["attack"] for c in own_cells):
             budget_name = next(c["budget_name"] for c in own_cells if c["attack"] == attack)
@@ -186,5 +321,7 @@ def summarise(cells: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, A
             "per_class": per_class,
             "corruptions": corruption_summary(corrupted, model, clean_dice),
             "frequency": frequency_summary(own_cells),
+            "at_levels": dice_at_levels(every_cell, model),
+            "ensembles": ensemble_worst_case(cells, model),
         }
     return summary

@@ -18,17 +18,12 @@ import argparse
 import time
 from typing import Any
 
-from SpectrumAttackLib.cli.args import (
-    ATTACK_FLAGS,
-    MODEL_FLAGS,
-    add_seed_arguments,
-    attack_params_from_args,
-    model_from_args,
-    warn_ignored_flags,
-)
+from SpectrumAttackLib.cli.args import ATTACK_FLAGS, MODEL_FLAGS, add_flags
+from SpectrumAttackLib.cli.converters import attack_params_from_args, model_from_args
 
 __all__ = ["add_parser", "run"]
 
+#: the only flags of the tables this subcommand lists and reads.
 USED_FLAGS = {*ATTACK_FLAGS, *MODEL_FLAGS, "attack_name", "image", "label", "infer_overlap", "attack_mode",
               "tile_batch_size", "overwrite", "precision", "seed"}
 RESULTS = ("frequency.json", "frequency.png", "manifest.json")
@@ -46,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     own.add_argument("--cutoffs", type=float, nargs="+", default=None,
                      help="normalised radius cut-offs of the radial sweep, each in (0, 1) (default 0.1 0.2 0.35 0.5 "
                      "0.75)")
-    add_seed_arguments(parser)
+    add_flags(parser, USED_FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.image:
         raise ValueError("--image must be a NIfTI or NRRD image, got None.")
     name, params = attack_params_from_args(args)
-    warn_ignored_flags(args, USED_FLAGS, "analyze")
     params.pop("seed", None)
     labels = read_volume(args.label, name="--label").array if args.label else None
     loaded = model_from_args(args, resolve_device(args.device), nnunet_allowed=True)

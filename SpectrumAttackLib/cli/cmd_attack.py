@@ -1,13 +1,12 @@
 """``spectrum-attack attack``: the seed's ``generate_adv_samples.py`` with the same flags.
 
-For every case of the split (validation, or training with ``--gen_train_adv_mode``), or for the one image of
-``--image`` (NIfTI or NRRD, with an optional ``--label``; without labels the clean prediction is the reference):
-check the files (:mod:`SpectrumAttackLib.pipeline.validate`), preprocess with the seed's
-evaluation pipeline, predict with sliding-window inference, attack the whole volume (the reference's tiles,
-batched, or the evaluation's sliding windows with ``--attack_mode sliding-window``), predict again, and score.
-Unless ``--debugging``, write into ``<save_adv_images_dir>/<attack sub-folder>/`` (directly into
-``--save_adv_images_dir`` with ``--no_sub_dir_adv_images``), all in the preprocessed (model) grid with its
-IJK→RAS matrix:
+For every case of the split (validation, or training with ``--gen_train_adv_mode``): check the files
+(:mod:`SpectrumAttackLib.pipeline.validate`), preprocess with the seed's evaluation pipeline
+(:meth:`SpectrumAttackLib.pipeline.case.Case.from_transforms`), predict with sliding-window inference, attack the
+whole volume (the reference's tiles, batched, or the evaluation's sliding windows with ``--attack_mode
+sliding-window``), predict again, and score. Unless ``--debugging``, write into
+``<save_adv_images_dir>/<attack sub-folder>/`` (directly into ``--save_adv_images_dir`` with
+``--no_sub_dir_adv_images``), all in the preprocessed (model) grid with its IJK→RAS matrix, as the seed did:
 
 - ``<case>_adv.nii.gz`` — the adversarial image, float32 in [0, 1] (not the seed's truncated uint8, §13 item 13);
 - ``<case>_perturbation.nii.gz`` — adversarial minus clean, float32;
@@ -16,9 +15,11 @@ IJK→RAS matrix:
 - ``metrics.csv`` / ``metrics.json`` — per case and the mean; ``manifest.json`` — flags, versions, seed, and the
   precision of the model passes (``--precision`` and what it resolved to, also in ``metrics.json``).
 
-An nnU-Net v2 trained-model folder (``--model``, with ``--folds`` / ``--checkpoint`` / ``--mirroring``) is run with
-nnU-Net's own preprocessing and inference instead, and its results are written in each case's own grid and units
-(:mod:`SpectrumAttackLib.cli.attack_input_grid`).
+One image (``--image``, NIfTI or NRRD, with an optional ``--label``; without labels the clean prediction is the
+reference) and nnU-Net v2 trained-model folders (``--model``, with ``--folds`` / ``--checkpoint`` /
+``--mirroring``) are attacked in the case's own grid instead, and the same file names hold the adversarial volume,
+the perturbation and both segmentations on the input's grid in its units (HU for CT), as the Slicer CLI module
+writes them; ``--save_model_grid`` adds the model-grid files (:mod:`SpectrumAttackLib.cli.input_grid`).
 
 Under ``torchrun`` (or the seed's ``--distributed`` flags) rank ``r`` of ``n`` attacks cases ``r, r + n, ...`` and
 writes their files into the one staging folder made by rank 0 (on a filesystem all nodes share); rank 0 gathers
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,13 +51,11 @@ from SpectrumAttackLib.cli.args import (
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
-    attack_params_from_args,
-    data_config_from_args,
-    model_from_args,
     warn_ignored_flags,
 )
-from SpectrumAttackLib.cli.attack_input_grid import attack_in_input_grid
 from SpectrumAttackLib.cli.cases import input_files, load_split
+from SpectrumAttackLib.cli.converters import attack_params_from_args, data_config_from_args, model_from_args
+from SpectrumAttackLib.cli.input_grid import attack_in_input_grid
 from SpectrumAttackLib.models.loading import weights_sha256
 from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
@@ -75,7 +75,7 @@ USED_FLAGS = {
     "infer_overlap", "sw_batch_size", "attack_mode",
     "tile_batch_size", "overwrite", "metrics_preset", "gen_val_adv_mode", "gen_train_adv_mode",
     "save_adv_images_dir", "no_sub_dir_adv_images", "debugging", "distributed", "world_size", "rank", "dist_url",
-    "dist_backend", "precision",
+    "dist_backend", "precision", "save_model_grid", "target_ssim",
 }
 
 
@@ -126,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     """Attack this process's share of the cases; rank 0 writes the merged results."""
     from SpectrumAttackLib import attacks
+    from SpectrumAttackLib.attacks.ssim_target import budget_knob
+    from SpectrumAttackLib.checks import check_range
     from SpectrumAttackLib.distributed import gather_results, on_main, shard_indices
+    from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.metrics.aggregate import MetricsTable
     from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
@@ -142,9 +145,18 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
     entries = load_split(args)
     device = ctx.device
     precision = resolve_precision(args.precision, device, name="--precision")
+    if args.target_ssim:
+        check_range("--target_ssim", args.target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        budget_knob(name)  # an attack without a strength knob is refused before any work
     loaded = model_from_args(args, device, nnunet_allowed=True)
-    if isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # its own preprocessing, in the cases' grids
+    if args.image or isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):  # in the cases' own grids
+        if args.target_ssim and isinstance(loaded.entry.preprocessing, NnUNetPreprocessing):
+            raise ValueError(f"--target_ssim must be 0 with an nnU-Net model folder (its attacks run in the input "
+                             f"grid, where the SSIM search is not wired yet), got {args.target_ssim!r}.")
         return attack_in_input_grid(args, loaded, entries, name, params, ctx.world_size)
+    if args.save_model_grid:
+        warnings.warn("flag --save_model_grid has no effect with a split: its files are in the model grid already.",
+                      UserWarning, stacklevel=2)
     cfg = data_config_from_args(args, loaded.entry.preprocessing)
     names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
     attacker = attacks.create(name, loaded.model, precision=args.precision, **params)
@@ -166,14 +178,21 @@ def _attack(args: argparse.Namespace, ctx: DistContext) -> int:
             seg_clean = segment(loaded.model, images, cfg.roi, args)
             labels = seg_clean if case.labels is None else case.labels.to(device)  # no --label: the clean prediction
             with progress_bar(1, f"[{index + 1}/{len(entries)}] {case.name} {name}", unit="step") as bar:
-                result = attack_volume(attacker, images, labels, roi=cfg.roi, mode=args.attack_mode,
-                                       tile_batch_size=args.tile_batch_size, overlap=args.infer_overlap,
-                                       sw_batch_size=args.sw_batch_size, progress=bar.report)
+                volume = {"roi": cfg.roi, "mode": args.attack_mode, "tile_batch_size": args.tile_batch_size,
+                          "overlap": args.infer_overlap, "sw_batch_size": args.sw_batch_size, "progress": bar.report}
+                if args.target_ssim:
+                    result, level = attack_volume_at_ssim(name, loaded.model, images, labels, [args.target_ssim],
+                                                          params={**params, "precision": args.precision},
+                                                          **volume)[0]
+                else:
+                    result = attack_volume(attacker, images, labels, **volume)
             seg_adv = segment(loaded.model, result.adversarial, cfg.roi, args)
             metrics = score_case(images, result.adversarial, seg_clean, seg_adv, case.labels, class_names=names,
                                  spacing_mm=case.spacing_mm, preset=args.metrics_preset)
             metrics["seconds"] = result.seconds
             metrics["tiles"] = result.tiles
+            if args.target_ssim:
+                metrics["target_ssim"] = {**level.as_record(), "budget_name": budget_knob(name)}
             metrics.update(precision.as_record())
             print(format_case_line(case.name, metrics), flush=True)
             if out is not None:

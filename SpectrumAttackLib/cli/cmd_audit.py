@@ -4,10 +4,12 @@ Runs :func:`SpectrumAttackLib.workflows.audit` on the cases of a split (``--data
 validation unless ``--gen_train_adv_mode``) or on one image (``--image CT.nii.gz [--label SEG.nii.gz]``, NIfTI or
 NRRD), read, checked and preprocessed by the case pipeline exactly as ``attack`` does, for one model (the usual
 model flags) or several (``--models A B ...``: catalogue names, model files or ``ARCHITECTURE=CHECKPOINT``),
-over the grid of ``--preset quick|standard|paper`` or ``--grid FILE`` (YAML/JSON, see
+over the grid of ``--preset quick|standard|paper|sea`` or ``--grid FILE`` (YAML/JSON, see
 :mod:`SpectrumAttackLib.audit.grid`). ``--corruptions all|none|NAME ...`` sets the corruption track (scanner
 artefacts at severities 1–5, :mod:`SpectrumAttackLib.corruptions`; the ``standard`` preset runs all of them) and
-``--corruption_modality`` its noise units (``auto``: HU when the model's window is in HU).
+``--corruption_modality`` its noise units (``auto``: HU when the model's window is in HU). ``--ssim_levels 0.99 0.97
+0.95`` also drives every family to each 3-D SSIM per case (``attacks.at_ssim``) and compares them at equal SSIM;
+``--steps`` overrides the grid's steps (the ``sea`` preset's 300 on a CPU, for example).
 
 Writes into ``--output`` (staged, moved into place at the end; refused when it holds results unless ``--overwrite``
 or ``--resume``): ``audit.csv``, ``audit.json``, ``curves.png``, ``report.html`` and ``manifest.json``. An
@@ -29,33 +31,26 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from SpectrumAttackLib.cli.args import (
-    DATA_FLAGS,
-    MODEL_FLAGS,
-    add_seed_arguments,
-    check_choices,
-    data_config_from_args,
-    model_from_args,
-    warn_ignored_flags,
-)
+from SpectrumAttackLib.cli.args import MODEL_FLAGS, PREPROCESSING_FLAGS, add_flags, check_choices, flag_given
+from SpectrumAttackLib.cli.converters import data_config_from_args, model_from_args
 
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
 
 __all__ = ["USED_FLAGS", "add_parser", "format_audit_summary", "run"]
 
-#: flags this subcommand reads; any other flag given (the attack flags: the grid decides) is named in a warning.
+#: the only flags of the tables this subcommand lists and reads (the attacks and their budgets come from the grid).
 USED_FLAGS = {
-    *DATA_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode", "tile_batch_size",
-    "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode", "resume", "seed",
-    "distributed", "world_size", "rank", "dist_url", "dist_backend", "corruptions", "corruption_modality",
-    "frequency_analysis",
+    *PREPROCESSING_FLAGS, *MODEL_FLAGS, "image", "label", "infer_overlap", "sw_batch_size", "attack_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "precision", "gen_val_adv_mode", "gen_train_adv_mode",
+    "resume", "seed", "distributed", "world_size", "rank", "dist_url", "dist_backend", "steps",
 }
-PRESET_NAMES = ("quick", "standard", "paper")
+PRESET_NAMES = ("quick", "standard", "paper", "sea")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the ``audit`` subcommand (the model and data flags of ``attack``, plus the audit's own)."""
+    """Register the ``audit`` subcommand: the model and preprocessing flags of ``attack`` that act in an audit, and
+    the audit's own (``--help`` lists nothing else)."""
     parser = subparsers.add_parser(
         "audit",
         help="robustness audit: every attack over a budget sweep, robust Dice at equal SSIM, curves and a report",
@@ -79,8 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     own.add_argument("--corruption_modality", default="auto",
                      help="noise units of the corruptions: 'ct' (sigma in HU), 'mr' (fraction of the window) or "
                      "'auto' (CT when the model's window is in HU)")
-    add_seed_arguments(parser)
+    own.add_argument("--ssim_levels", nargs="+", type=float, default=None, metavar="SSIM",
+                     help="also drive every attack family with a strength knob to each of these 3-D SSIMs per case "
+                     "(e.g. 0.99 0.97 0.95) and compare them at equal SSIM")
+    add_flags(parser, USED_FLAGS)
     for action in parser._actions:
+        if action.dest == "steps":
+            action.help = "steps of every attack of the grid that takes steps (default: the grid's; sea: 300)"
         if action.dest == "resume":
             action.help = "continue an interrupted audit in --output without redoing its finished cells"
         if action.dest == "metrics_preset":
@@ -138,7 +138,6 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     from SpectrumAttackLib.models.catalogue import Preprocessing
     from SpectrumAttackLib.workflows.robustness import audit
 
-    warn_ignored_flags(args, USED_FLAGS, "audit")
     check_choices(args)
     if args.grid is not None and args.preset is not None:
         raise ValueError(f"--grid must not be combined with --preset, got --preset {args.preset!r} and a grid file.")
@@ -167,7 +166,8 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
                        resume=args.resume, seed=args.seed, metrics_preset=args.metrics_preset,
                        attack_mode=args.attack_mode, overlap=args.infer_overlap,
                        tile_batch_size=args.tile_batch_size, sw_batch_size=args.sw_batch_size,
-                       precision=args.precision, arguments=vars(args), ctx=ctx)
+                       precision=args.precision, arguments=vars(args), ctx=ctx, ssim_levels=args.ssim_levels,
+                       steps=args.steps if flag_given(args, "steps") else None)
     except KeyboardInterrupt:
         if ctx.is_main:
             print(f"{Path(args.output).name}: finished cells are kept; run the same command with --resume to "

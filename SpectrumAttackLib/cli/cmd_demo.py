@@ -19,7 +19,6 @@ a table of clean vs adversarial Dice per organ, HD95, SSIM, PSNR, fooling rate a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,10 @@ from typing import Any
 import numpy as np
 
 from SpectrumAttackLib.cli.adv_paths import sub_dir_name
-from SpectrumAttackLib.cli.args import (
-    ATTACK_FLAGS,
-    MODEL_FLAGS,
-    add_seed_arguments,
-    attack_params_from_args,
-    data_config_from_args,
-    model_from_args,
-    warn_ignored_flags,
-)
-from SpectrumAttackLib.pipeline.case import case_name, class_table
+from SpectrumAttackLib.cli.args import ATTACK_FLAGS, MODEL_FLAGS, PREPROCESSING_FLAGS, add_flags
+from SpectrumAttackLib.cli.converters import attack_params_from_args, model_from_args
+from SpectrumAttackLib.cli.input_grid import input_grid_model, write_model_grid_report
+from SpectrumAttackLib.pipeline.case import case_name
 from SpectrumAttackLib.pipeline.scoring import format_summary
 from SpectrumAttackLib.pipeline.staging import DEMO_RESULTS, StagedOutput
 
@@ -56,16 +49,16 @@ DEMO_DEFAULTS: dict[str, Any] = {
 }
 DEMO_CASE = "img0001"
 
-#: flags this subcommand reads; any other flag given is reported as having no effect.
+#: the only flags of the tables this subcommand lists and reads.
 USED_FLAGS = {
-    *ATTACK_FLAGS, *MODEL_FLAGS, "attack_name", "data_dir", "json_list", "infer_overlap", "attack_mode",
-    "tile_batch_size", "overwrite", "metrics_preset", "a_min", "a_max", "b_min", "b_max", "space_x", "space_y",
-    "space_z", "dataset", "precision",
+    *ATTACK_FLAGS, *MODEL_FLAGS, *PREPROCESSING_FLAGS, "attack_name", "infer_overlap", "attack_mode",
+    "tile_batch_size", "overwrite", "metrics_preset", "precision",
 }
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the ``demo`` subcommand (every seed flag with the demo's defaults, plus ``--output``/``--case``)."""
+    """Register the ``demo`` subcommand: the attack, model and preprocessing flags with the demo's defaults, plus
+    ``--output``/``--case`` (``--help`` lists nothing else)."""
     parser = subparsers.add_parser(
         "demo",
         help="SA² on a sample CT with the bundled model; writes demo-output/ and prints a summary",
@@ -80,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "img0001 (training), img0002 and img0003 (validation))")
     parser.add_argument("--no_ssim_loss", dest="use_ssim_loss", action="store_false",
                         help="leave the SSIM term out of the attack objective (on by default in the demo)")
-    add_seed_arguments(parser)
+    add_flags(parser, USED_FLAGS)
     parser.set_defaults(**DEMO_DEFAULTS)
 
 
@@ -116,10 +109,8 @@ def find_case(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; write the results and print the summary. Returns 0."""
     from SpectrumAttackLib.io.volumes import read_volume, write_volume
-    from SpectrumAttackLib.models.catalogue import ClassInfo, Preprocessing
     from SpectrumAttackLib.pipeline.validate import read_image
     from SpectrumAttackLib.precision import resolve_precision
-    from SpectrumAttackLib.report.figure import write_case_report
     from SpectrumAttackLib.report.jsonable import dump_json
     from SpectrumAttackLib.report.manifest import write_manifest
     from SpectrumAttackLib.report.progress import progress_bar
@@ -128,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     name, params = attack_params_from_args(args, DEMO_DEFAULTS)
-    warn_ignored_flags(args, USED_FLAGS, "demo")
     params.pop("seed", None)
     entry = find_case(args)
     image_name, labels_name = f"--case {args.case} image", f"--case {args.case} label"
@@ -136,14 +126,7 @@ def run(args: argparse.Namespace) -> int:
     labels = read_volume(entry["label"], name=labels_name).array if entry.get("label") else None
     device = resolve_device(args.device)
     resolve_precision(args.precision, device, name="--precision")  # refuses e.g. fp16 on a CPU before any work
-    loaded = model_from_args(args, device)
-    cfg = data_config_from_args(args, loaded.entry.preprocessing)
-    own = loaded.entry.preprocessing
-    prep = Preprocessing(orientation=own.orientation, spacing_mm=cfg.spacing, a_min=cfg.a_min, a_max=cfg.a_max,
-                         b_min=cfg.b_min, b_max=cfg.b_max, roi=cfg.roi)
-    names, colours = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
-    classes = tuple(ClassInfo(i, n, tuple(c)) for i, (n, c) in enumerate(zip(names, colours, strict=True)))
-    loaded = dataclasses.replace(loaded, entry=dataclasses.replace(loaded.entry, preprocessing=prep, classes=classes))
+    loaded = input_grid_model(args, model_from_args(args, device))
     out = StagedOutput(args.output, "--output", args.overwrite, DEMO_RESULTS,
                        inputs={image_name: entry["image"], labels_name: entry.get("label")})
     try:
@@ -160,16 +143,8 @@ def run(args: argparse.Namespace) -> int:
         write_volume(out.path("perturbation.nii.gz"), result.perturbation, image.affine, dtype=np.float32)
         write_volume(out.path("segmentation_clean.nii.gz"), result.seg_clean, image.affine, dtype=label_dtype)
         write_volume(out.path("segmentation_adversarial.nii.gz"), result.seg_adv, image.affine, dtype=label_dtype)
-        grid = result.model_grid
-        block = params.get("block_size")
-        block = tuple(block) if block is not None and len(block) == 3 and all(
-            b <= n for b, n in zip(block, grid["clean"].shape[2:], strict=True)) else None
-        write_case_report(
-            out.path("report.png"), grid["clean"][0, 0], grid["adversarial"][0, 0], grid["seg_clean"][0, 0],
-            grid["seg_adv"][0, 0], class_names=[c["name"] for c in result.classes],
-            class_colors=[c["rgb"] for c in result.classes], metrics=result.metrics, block_size=block,
-            title=f"{args.case}: {name} on {loaded.entry.name}", spacing_mm=grid["spacing_mm"],
-        )
+        write_model_grid_report(out.path("report.png"), result, params.get("block_size"),
+                                f"{args.case}: {name} on {loaded.entry.name}")
         metrics = dict(result.metrics)
         metrics["attack_seconds"] = metrics.pop("seconds", None)
         metrics["seconds"] = time.perf_counter() - start

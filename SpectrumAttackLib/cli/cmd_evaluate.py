@@ -3,10 +3,13 @@
 Finds the adversarial images written by ``spectrum-attack attack``: in ``<adv_images_dir>/<attack sub-folder>/``,
 the sub-folder named from the attack flags exactly as ``attack`` names it, or directly in ``--adv_images_dir``
 with ``--no_sub_dir_adv_images``. Each case of the split (validation, or training with ``--gen_train_adv_mode``),
-or the one image of ``--image``/``--label``, is checked and preprocessed as in ``attack`` and matched by file name
-(``img0001`` → ``img0001_adv.nii.gz``); the model segments the clean and the saved adversarial image, and both
-are scored against the labels. The seed's own uint8 files (``x·255``) are recognised by their integer type
-and divided by 255.
+is checked and preprocessed as in ``attack`` and matched by file name (``img0001`` → ``img0001_adv.nii.gz``);
+the model segments the clean and the saved adversarial image, and both are scored against the labels. The seed's
+own uint8 files (``x·255``) are recognised by their integer type and divided by 255.
+
+With ``--image`` (and ``--label``) the saved file is what ``attack --image`` wrote: the adversarial volume on the
+image's own grid in its units. Both volumes are preprocessed the same way and scored
+(:func:`SpectrumAttackLib.cli.input_grid.evaluate_in_input_grid`), which reproduces the attack's metrics.
 
 With ``--output``, ``metrics.csv``, ``metrics.json`` and ``manifest.json`` are written there; the summary is
 always printed.
@@ -29,13 +32,12 @@ from SpectrumAttackLib.cli.args import (
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
-    attack_params_from_args,
     check_choices,
-    data_config_from_args,
-    model_from_args,
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.cli.converters import attack_params_from_args, data_config_from_args, model_from_args
+from SpectrumAttackLib.cli.input_grid import evaluate_in_input_grid
 from SpectrumAttackLib.pipeline.case import Case, case_name, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import format_case_line, format_summary, score_case, segment
 from SpectrumAttackLib.pipeline.staging import EVALUATE_RESULTS, StagedOutput
@@ -132,10 +134,10 @@ def run(args: argparse.Namespace) -> int:
     entries = load_split(args)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device, name="--precision")
-    loaded = model_from_args(args, device)
-    cfg = data_config_from_args(args, loaded.entry.preprocessing)
+    loaded = model_from_args(args, device, nnunet_allowed=bool(args.image))
+    cfg = None if args.image else data_config_from_args(args, loaded.entry.preprocessing)
     names, _ = class_table(loaded.entry.class_names, [c.rgb for c in loaded.entry.classes])
-    transform = case_transform(cfg, entries)
+    transform = None if args.image else case_transform(cfg, entries)
     matched = [e for e in entries if (folder / adv_image_name(case_name(e["image"]))).is_file()]
     if not matched:
         raise FileNotFoundError(
@@ -151,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         for entry in matched:
+            if args.image:
+                case_id, metrics = evaluate_in_input_grid(args, loaded, entry, folder)
+                table.add(case_id, metrics)
+                print(format_case_line(case_id, metrics), flush=True)
+                continue
             case = Case.from_transforms(transform, entry, len(names), (cfg.a_min, cfg.a_max))
             adversarial = read_adversarial(folder / adv_image_name(case.name), case).to(device)
             images = case.images.to(device)

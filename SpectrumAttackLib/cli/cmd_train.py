@@ -36,12 +36,10 @@ from SpectrumAttackLib.cli.args import (
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
-    attack_params_from_args,
-    data_config_from_args,
     flag_given,
-    model_build_args,
     warn_ignored_flags,
 )
+from SpectrumAttackLib.cli.converters import attack_params_from_args, data_config_from_args, model_build_args
 from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 from SpectrumAttackLib.precision import PRECISIONS
 from SpectrumAttackLib.training.config import CHECKPOINT_BEST, CHECKPOINT_LATEST, LOG_NAME

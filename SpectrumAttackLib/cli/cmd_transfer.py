@@ -35,12 +35,10 @@ from SpectrumAttackLib.cli.args import (
     DATA_FLAGS,
     MODEL_FLAGS,
     add_seed_arguments,
-    attack_params_from_args,
-    data_config_from_args,
-    model_from_args,
     warn_ignored_flags,
 )
 from SpectrumAttackLib.cli.cases import load_split
+from SpectrumAttackLib.cli.converters import attack_params_from_args, data_config_from_args, model_from_args
 from SpectrumAttackLib.models.catalogue import ARCHITECTURES
 from SpectrumAttackLib.pipeline.case import Case, case_transform, class_table
 from SpectrumAttackLib.pipeline.scoring import score_case, segment

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "train": "cmd_train",
     "transfer": "cmd_transfer",
     "audit": "cmd_audit",
+    "harden": "cmd_harden",
     "demo": "cmd_demo",
     "analyze": "cmd_analyze",
     "sample-data": "cmd_sample_data",

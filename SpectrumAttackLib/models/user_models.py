@@ -4,7 +4,8 @@
   ``inference.json`` extra files that MONAI's ``ckpt_export`` embeds; without them ``num_classes`` is required.
 - **MONAI bundle** folder (``configs/metadata.json`` + ``models/model.pt``, or ``models/model.ts``): the network
   comes from ``network_def`` of ``configs/inference.json`` (or ``.yaml``), parsed with MONAI's ``ConfigParser``;
-  without one, ``architecture`` and ``num_classes`` are required and :func:`build_model` builds it. Class names come
+  without one, :func:`build_model` builds it from ``architecture`` and ``num_classes`` (or from the architecture
+  the metadata records under :data:`NETWORK_KEY`). Class names come
   from the metadata's ``channel_def``; spacing, orientation, intensity window and ROI from the ``Spacingd``,
   ``Orientationd``, ``ScaleIntensityRanged`` and ``SlidingWindowInferer`` of the inference config. Settings the
   bundle does not state fall back to the seed's (:class:`Preprocessing` defaults) with a warning.
@@ -32,11 +33,14 @@ from SpectrumAttackLib.models.catalogue import ClassInfo, ModelEntry, Preprocess
 from SpectrumAttackLib.models.checkpoints import LoadReport, is_torchscript, load_checkpoint
 from SpectrumAttackLib.models.factory import build_model
 
-__all__ = ["is_bundle", "is_torchscript", "load_bundle", "load_torchscript", "synthesise_entry"]
+__all__ = ["NETWORK_KEY", "is_bundle", "is_torchscript", "load_bundle", "load_torchscript", "synthesise_entry"]
 
 logger = logging.getLogger(__name__)
 
 _METADATA = "metadata.json"
+#: metadata.json key naming the architecture of a bundle without ``network_def`` (``{"architecture": "unet",
+#: "arguments": {...}}``, :func:`~SpectrumAttackLib.models.factory.build_model`'s), as ``workflows.harden`` writes.
+NETWORK_KEY = "spectrumattack_network"
 _INFERENCE = "inference.json"
 _CONFIG_NAMES = ("inference.json", "inference.yaml", "inference.yml")
 
@@ -257,6 +261,10 @@ def load_bundle(
                              f"{type(model).__name__}.")
         arch_name, arguments = "bundle", {}
     else:
+        recorded = metadata.get(NETWORK_KEY)
+        if architecture is None and isinstance(recorded, dict) and isinstance(recorded.get("architecture"), str):
+            architecture = recorded["architecture"]  # a bundle written by workflows.harden
+            build_kwargs = {**dict(recorded.get("arguments") or {}), **build_kwargs}
         if architecture is None or num_classes is None:
             raise ValueError(
                 f"architecture must be given (with num_classes) for bundle {str(folder)!r}, which has no "

@@ -6,13 +6,15 @@ finished; the moves run with SIGINT/SIGTERM held back, metrics and manifest last
 interrupt before that removes the staging folders, so the destinations are as they were: no file, no empty
 folder, no ``.partial-*`` left behind (folders that do not exist yet are created only at commit time).
 
-Two shapes of output:
+Three shapes of output:
 
 - :class:`StagedOutput`: one result folder (``--save_adv_images_dir``, ``--output``). A folder that already holds
   results of the same kind is refused unless ``--overwrite`` is given; other files in it are never touched.
 - :class:`StagedFiles`: files at paths of their own (the Slicer CLI module's ``outputVolume``, ``cleanLabel``, ...).
+- :class:`StagedFolder`: a whole new folder tree (a hardened model: a MONAI bundle or an nnU-Net trained-model
+  folder), built beside its destination and renamed into place in one step.
 
-Both check at construction that every destination can be written and that no output is one of the run's inputs
+The first two check at construction that every destination can be written and that no output is one of the run's inputs
 (paths compared resolved and with ``os.path.samefile``), so an unwritable output, or one that would overwrite an
 input, is refused before any work starts.
 """
@@ -24,6 +26,7 @@ import os
 import shutil
 import signal
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,11 +34,11 @@ from types import TracebackType
 from typing import Self
 
 __all__ = ["ATTACK_RESULTS", "DEMO_RESULTS", "EVALUATE_RESULTS", "SLICER_BATCH_RESULTS", "TRANSFER_RESULTS",
-           "StagedFiles", "StagedOutput", "check_writable", "same_file"]
+           "StagedFiles", "StagedFolder", "StagedOutput", "check_writable", "same_file"]
 
 #: file patterns each subcommand writes (and replaces with ``--overwrite``).
 ATTACK_RESULTS = ("*_adv.nii.gz", "*_perturbation.nii.gz", "*_pred_clean.nii.gz", "*_pred_adversarial.nii.gz",
-                  "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
+                  "*_model_grid.nii.gz", "*_report.png", "metrics.csv", "metrics.json", "manifest.json")
 EVALUATE_RESULTS = ("metrics.csv", "metrics.json", "manifest.json")
 TRANSFER_RESULTS = ("transfer_matrix.csv", "transfer.json", "transfer_heatmap.png", "manifest.json")
 #: what the Slicer CLI module writes in batch mode (--outputDirectory).
@@ -297,3 +300,49 @@ class StagedFiles(_Staged):
         _move_all(moves)
         self.discard()
         return dict(self.targets)
+
+
+class StagedFolder(_Staged):
+    """A new folder tree, written into a hidden staging folder beside ``folder`` and renamed into place by
+    :meth:`commit` (one ``os.replace``: the folder appears whole or not at all).
+
+    Args:
+        folder: the destination; it must not exist, or be an empty folder, unless ``overwrite``.
+        name: the parameter that named it, for error messages.
+        overwrite: replace an existing folder (it is moved aside, the new one renamed into place, then the old one
+            deleted).
+        overwrite_flag: how the interface spells "overwrite" in the refusal.
+
+    Raises:
+        ValueError: ``folder`` is a file, exists with content (without ``overwrite``), or cannot be written.
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str, overwrite: bool, *,
+                 overwrite_flag: str = "overwrite=True") -> None:
+        self.folder = check_writable(name, folder, folder=True)
+        self.overwrite = overwrite
+        if self.folder.is_dir() and any(self.folder.iterdir()) and not overwrite:
+            raise ValueError(f"{name} must be a new or empty folder unless {overwrite_flag} is given, got "
+                             f"{str(self.folder)!r} (it exists and is not empty).")
+        self.staging = _make_staging(name, self.folder, self.folder.name)
+        self.staging_folders = [self.staging]
+
+    @property
+    def root(self) -> Path:
+        """Where to build the folder's content during the run."""
+        return self.staging
+
+    def commit(self) -> Path:
+        """Rename the built folder into place (replacing an existing one); return the destination."""
+        umask = os.umask(0)
+        os.umask(umask)
+        self.staging.chmod(0o777 & ~umask)  # mkdtemp made it private; the result gets the usual permissions
+        old = self.folder.parent / f".{self.folder.name}.replaced-{uuid.uuid4().hex[:8]}"
+        with _signals_held():
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            if self.folder.exists():
+                os.replace(self.folder, old)
+            os.replace(self.staging, self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+        self.staging_folders = []
+        return self.folder

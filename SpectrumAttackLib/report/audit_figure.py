@@ -4,7 +4,8 @@ One panel per attack (its own budget axis; one line per model, the model's clean
 corruption track (Dice vs severity, one line per corruption and model) when the audit has one, then the fair
 comparison: mean Dice against mean 3-D SSIM for every attack family, corruption and model on the same axes (SSIM
 decreasing to the right, i.e. more perceptible; corruptions in thin grey-edged lines), with the robust-Dice SSIM
-levels marked.
+levels marked and the points of the exact SSIM levels (``×``). The Dice axis is fitted to the data, so that the
+curves of a robust model are not flattened on 0–1.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _dice_range(summary: Mapping[str, Any]) -> tuple[float, float]:
+    """A Dice axis fitted to the data (every curve point, level point and clean Dice), with a small margin."""
+    values = []
+    for own in summary["per_model"].values():
+        values.append(own["clean_dice"])
+        values += [p["dice"] for entry in own["attacks"].values() for p in entry["curve"]]
+        values += [f["dice"] for level in (own.get("at_levels") or {}).values() for f in level["families"].values()]
+        values += [p["dice"] for entry in ((own.get("corruptions") or {}).get("per_corruption") or {}).values()
+                   for p in entry.get("curve", [])]
+    values = [v for v in values if _finite(v)]
+    if not values:
+        return 0.0, 1.02
+    low, high = min(values), max(values)
+    margin = max(0.05 * (high - low), 0.01)
+    return max(0.0, low - margin), min(1.02, high + margin)
+
+
 def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
     """Draw the audit's curves from its summary (:func:`~SpectrumAttackLib.audit.summary.summarise`) into ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -40,6 +58,7 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
     fig = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    dice_range = _dice_range(summary)
     for index, attack in enumerate(attacks):
         ax = fig.add_subplot(rows, columns, index + 1)
         budget_name = ""
@@ -62,7 +81,7 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
         ax.set_title(f"{attack}: Dice vs {budget_name}", fontsize=9)
         ax.set_xlabel(budget_name + (" (0-255 scale)" if budget_name in ("eps", "std") else ""))
         ax.set_ylabel("mean Dice")
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(*dice_range)
         ax.grid(alpha=0.3)
         if len(models) > 1:
             ax.legend(fontsize=7)
@@ -89,6 +108,15 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
                 ax.plot([s for s, _ in points], [d for _, d in points], color=f"C{(c_index + len(attacks)) % 10}",
                         marker="x", markersize=4, linewidth=0.8, linestyle=_STYLES[m_index % len(_STYLES)],
                         label=f"corruption {name}" + ("" if len(models) == 1 else f" ({model})"))
+        for f_index, attack in enumerate(dict.fromkeys(a for level in (own.get("at_levels") or {}).values()
+                                                       for a in level["families"])):
+            points = sorted((f["ssim_3d"], f["dice"]) for level in own["at_levels"].values()
+                            for a, f in level["families"].items() if a == attack
+                            and _finite(f["ssim_3d"]) and _finite(f["dice"]))
+            colour = f"C{(f_index + len(attacks) + len(corruptions)) % 10}"
+            ax.plot([s for s, _ in points], [d for _, d in points], color=colour, marker="x",
+                    linestyle=_STYLES[m_index % len(_STYLES)],
+                    label=f"{attack} at exact levels" + ("" if len(models) == 1 else f" ({model})"))
         if _finite(own["clean_dice"]):
             ax.plot([1.0], [own["clean_dice"]], marker="*", color="black", markersize=9,
                     linestyle="none", label="clean" if len(models) == 1 else f"clean ({model})")
@@ -99,7 +127,7 @@ def write_curves(path: Path, summary: Mapping[str, Any], title: str) -> None:
                  "visible)", fontsize=8)
     ax.set_xlabel("mean 3-D SSIM to the clean image")
     ax.set_ylabel("mean Dice")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(*dice_range)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6 if corruptions else 7, ncol=2 if corruptions else 1)
     fig.suptitle(title, fontsize=10)

@@ -1,6 +1,7 @@
 """``report.html`` of an audit: one self-contained page (images embedded, no scripts, no external files).
 
-Sections: the settings, worst-case robust Dice per model and SSIM level (models side by side), per attack the
+Sections: the settings, worst-case robust Dice per model and SSIM level (models side by side), the exact SSIM levels
+and ensembles where the audit ran them (:mod:`~SpectrumAttackLib.report.audit_levels_html`), per attack the
 half-clean-Dice budget and the area under the Dice-vs-budget curve with the curve's points, the curves figure,
 per-organ mean Dice for every model (clean and at each attack budget) and every cell. Each number cell carries a
 ``data-key`` naming the value of ``audit.json`` it shows (``robust/<model>/<level>``,
@@ -175,6 +176,8 @@ def _cell_table(cells: list[Mapping[str, Any]]) -> str:
 
 def write_report(path: Path, document: Mapping[str, Any], curves_png: Path, title: str) -> None:
     """Write the page for ``document`` (``{"cells", "clean", "summary", "manifest"}``) with ``curves_png`` inlined."""
+    from SpectrumAttackLib.report.audit_levels_html import ensembles_section, levels_section
+
     summary, manifest = document["summary"], document["manifest"]
     image = base64.b64encode(Path(curves_png).read_bytes()).decode("ascii")
     units = next((r.get("units") or {} for r in document["clean"]), {})
@@ -194,6 +197,8 @@ def write_report(path: Path, document: Mapping[str, Any], curves_png: Path, titl
 <p class="note">Per case, the lowest Dice over the clean prediction and every attack whose output keeps a 3-D SSIM
 to the clean image at or above the level; then the mean over cases. Lower = less robust.</p>
 {_robust_table(summary)}
+{levels_section(summary, list(document["cells"]), Path(path).parent)}
+{ensembles_section(summary)}
 <h2>Per attack</h2>
 <p class="note">Budget at half clean Dice: where the mean Dice-vs-budget curve reaches half the clean Dice (linear
 interpolation; n/a when it stays above within the grid). Area: trapezoidal area under the curve, with the clean Dice

@@ -7,6 +7,7 @@ switches itself off when the stream is not a terminal (logs, CI, Slicer's CLI ru
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Any
 
 from tqdm import tqdm
@@ -31,11 +32,14 @@ class ProgressBar:
         enabled: whether anything is drawn.
     """
 
-    def __init__(self, total: int, desc: str, *, force: bool = False, file: IO[str] | None = None, unit: str = "it"):
+    def __init__(self, total: int, desc: str, *, force: bool = False, file: IO[str] | None = None, unit: str = "it",
+                 log_lines: bool = False):
         total = check_int("total", total, 0)
         stream = sys.stderr if file is None else file
         self.enabled = bool(force or _is_tty(stream))
         self._bar = tqdm(total=total, desc=desc, file=stream, disable=not self.enabled, unit=unit, dynamic_ncols=True)
+        self._lines = (stream, desc, time.monotonic()) if log_lines and not self.enabled else None
+        self._logged = 0  # units done, counted here (a disabled tqdm bar does not count)
 
     @property
     def done(self) -> int:
@@ -52,6 +56,13 @@ class ProgressBar:
         if message:
             self._bar.set_postfix_str(message, refresh=False)
         self._bar.update(n)
+        if self._lines is not None:
+            stream, desc, started = self._lines
+            self._logged += n
+            elapsed = time.monotonic() - started
+            eta = elapsed / self._logged * (self.total - self._logged) if self._logged else float("nan")
+            print(f"{desc} {self._logged}/{self.total}: {message}; elapsed {_clock(elapsed)}, ETA {_clock(eta)}",
+                  file=stream, flush=True)
 
     def report(self, progress: Progress) -> None:
         """Show one :class:`Progress` report: jump to ``progress.done`` of ``progress.total``.
@@ -78,8 +89,19 @@ class ProgressBar:
         self.close()
 
 
+def _clock(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12 s``."""
+    if seconds != seconds:  # NaN: nothing done yet
+        return "unknown"
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
 def progress_bar(
-    total: int, desc: str, *, force: bool = False, file: IO[str] | None = None, unit: str = "it"
+    total: int, desc: str, *, force: bool = False, file: IO[str] | None = None, unit: str = "it",
+    log_lines: bool = False,
 ) -> ProgressBar:
     """A progress bar on stderr with ETA, off when stderr is not a terminal unless ``force``.
 
@@ -89,6 +111,8 @@ def progress_bar(
         force: draw even when the stream is not a terminal.
         file: the stream; default ``sys.stderr``.
         unit: the unit name shown in the rate.
+        log_lines: when the stream is not a terminal (a batch job's log), write one line per :meth:`~ProgressBar.
+            update` instead: ``desc done/total: message; elapsed …, ETA …``.
 
     Example:
         >>> with progress_bar(attack.steps, "attack") as bar:
@@ -97,4 +121,4 @@ def progress_bar(
         ...     for case in cases:
         ...         evaluate(case); bar.update(message=case)
     """
-    return ProgressBar(total, desc, force=force, file=file, unit=unit)
+    return ProgressBar(total, desc, force=force, file=file, unit=unit, log_lines=log_lines)

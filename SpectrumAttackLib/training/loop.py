@@ -10,6 +10,10 @@ Departures from the reference trainer (``trainer.py``, seed-algorithms ยง7 and ย
 - mixed precision is one setting, ``precision`` (``SpectrumAttackLib.precision``), instead of CUDA-only AMP:
   ``auto`` trains in bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs with bf16, fp32 elsewhere; only the model
   passes run under autocast, the losses stay float32; fp16 (CUDA only) adds a gradient scaler.
+
+The same loop drives ``workflows.harden`` (fine-tuning on cases held in memory): there an "epoch" is one optimiser
+step over one batch of crops (``unit="iteration"``), ``should_stop`` is polled before every batch, and the progress
+messages carry the estimated time left.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib.attacks.losses import dice_ce_loss
+from SpectrumAttackLib.inference.tiles import Cancelled
 from SpectrumAttackLib.models.checkpoints import load_checkpoint, save_checkpoint
 from SpectrumAttackLib.precision import Precision, resolve_precision
 from SpectrumAttackLib.runtime import Progress, ProgressCallback, resolve_device
@@ -195,6 +200,8 @@ def train(
     progress: ProgressCallback | None = None,
     rank: int = 0,
     world_size: int = 1,
+    should_stop: Callable[[], bool] | None = None,
+    unit: str = "epoch",
 ) -> TrainResult:
     """Train ``model`` as configured: normal, adversarial (``adv_training_mode``) or VAFT (+ ``freq_reg_mode``).
 
@@ -213,9 +220,14 @@ def train(
         val_cases: an iterable of whole cases ``{"image": [1, C, H, W, D], "label": [1, 1, H, W, D]}``.
         config: the run's settings.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``... (default ``"auto"``).
-        progress: called after every batch with ``Progress(done, total, "train", message)``.
+        progress: called after every batch with ``Progress(done, total, "train", message)``; the message names
+            the epoch, the batch's loss and the estimated time left, and after each validation its mean Dice.
         rank, world_size: this process in a distributed run (only rank 0 writes files; validation cases are
             shared out and the Dice all-reduced when ``world_size`` > 1).
+        should_stop: polled before every batch; returning True stops the run with ``Cancelled`` (the
+            checkpoints already written stay as they are).
+        unit: what one pass over ``train_loader`` is called in progress messages (``"iteration"`` when the loader
+            yields one batch per pass, as ``workflows.harden``'s does).
 
     Returns:
         the best metric and epoch, the epochs run and the checkpoint paths.
@@ -223,6 +235,7 @@ def train(
     Raises:
         ValueError: an empty training loader, or bad settings (from the config, optimiser or attack).
         FileNotFoundError: ``resume`` without a checkpoint in ``save_model_dir``.
+        Cancelled: ``should_stop()`` returned True.
 
     Example:
         >>> config = TrainConfig(max_epochs=2, val_every=1, roi=(32, 32, 32), warmup_epochs=0)
@@ -260,6 +273,8 @@ def train(
         lr = float(state.optimizer.param_groups[0]["lr"])
         terms: dict[str, list[float | None]] = {}
         for iteration, batch in enumerate(train_loader):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"training cancelled in {unit} {epoch + 1}")
             images, labels = _batch_tensors(batch, device)
             adversarial = None
             if config.mode is not TrainingMode.NORMAL:
@@ -277,8 +292,9 @@ def train(
                 terms.setdefault(key, []).append(value)
             done += 1
             if progress is not None:
-                progress(Progress(done, total, "train",
-                                  f"epoch {epoch + 1}/{config.max_epochs} loss {terms['loss'][-1]:.4f}"))
+                left = _time_left(time.perf_counter() - start, done, total)
+                progress(Progress(done, total, "train", f"{unit} {epoch + 1}/{config.max_epochs} loss "
+                                                        f"{terms['loss'][-1]:.4f}, {left}"))
         state.scheduler.step()
         state.epoch = epoch + 1
         val_dice = None
@@ -303,12 +319,19 @@ def train(
         logger.info("epoch %d/%d loss %.4f lr %.3g%s", state.epoch, config.max_epochs, record.loss, lr,
                     "" if val_dice is None else f" val Dice {val_dice:.4f}")
         if progress is not None and val_dice is not None:
-            progress(Progress(done, total, "train", f"epoch {state.epoch}: validation Dice {val_dice:.4f}"))
+            progress(Progress(done, total, "train", f"{unit} {state.epoch}: validation Dice {val_dice:.4f}"))
     result.best_metric, result.best_epoch, result.last_epoch = state.best_metric, state.best_epoch, state.epoch
     if result.best_path is not None and not result.best_path.is_file():
         result.best_path = None
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _time_left(elapsed: float, done: int, total: int) -> str:
+    """``"ETA 3 min"``: the time left if the remaining batches take as long as the finished ones (validation
+    included)."""
+    seconds = elapsed / max(done, 1) * max(total - done, 0)
+    return f"ETA {seconds:.0f} s" if seconds < 90 else f"ETA {seconds / 60:.0f} min"
 
 
 def _validate(model: nn.Module, val_cases: Iterable[Mapping[str, Any]], config: TrainConfig, precision: Precision,

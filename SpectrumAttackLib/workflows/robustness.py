@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid, with_corruptions
+from SpectrumAttackLib.audit.grid import AuditGrid, resolve_grid, with_corruptions, with_overrides
 from SpectrumAttackLib.audit.outputs import AUDIT_RESULTS, write_audit_files
 from SpectrumAttackLib.audit.runner import AuditModel, AuditSettings, CaseSource, plan_cells, run_cells
 from SpectrumAttackLib.audit.store import CellStore
@@ -277,6 +277,8 @@ def audit(
     tile_batch_size: int = 4,
     sw_batch_size: int = 1,
     levels: Sequence[float] = SSIM_LEVELS,
+    ssim_levels: Sequence[float] | None = None,
+    steps: int | None = None,
     device: Any = "auto",
     precision: str = "auto",
     name: str = "image",
@@ -312,7 +314,11 @@ def audit(
         metrics_preset: ``"clinical"`` (foreground Dice, HD95 in mm; default) or ``"paper"``.
         attack_mode, overlap, tile_batch_size, sw_batch_size: whole-volume attack and inference settings (see
             :func:`~SpectrumAttackLib.inference.tiles.attack_volume`).
-        levels: 3-D SSIM levels of the robust Dice. Default (0.99, 0.95, 0.90).
+        levels: 3-D SSIM levels of the robust Dice over the grid's cells (SSIM ≥ level). Default (0.99, 0.95, 0.90).
+        ssim_levels: 3-D SSIM levels every family with a strength knob is driven to, per volume
+            (:func:`~SpectrumAttackLib.attacks.ssim_target.search_levels`); replaces the grid's ``ssim_levels``.
+            The summary's ``at_levels`` then compares every family at the same SSIM per volume.
+        steps: steps of every grid entry whose attack takes steps (``--steps``; e.g. the ``sea`` preset on CPUs).
         device: where models given by name are loaded.
         precision: numeric precision of the model passes (clean and adversarial predictions, attacks): ``"auto"``,
             ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`SpectrumAttackLib.precision`), resolved for the models'
@@ -346,6 +352,9 @@ def audit(
     if corruptions is not None or corruption_modality != "auto":
         kept = {e.corruption: {"severity": list(e.budgets)} for e in the_grid.corruptions}
         the_grid = with_corruptions(the_grid, kept if corruptions is None else corruptions, corruption_modality)
+    if steps is not None or ssim_levels is not None:
+        steps = None if steps is None else check_int("steps", steps, 1)
+        the_grid = with_overrides(the_grid, steps, ssim_levels)
     metrics_preset = check_choice("metrics_preset", metrics_preset, ("clinical", "paper"))
     attack_mode = check_choice("attack_mode", attack_mode, ("tiles", "sliding-window"))
     overlap = check_range("overlap", overlap, 0.0, 1.0, high_inclusive=False)
@@ -416,12 +425,12 @@ def _run(cases: Sequence[CaseSource], audited: Sequence[AuditModel], plan: Seque
     done_clean: dict[str, dict] = {}
     if out is not None and resume:
         done, done_clean = broadcast_object(_earlier_records(out, store) if ctx.is_main else None, ctx)
-    wanted = {s.fingerprint for s in plan}
+    wanted = {fingerprint for s in plan for fingerprint in s.fingerprints}
     done = {k: v for k, v in done.items() if k in wanted}
     new_cells, new_clean = run_cells(cases, audited, plan, settings, done=done, done_clean=dict(done_clean),
                                      store=store, ctx=ctx, progress=progress, frequency=frequency)
     records = {**done, **{c["fingerprint"]: c for c in new_cells}}
-    cells = [records[s.fingerprint] for s in plan]
+    cells = [records[fingerprint] for s in plan for fingerprint in s.fingerprints]
     pairs = {(c.name, m.label) for c in cases for m in audited}
     clean_by_pair = {(r["case"], r["model"]): r for r in [*done_clean.values(), *new_clean]}
     clean = [clean_by_pair[(c.name, m.label)] for c in cases for m in audited if (c.name, m.label) in clean_by_pair]

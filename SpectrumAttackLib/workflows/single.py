@@ -25,8 +25,10 @@ import torch
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.base import model_device
+from SpectrumAttackLib.attacks.ssim_target import budget_knob
 from SpectrumAttackLib.checks import check_choice, check_range
 from SpectrumAttackLib.inference.geometry import GridMapping
+from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
 from SpectrumAttackLib.inference.tiles import ATTACK_MODES, Cancelled, attack_volume, attack_work
 from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
 from SpectrumAttackLib.pipeline.case import Case
@@ -146,6 +148,7 @@ class PreparedCase:
         tile_batch_size: int = 4,
         progress: ProgressCallback | None = None,
         cancel: Callable[[], bool] | None = None,
+        target_ssim: float = 0.0,
     ) -> SingleVolumeResult:
         """Attack this case, map the perturbation back to the input grid, predict again and score.
 
@@ -171,6 +174,9 @@ class PreparedCase:
         params["precision"] = precision
         if cancel is not None and not callable(cancel):
             raise TypeError(f"cancel must be callable or None, got {cancel!r}.")
+        if target_ssim:
+            check_range("target_ssim", target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+            budget_knob(attack)
         roi = self.prep["roi"]
         attacker = attacks.create(attack, self.net, **params)
         check_blocks_fit_attack(params.get("block_size"), roi, self.mapping.model_shape, attack_mode)
@@ -196,9 +202,14 @@ class PreparedCase:
         # nnU-Net's cubic resampling may overshoot the window a little; attacks start from the image in [0, 1].
         attack_input = images.clamp(mapping.b_min, mapping.b_max)
         self.grid.use(mapping)
-        result = attack_volume(attacker, attack_input, labels, roi=roi, mode=attack_mode,
-                               tile_batch_size=tile_batch_size, overlap=self.overlap, progress=attack_progress,
-                               cancel=cancel, window_model=self.grid.window)
+        volume = {"roi": roi, "mode": attack_mode, "tile_batch_size": tile_batch_size, "overlap": self.overlap,
+                  "progress": attack_progress, "cancel": cancel, "window_model": self.grid.window}
+        level = None
+        if target_ssim:
+            result, level = attack_volume_at_ssim(attack, self.net, attack_input, labels, [target_ssim],
+                                                  params=params, **volume)[0]
+        else:
+            result = attack_volume(attacker, attack_input, labels, **volume)
         perturbation_model = (result.adversarial - attack_input)[0, 0] * mapping.intensity_scale
         perturbation = self.grid.from_model_grid(perturbation_model, mapping, mode="linear").astype(
             np.float32, copy=False)
@@ -211,6 +222,9 @@ class PreparedCase:
         report(work + 3, "metrics")
         metrics = self.score(adv_case, logits_adv)
         metrics["seconds"] = result.seconds
+        if level is not None:
+            metrics["target_ssim"] = {**level.as_record(), "budget_name": budget_knob(attack),
+                                      "measured_in": "model grid, attack output"}
         metrics.update(self.precision.as_record())
         dtype = label_dtype(self.num_classes)
         seconds = time.perf_counter() - start
@@ -313,6 +327,7 @@ def attack_single_volume(
     cancel: Callable[[], bool] | None = None,
     image_name: str = "image",
     labels_name: str = "reference_labels",
+    target_ssim: float = 0.0,
 ) -> SingleVolumeResult:
     """Attack one volume given in its own grid and measure the effect: :func:`prepare_case` then
     :meth:`PreparedCase.attack`.
@@ -342,6 +357,10 @@ def attack_single_volume(
             ``done``/``total`` count over the whole job.
         cancel: polled between stages and attack steps; returning True stops with :class:`Cancelled`.
         image_name, labels_name: the parameter names used in error messages.
+        target_ssim: 0 (default) attacks at the budget in ``params``; a value in (0, 1) finds the strongest budget
+            of the attack's knob whose output keeps this 3-D SSIM to the model-grid image
+            (:func:`~SpectrumAttackLib.inference.ssim_budget.attack_volume_at_ssim`, up to 8 attack runs);
+            ``metrics["target_ssim"]`` says how the level was reached.
 
     Returns:
         :class:`SingleVolumeResult` (``seconds``: the whole workflow).
@@ -363,7 +382,7 @@ def attack_single_volume(
                         metrics_preset=metrics_preset, image_name=image_name, labels_name=labels_name,
                         precision=precision)
     result = case.attack(attack, params, seed=seed, attack_mode=attack_mode, tile_batch_size=tile_batch_size,
-                         progress=progress, cancel=cancel)
+                         progress=progress, cancel=cancel, target_ssim=target_ssim)
     return dataclasses.replace(result, seconds=time.perf_counter() - start)
 
 

@@ -8,12 +8,8 @@ import warnings
 import pytest
 from cli_helpers import SEED_DEFAULTS
 
-from SpectrumAttackLib.cli.args import (
-    add_seed_arguments,
-    attack_params_from_args,
-    flag_given,
-    warn_ignored_flags,
-)
+from SpectrumAttackLib.cli.args import add_seed_arguments, flag_given, warn_ignored_flags
+from SpectrumAttackLib.cli.converters import attack_params_from_args
 
 
 def parser() -> argparse.ArgumentParser:
@@ -163,7 +159,7 @@ def test_ignored_subcommand_flags_warn() -> None:
 
 
 def test_data_config_from_flags_and_from_a_model_preprocessing() -> None:
-    from SpectrumAttackLib.cli.args import data_config_from_args
+    from SpectrumAttackLib.cli.converters import data_config_from_args
     from SpectrumAttackLib.models.catalogue import Preprocessing
 
     seed = data_config_from_args(parse(""))
@@ -183,7 +179,7 @@ def test_data_config_from_flags_and_from_a_model_preprocessing() -> None:
 
 
 def test_model_build_args_per_architecture() -> None:
-    from SpectrumAttackLib.cli.args import model_build_args
+    from SpectrumAttackLib.cli.converters import model_build_args
 
     arch, build = model_build_args(parse("--model_name unet-r --feature_size 8 --hidden_size 64 --num_heads 4 "
                                          "--mlp_dim 128 --pos_embed conv --roi_x 32 --roi_y 32 --roi_z 32"))
@@ -201,7 +197,7 @@ def test_model_build_args_per_architecture() -> None:
 
 
 def test_model_flag_errors_name_the_flag() -> None:
-    from SpectrumAttackLib.cli.args import model_build_args, model_from_args
+    from SpectrumAttackLib.cli.converters import model_build_args, model_from_args
 
     with pytest.raises(ValueError, match="--feature_size must be a multiple of 12"):
         model_build_args(parse("--model_name swin-unetr --feature_size 16"))

@@ -18,7 +18,7 @@ def test_bad_grid_entry_is_one_error_line_naming_it(run_cli, tmp_path):
     assert code == 2
     assert err.strip() == "spectrum-attack: error: grid entry 'pgd': eps[1] must be > 0, got 0."
     code, _, err = run_cli(f"audit --preset fast --model unet-btcv-3mm --output {tmp_path / 'out'}")
-    assert code == 2 and "--preset must be one of 'quick', 'standard', 'paper', got 'fast'" in err
+    assert code == 2 and "--preset must be one of 'quick', 'standard', 'paper', 'sea', got 'fast'" in err
     code, _, err = run_cli(f"audit --preset paper --grid {grid} --model unet-btcv-3mm --output {tmp_path / 'o'}")
     assert code == 2 and "--grid must not be combined with --preset" in err
     assert not (tmp_path / "out").exists()
@@ -29,9 +29,8 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
     grid.write_text(json.dumps({"attacks": {"pgd": {"eps": [8], "params": {"steps": 2}}}}))
     checkpoint = blob_data.checkpoint
     flags = blob_data.flags().replace(f"--use_pretrained --pretrained_path {checkpoint}", "")
-    with pytest.warns(UserWarning, match="--steps has no effect with spectrum-attack audit"):
-        code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
-                                 f"--output {tmp_path / 'out'} --seed 3 --steps 9")
+    code, out, err = run_cli(f"audit {flags} --models unet={checkpoint} {checkpoint} --grid {grid} "
+                             f"--output {tmp_path / 'out'} --seed 3 --steps 3")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "audit.json").read_text())
     models = document["summary"]["models"]
@@ -41,10 +40,28 @@ def test_audit_of_a_split_with_two_models(run_cli, blob_data, tmp_path):
     first, second = (sorted((c["case"], c["dice"]) for c in document["cells"] if c["model"] == m) for m in models)
     assert first == second
     assert document["manifest"]["seed"] == 3 and document["manifest"]["arguments"]["seed"] == 3
+    assert {c["params"]["steps"] for c in document["cells"]} == {3}  # --steps overrides the grid's steps
     assert document["manifest"]["models"][0]["weights_sha256"] is not None
     assert "results written to" in out
     code, _, err = run_cli(f"audit {flags} --models {checkpoint} --grid {grid} --output {tmp_path / 'out'}")
     assert code == 2 and "--output must not already hold results unless --overwrite" in err
+
+
+def test_sea_preset_with_steps_and_ssim_levels(run_cli, blob_data, tmp_path):
+    code, _, err = run_cli(f"audit {blob_data.flags()} --preset sea --steps 1 --ssim_levels 0.995 "
+                           f"--output {tmp_path / 'out'} --precision fp32")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    cells = document["cells"]
+    grid_cells = [c for c in cells if "ssim_level" not in c]
+    assert len(grid_cells) == 2 * 3 * 2  # 2 cases x 3 losses x eps 4, 8
+    assert {c["params"]["loss"] for c in grid_cells} == {"masked-ce", "balanced-masked-ce", "js"}
+    assert {c["params"]["steps"] for c in cells} == {1}
+    assert len([c for c in cells if "ssim_level" in c]) == 2 * 3  # a level unit per case and loss
+    sea = document["summary"]["per_model"][document["summary"]["models"][0]]["ensembles"]["sea"]
+    assert set(sea) == {"4", "8"} and all(entry["voxel_dice"] is not None for entry in sea.values())
+    assert "SEA" in (tmp_path / "out" / "report.html").read_text()
+    assert "audit " in err and "ETA" in err  # captured stderr is no terminal: one line per cell
 
 
 @pytest.mark.data
@@ -94,3 +111,20 @@ def test_corruption_track_from_the_command_line(run_cli, blob_data, tmp_path):
     code, _, err = run_cli(f"audit {blob_data.flags()} --grid {grid} --corruption_modality pet "
                            f"--output {tmp_path / 'o'}")
     assert code == 2 and "--corruption_modality must be one of 'auto', 'ct', 'mr', got 'pet'." in err
+
+
+def test_audit_lists_only_the_flags_that_act_in_it(run_cli, capsys, tmp_path):
+    """The seed's training and attack flags are not audit flags: not in --help, refused when given."""
+    from SpectrumAttackLib.cli.main import main
+
+    assert main(["audit", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--model", "--models", "--image", "--preset", "--grid", "--resume", "--space_x", "--precision"):
+        assert flag in help_text
+    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--steps", "--rho", "--save_model_dir"):
+        assert flag not in help_text
+    assert len(help_text.splitlines()) < 200  # 293 when it listed every seed flag
+    code, _, err = run_cli(f"audit --model unet-btcv-3mm --output {tmp_path / 'out'} --max_epochs 5")
+    assert code == 2 and "unrecognized arguments: --max_epochs 5" in err
+    assert not (tmp_path / "out").exists()
+

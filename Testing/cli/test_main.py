@@ -12,9 +12,10 @@ from SpectrumAttackLib.cli.main import COMMANDS, build_parser, main
 def test_help_lists_every_subcommand(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "serve"):
+    expected = {"attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "harden", "serve", "analyze"}
+    for command in expected:
         assert command in out
-    assert set(COMMANDS) == {"attack", "evaluate", "train", "transfer", "audit", "demo", "sample-data", "serve"}
+    assert set(COMMANDS) == expected
 
 
 def test_version(capsys) -> None:
@@ -54,3 +55,28 @@ def test_transfer_requires_models_and_output(capsys) -> None:
     assert main(["transfer", "--attack_name", "pgd"]) == 2
     assert "--models" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("command", ["demo", "audit", "sample-data"])
+def test_our_subcommands_list_only_the_flags_that_act_in_them(command, capsys) -> None:
+    required = ["--output", "x"] if command == "audit" else []
+    assert main([command, *required, "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--save_model_dir", "--noamp", "--resume_best"):
+        assert flag not in out, (command, flag)
+    assert main([command, *required, "--max_epochs", "3"]) == 2
+    assert "unrecognized arguments: --max_epochs 3" in capsys.readouterr().err
+
+
+def test_demo_lists_its_attack_and_model_flags(capsys) -> None:
+    assert main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--attack_name", "--rho", "--block_size", "--model", "--space_x", "--precision", "--case"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_subcommand_prints_its_help(command, capsys) -> None:
+    """Each subcommand's --help renders (a '%' in a parameter-table help text once broke `harden --help`)."""
+    assert main([command, "--help"]) == 0
+    assert f"spectrum-attack {command}" in capsys.readouterr().out

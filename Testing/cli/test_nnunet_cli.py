@@ -40,7 +40,7 @@ def test_attack_writes_hu_volumes_in_the_input_grid(run_cli, nnunet_model: Path,
     assert folder.name == sub_dir
     assert {p.name for p in folder.iterdir()} == {
         "img0001_adv.nii.gz", "img0001_perturbation.nii.gz", "img0001_pred_clean.nii.gz",
-        "img0001_pred_adversarial.nii.gz", "metrics.csv", "metrics.json", "manifest.json"}
+        "img0001_pred_adversarial.nii.gz", "img0001_report.png", "metrics.csv", "metrics.json", "manifest.json"}
     source = nib.load(nnunet_split / "imagesTr/img0001.nii.gz")
     adv = nib.load(folder / "img0001_adv.nii.gz")
     assert adv.shape == source.shape and adv.get_data_dtype() == np.float32

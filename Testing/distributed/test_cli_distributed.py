@@ -27,7 +27,7 @@ from dist_helpers import (
     torchrun,
 )
 
-from SpectrumAttackLib.cli.args import data_config_from_args
+from SpectrumAttackLib.cli.converters import data_config_from_args
 from SpectrumAttackLib.cli.main import build_parser
 from SpectrumAttackLib.data.datalist import load_datalist
 from SpectrumAttackLib.data.loaders import make_loader

@@ -22,12 +22,15 @@ import pytest
 import slicer
 from slicer_helpers import MODULE_DIR, ROOT
 
-#: Where CI keeps Slicer's own wrapper (absent in a user's clone: the tests that need it skip).
-WRAPPER_FOLDER = ROOT.parent / "shared" / "third_party" / "slicer-v5.12.3"
+#: Where CI keeps Slicer's own wrapper, beside the clone or above a worktree (absent in a user's clone: the tests
+#: that need it skip).
+WRAPPER_FOLDER = next((folder / "shared" / "third_party" / "slicer-v5.12.3" for folder in ROOT.parents
+                       if (folder / "shared" / "third_party" / "slicer-v5.12.3").is_dir()),
+                      ROOT.parent / "shared" / "third_party" / "slicer-v5.12.3")
 #: Slicer's Qt widget classes the wrapper names in annotations (``slicer.qMRMLNodeComboBox``): placeholders too.
 _SLICER_WIDGETS = tuple(sorted({name for path in (WRAPPER_FOLDER / "parameterNodeWrapper").glob("*.py")
                                 for name in re.findall(r"slicer\.(q[A-Za-z]+)", path.read_text())}))
-_SLICER_ATTRIBUTES = ("parameterNodeWrapper", "i18n", "ScriptedLoadableModule", *_SLICER_WIDGETS)
+_SLICER_ATTRIBUTES = ("app", "parameterNodeWrapper", "i18n", "ScriptedLoadableModule", *_SLICER_WIDGETS)
 
 
 def _placeholder(name: str, **attributes: Any) -> types.ModuleType:
@@ -59,6 +62,7 @@ def _install_placeholders() -> None:
                                                     "ScriptedLoadableModuleTest", "ScriptedLoadableModuleWidget")})
     for name in _SLICER_WIDGETS:
         setattr(slicer, name, type(name, (), {}))
+    slicer.app = object()  # only the application sets slicer.app (the module's APPLICATION test)
     for module in (i18n, scripted):
         sys.modules[module.__name__] = module
         setattr(slicer, module.__name__.split(".")[1], module)

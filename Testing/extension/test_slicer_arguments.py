@@ -12,7 +12,7 @@ from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
 GUI_VALUES = {  # what the parameter node holds: a value for every parameter of every attack
     "steps": 7, "rho": 0.3, "blockSize": 16, "lambdaDice": 0.2, "useSsimLoss": True, "lambdaSsim": 0.75,
     "freqBand": "low", "qMax": 30.0, "vafaVariant": "paper", "eps": 8.0, "alpha": 0.02, "std": 6.0,
-    "numSpectrumAugs": 4,
+    "numSpectrumAugs": 4, "attackLoss": "js", "progressiveRadius": True,
 }
 
 
@@ -24,7 +24,9 @@ def test_gui_values_keep_only_what_the_attack_takes() -> None:
     saa = _arguments("saa", **GUI_VALUES)
     assert saa.params == {"steps": 7, "rho": 0.3, "block_size": (16, 16, 16), "lambda_dice": 0.2,
                           "use_ssim_loss": True, "lambda_ssim": 0.75, "freq_band": "low"}
-    assert _arguments("pgd", **GUI_VALUES).params == {"steps": 7, "eps": 8.0, "alpha": 0.02}
+    assert _arguments("pgd", **GUI_VALUES).params == {"steps": 7, "eps": 8.0, "alpha": 0.02, "loss": "js"}
+    assert _arguments("apgd", **GUI_VALUES).params == {"steps": 7, "eps": 8.0, "loss": "js",
+                                                       "progressive_radius": True}
     vafa = _arguments("vafa-3d", **GUI_VALUES).params
     assert vafa["q_max"] == 30.0 and vafa["variant"] == "paper" and vafa["block_size"] == (16, 16, 16)
     assert "std" in _arguments("gn", **GUI_VALUES).params
@@ -34,6 +36,12 @@ def test_gui_values_keep_only_what_the_attack_takes() -> None:
 
 def test_gui_values_cover_every_attack_row_of_the_table() -> None:
     assert set(GUI_VALUES) == {p.slicer for p in SLICER_PARAMETERS if p.attacks is not None}
+
+
+def test_target_ssim_is_a_setting_of_the_run_not_an_attack_parameter() -> None:
+    arguments = _arguments("saa", targetSsim="0.97", **GUI_VALUES)
+    assert arguments.target_ssim == 0.97 and "target_ssim" not in arguments.params
+    assert _arguments("saa", **GUI_VALUES).target_ssim == 0.0
 
 
 def test_console_names_and_gui_names_give_the_same_arguments() -> None:

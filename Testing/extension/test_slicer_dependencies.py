@@ -35,18 +35,24 @@ def test_torch_summary_names_version_and_build() -> None:
     import torch
 
     summary = torch_summary()
-    assert summary.startswith(f"PyTorch {torch.__version__}")
-    assert ("CUDA build" in summary) == bool(torch.version.cuda)
+    assert summary.startswith(f"PyTorch {torch.__version__.split('+')[0]}, ")
+    if "+" in torch.__version__:  # a local version names the build: +cpu, +cu121
+        assert ("CUDA" in summary) == bool(torch.version.cuda)
 
 
 def test_torch_constraints_pin_the_installed_builds() -> None:
     import importlib.metadata
+    import importlib.util
 
     from SpectrumAttackAdapter.dependencies import torch_constraints
 
     assert torch_constraints({"torch": "2.4.1+cu121", "torchvision": None, "SimpleITK": "2.4.0"}) == [
         "torch==2.4.1+cu121", "SimpleITK==2.4.0"]
     assert f"torch=={importlib.metadata.version('torch')}" in torch_constraints()
+    # Slicer's own numpy, scipy and pydicom are kept as they are too (review m2)
+    kept = {line.split("==")[0] for line in torch_constraints()}
+    assert {"numpy", "scipy"} <= kept
+    assert ("pydicom" in kept) == (importlib.util.find_spec("pydicom") is not None)
 
 
 @pytest.mark.parametrize(("version", "old"), [("2.0.1", True), ("1.13.1+cu117", True), ("2.1.0", False),
@@ -81,10 +87,14 @@ def test_dependency_step_installs_the_missing_packages_constrained_to_the_instal
             return True
 
     monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=Logic))
-    if slicer_version == "5.12":
-        monkeypatch.setattr(slicer, "packaging", types.SimpleNamespace(pip_ensure=pip_ensure), raising=False)
+    if slicer_version == "5.12":  # a submodule Slicer does not import with "import slicer" (review m1)
+        monkeypatch.delattr(slicer, "packaging", raising=False)
+        packaging = types.ModuleType("slicer.packaging")
+        packaging.pip_ensure = pip_ensure
+        monkeypatch.setitem(sys.modules, "slicer.packaging", packaging)
     else:
         monkeypatch.delattr(slicer, "packaging", raising=False)
+        monkeypatch.setitem(sys.modules, "slicer.packaging", None)  # import slicer.packaging fails on 5.10
         monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *args: True, raising=False)
         monkeypatch.setattr(slicer.util, "WaitCursor", contextlib.nullcontext, raising=False)
         monkeypatch.setattr(slicer.util, "pip_install", pip_install)

@@ -32,3 +32,29 @@ def test_logic_attacks_an_nnunet_folder(module: Any, scene: Any, nnunet_model: P
     segmentation = result.cleanSegmentation.GetSegmentation()
     names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
     assert {"liver", "spleen", "kidney_left"} <= names  # dataset.json's class names
+
+
+def test_logic_hardens_an_nnunet_folder_that_nnunet_predicts_with(module: Any, scene: Any, nnunet_model: Path,
+                                                                   nnunet_ct: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    node = load_volume(scene, nnunet_ct["small"], "img0001")
+    labels = load_volume(scene, nnunet_ct["small_labels"], "labels", "vtkMRMLLabelMapVolumeNode")
+    logic = module.SpectrumAttackLogic()
+    output = tmp_path / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    outcome = logic.harden([(node, labels)], model=str(nnunet_model), modelArguments={"folds": [0]}, attack="fgsm",
+                           params={"eps": 4}, iterations=2, output=output, device="cpu", precision="fp32")
+    assert Path(outcome.modelPath) == output and outcome.modelName in logic.modelChoices()
+    assert outcome.comparison is None and outcome.table is None  # the engine's audit takes MONAI models only
+
+    def predict(folder: Path) -> np.ndarray:
+        predictor = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)
+        predictor.initialize_from_trained_model_folder(str(folder), use_folds=(0,),
+                                                       checkpoint_name="checkpoint_final.pth")
+        data, properties = SimpleITKIO().read_images([str(nnunet_ct["small"])])
+        return np.asarray(predictor.predict_single_npy_array(data, properties, None, None, False))
+
+    hardened, original = predict(output), predict(nnunet_model)  # nnU-Net's own predictor loads the new folder
+    assert hardened.shape == original.shape and not np.array_equal(hardened, original)

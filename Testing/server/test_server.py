@@ -93,7 +93,10 @@ def test_attack_matches_a_local_run_with_the_same_seed(server: Any, resources: P
     assert strip(remote.metrics) == strip(local.metrics)
     assert remote.classes == local.classes
     assert remote.attack_config["seed"] == 3 and remote.attack_config["precision_used"] == "fp32"
-    assert reports and reports[-1].done == reports[-1].total and {r.stage for r in reports} >= {"attack"}
+    # which stages a poll happens to see depends on timing (a 3-step attack can pass between two polls); the
+    # progress test below follows a long job through its stages
+    assert reports and reports[-1].done == reports[-1].total
+    assert [r.done for r in reports] == sorted(r.done for r in reports)
     assert session(server).jobs() == []  # fetched results are deleted on the server, and the uploads with them
     assert sorted((server.data / "uploads").glob("*.json")) == uploads_before
 

@@ -28,6 +28,7 @@ FAST: dict[str, dict[str, Any]] = {
     "dfb-2d": {"block_size": (8, 8)},
     "mi-fgsm": {"steps": 2},
     "vmi-fgsm": {"steps": 2, "vmi_samples": 2},
+    "apgd": {"steps": 2},
 }
 
 #: Settings strong enough to change the fitted net's prediction on 24³ volumes within a few steps.
@@ -47,10 +48,11 @@ STRONG: dict[str, dict[str, Any]] = {
     "dfb-2d": {"freq_band": "middle", "block_size": (8, 8)},
     "mi-fgsm": {"steps": 5, "eps": 32},
     "vmi-fgsm": {"steps": 5, "eps": 32, "vmi_samples": 2},
+    "apgd": {"steps": 5, "eps": 32},
 }
 
 #: Attacks whose start is drawn from the seeded generator.
-RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d", "vmi-fgsm")
+RANDOM = ("saa", "saa-2d", "pgd", "gn", "segpgd", "cospgd", "ssa-2d", "vmi-fgsm", "apgd")
 #: Attacks that take gradient steps.
 ITERATIVE = tuple(n for n in attacks.available() if "steps" in attacks.attack_parameters(n))
 

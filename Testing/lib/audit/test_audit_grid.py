@@ -14,7 +14,8 @@ from SpectrumAttackLib.audit.grid import BUDGET_PARAMETERS, PRESETS, grid_from_f
 def test_presets_are_valid_grids_with_every_budget_parameter_the_attack_takes(preset):
     grid = resolve_grid(preset)
     assert grid.name == preset
-    assert {"saa", "vafa-3d", "pgd", "gn", "dfb"} <= {e.attack for e in grid.attacks}
+    if preset != "sea":  # the families; sea is one ensemble of APGD runs (test_sea_preset_is_seas_ensemble)
+        assert {"saa", "vafa-3d", "pgd", "gn", "dfb"} <= {e.attack for e in grid.attacks}
     for entry in grid.attacks:
         assert entry.budget_name in attacks.attack_parameters(entry.attack)
         assert len(entry.budgets) >= 2
@@ -48,8 +49,8 @@ def test_yaml_and_json_files_give_the_same_grid(tmp_path):
 
 
 @pytest.mark.parametrize(("mapping", "message"), [
-    ({"attacks": {}}, "grid must be a mapping with one key 'attacks'"),
-    ({"attacks": {"pgd": {"eps": [4]}}, "extra": 1}, "grid must be a mapping with one key 'attacks'"),
+    ({"attacks": {}}, "grid must be a mapping with the key 'attacks'"),
+    ({"attacks": {"pgd": {"eps": [4]}}, "extra": 1}, "grid must be a mapping with the key 'attacks'"),
     ({"attacks": {"nope": {"eps": [4]}}}, "grid entry 'nope': attack must be one of"),
     ({"attacks": {"pgd": {"rho": [0.2]}}}, "grid entry 'pgd': keys must be 'eps'"),
     ({"attacks": {"pgd": {"eps": []}}}, "grid entry 'pgd': eps must be a non-empty list"),
@@ -79,3 +80,29 @@ def test_bad_files_and_presets_are_named(tmp_path):
         grid_from_file(tmp_path / "grid.txt")
     with pytest.raises(ValueError, match="preset must be one of 'quick', 'standard', 'paper'"):
         resolve_grid("fast")
+
+
+def test_sea_preset_is_seas_ensemble():
+    grid = resolve_grid("sea")
+    assert [e.name for e in grid.attacks] == ["apgd-masked-ce", "apgd-balanced-masked-ce", "apgd-js"]
+    for entry in grid.attacks:
+        assert entry.attack == "apgd" and entry.ensemble == "sea" and entry.budgets == (4, 8)
+        assert entry.params == {"loss": entry.name[5:], "steps": 300, "progressive_radius": True}
+    mapping = grid.as_mapping()
+    assert grid_from_mapping({k: v for k, v in mapping.items() if k != "name"}, "sea") == grid  # a grid file again
+
+
+def test_labelled_entries_levels_and_the_steps_override():
+    from SpectrumAttackLib.audit.grid import with_overrides
+
+    grid = grid_from_mapping({"attacks": {"pgd": {"eps": [2, 4]}, "pgd-ce": {"attack": "pgd", "eps": [4],
+                                                                         "params": {"loss": "ce"}},
+                                          "gn": {"std": [4]}}, "ssim_levels": [0.99, 0.95]})
+    assert [(e.name, e.attack) for e in grid.attacks] == [("pgd", "pgd"), ("pgd-ce", "pgd"), ("gn", "gn")]
+    assert grid.ssim_levels == (0.99, 0.95)
+    changed = with_overrides(grid, steps=3, ssim_levels=[0.97])
+    assert [e.params.get("steps") for e in changed.attacks] == [3, 3, None] and changed.ssim_levels == (0.97,)
+    with pytest.raises(ValueError, match="ssim_levels must be"):
+        grid_from_mapping({"attacks": {"gn": {"std": [4]}}, "ssim_levels": [1.2]})
+    with pytest.raises(ValueError, match="grid entry 'x'"):
+        grid_from_mapping({"attacks": {"x": {"attack": "nope", "eps": [4]}}})

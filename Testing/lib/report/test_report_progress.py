@@ -52,3 +52,21 @@ def test_silent_when_not_a_terminal():
 def test_bad_total():
     with pytest.raises(ValueError, match="total"):
         progress_bar(-1, "attack")
+
+
+def test_log_lines_to_a_non_terminal_give_one_line_per_update_with_eta():
+    import io
+
+    from SpectrumAttackLib.report.progress import progress_bar
+
+    stream = io.StringIO()
+    with progress_bar(4, "audit", file=stream, log_lines=True) as bar:
+        bar.update(message="cell one: Dice 0.8")
+        bar.update(message="cell two")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("audit 1/4: cell one: Dice 0.8; elapsed ")
+    assert "ETA" in lines[1] and lines[1].startswith("audit 2/4: cell two")
+    quiet = io.StringIO()
+    with progress_bar(2, "attack", file=quiet) as bar:  # without log_lines a non-terminal stays silent
+        bar.update(message="x")
+    assert quiet.getvalue() == ""

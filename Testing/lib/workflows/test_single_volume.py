@@ -163,3 +163,16 @@ def test_unknown_model_name_is_rejected():
     hu, _, affine = phantom_ct(5)
     with pytest.raises(ValueError, match="model"):
         attack_single_volume((hu, affine), model="no-such-model", attack="pgd", params=PGD)
+
+
+def test_target_ssim_drives_the_budget_and_records_how(loaded):
+    from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
+
+    hu, labels, affine = phantom_ct(5)
+    result = run((hu, affine), loaded, reference_labels=labels, precision="fp32", target_ssim=0.97)
+    record = result.metrics["target_ssim"]
+    assert record["status"] == "reached" and record["budget_name"] == "eps" and record["runs"] <= 8
+    assert 0.97 <= record["ssim"] <= 0.972
+    assert result.attack_config["eps"] == record["budget"]
+    grid = result.model_grid
+    assert volume_ssim(grid["clean"][0, 0].clamp(0, 1), grid["attack_output"][0, 0]) == pytest.approx(record["ssim"])

@@ -1,0 +1,313 @@
+"""Attacks driven to an exact perceptibility: per volume, the strongest budget whose image keeps a target 3-D SSIM.
+
+For an attack with a monotone strength knob (:data:`KNOBS`: ε of the voxel attacks and APGD, ρ of SA², q_max of
+VAFA, σ of Gaussian noise), :func:`at_ssim` finds per volume the largest budget ``b`` with
+``SSIM3D(clean, attack_b(clean)) ≥ target`` and ``SSIM − target ≤ tolerance``. The SSIM is the one the audit reports
+(:func:`~SpectrumAttackLib.metrics.volume_ssim.volume_ssim`, skimage's 7×7×7 definition).
+
+Search (per volume, one shared set of runs for several targets, :func:`search_levels`):
+
+1. bracket: from the attack's own budget, model ``1 − SSIM ≈ c·b^p`` (p = 2 from one point, fitted in log–log
+   from two) and jump to the budget the model predicts for the middle of ``[target, target + tolerance]``, until
+   one run is at or above the target and one below (knobs where 0 means "unchanged", ε, ρ and σ, have the clean
+   image as a free point at SSIM 1);
+2. refine: the same log–log interpolation between the two bracketing runs (regula falsi on the fitted power law),
+   kept at least 10 % of the bracket away from its ends, so it also converges where the model is poor;
+3. stop when the best admissible run is within the tolerance, or after ``max_runs`` attack runs per volume.
+
+Every run is a fresh, seeded attack at its budget: no warm start from another budget's result, so a budget's
+result and SSIM do not depend on the search path and the search's curve is well defined; what is shared is the
+set of runs between targets (three levels usually cost 4–6 runs, not three searches). Nothing is clipped: each
+level reports its status:
+
+``reached``        a run within ``[target, target + tolerance]``;
+``unreachable``    the SSIM stays above the target up to the knob's largest value (``max_budget``);
+``below-at-weakest`` the weakest budget the knob allows already falls below the target (VAFA at ``q_min``);
+``non-monotone``   two runs contradict a monotone knob by more than the tolerance on this volume;
+``max-runs``       the runs were spent; the best admissible run (possibly the clean image) is returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from SpectrumAttackLib.attacks.parameters import parameters_of
+from SpectrumAttackLib.checks import check_int, check_range
+
+__all__ = ["KNOBS", "SSIMLevel", "SSIMTargetResult", "at_ssim", "budget_knob", "mean_ssim", "search_levels"]
+
+#: strength knobs in order of preference: name → (weakest value, strongest value, whether 0 is the clean image).
+KNOBS: dict[str, tuple[float, float, bool]] = {
+    "rho": (0.0, 0.999, True),
+    "q_max": (5.0, 255.0, False),
+    "eps": (0.0, 255.0, True),
+    "std": (0.0, 255.0, True),
+}
+_SAFEGUARD = 0.1  # a refined budget stays this fraction of the bracket away from its ends
+_POWER_RANGE = (0.5, 4.0)
+
+
+def budget_knob(attack: str) -> str:
+    """The strength knob of ``attack`` (from the parameter table).
+
+    Raises:
+        ValueError: the attack has no monotone strength knob (DFB's band, for example).
+    """
+    taken = {p.engine for p in parameters_of(attack)}
+    knob = next((k for k in KNOBS if k in taken), None)
+    if knob is None:
+        raise ValueError(f"attack must have a monotone strength knob for a target SSIM "
+                         f"({', '.join(_attacks_with_knob())}), got {attack!r}.")
+    return knob
+
+
+def _attacks_with_knob() -> list[str]:
+    from SpectrumAttackLib import attacks
+
+    return [a for a in attacks.available() if {p.engine for p in parameters_of(a)} & set(KNOBS)]
+
+
+@dataclass(frozen=True)
+class SSIMLevel:
+    """One target on one volume.
+
+    Attributes:
+        target: the target 3-D SSIM.
+        budget: the knob's value found (0 or the knob's weakest value when only the clean image qualifies).
+        ssim: the achieved 3-D SSIM (≥ target unless ``status`` says otherwise).
+        status: ``reached``, ``unreachable``, ``below-at-weakest``, ``non-monotone`` or ``max-runs``.
+        runs: attack runs the search had made when this level was settled (shared between levels).
+        adversarial: ``[1, C, H, W, D]`` image of the chosen run (the clean image when none qualifies).
+        result: what the attack call returned for that run (None for the clean image).
+    """
+
+    target: float
+    budget: float
+    ssim: float
+    status: str
+    runs: int
+    adversarial: torch.Tensor = field(repr=False)
+    result: Any = field(default=None, repr=False)
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready summary (no tensors)."""
+        return {"target": self.target, "budget": self.budget, "ssim": self.ssim, "status": self.status,
+                "runs": self.runs}
+
+
+@dataclass(frozen=True)
+class SSIMTargetResult:
+    """What :func:`at_ssim` returns for a batch: per volume, the budget found and how.
+
+    Attributes:
+        adversarial: ``[B, C, H, W, D]``, each volume's chosen image.
+        budget_name: the knob (``eps``, ``rho``, ``q_max`` or ``std``).
+        levels: one :class:`SSIMLevel` per volume.
+    """
+
+    adversarial: torch.Tensor
+    budget_name: str
+    levels: list[SSIMLevel]
+
+    @property
+    def budget(self) -> list[float]:
+        return [level.budget for level in self.levels]
+
+    @property
+    def ssim(self) -> list[float]:
+        return [level.ssim for level in self.levels]
+
+    @property
+    def runs(self) -> list[int]:
+        return [level.runs for level in self.levels]
+
+    @property
+    def status(self) -> list[str]:
+        return [level.status for level in self.levels]
+
+
+@dataclass
+class _Point:
+    budget: float
+    ssim: float
+    adversarial: torch.Tensor
+    result: Any = None
+
+
+def mean_ssim(clean: torch.Tensor, adversarial: torch.Tensor) -> float:
+    """3-D SSIM (the audit's, skimage's definition) of one ``[1, C, H, W, D]`` pair, the mean over channels."""
+    from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
+
+    channels = clean.shape[1]
+    return sum(volume_ssim(clean[0, c], adversarial[0, c]) for c in range(channels)) / channels
+
+
+def _predict(points: Sequence[_Point], target: float) -> float | None:
+    """The budget a power law ``1 − SSIM = c·b^p`` through the given points predicts for ``target``."""
+    usable = [p for p in points if p.budget > 0 and 1 - p.ssim > 0]
+    if not usable:
+        return None
+    goal = 1 - target
+    if len(usable) == 1:
+        power = 2.0
+        anchor = usable[0]
+    else:
+        a, b = usable[0], usable[-1]
+        if a.budget == b.budget or a.ssim == b.ssim:
+            power, anchor = 2.0, b
+        else:
+            power = math.log((1 - b.ssim) / (1 - a.ssim)) / math.log(b.budget / a.budget)
+            power = min(max(power, _POWER_RANGE[0]), _POWER_RANGE[1])
+            anchor = b
+    return anchor.budget * (goal / (1 - anchor.ssim)) ** (1 / power)
+
+
+def _monotone(points: Sequence[_Point], tolerance: float) -> bool:
+    ordered = sorted(points, key=lambda p: p.budget)
+    return all(later.ssim <= earlier.ssim + tolerance for earlier, later in itertools.pairwise(ordered))
+
+
+def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: Callable[[torch.Tensor], float],
+                  clean: torch.Tensor, knob: str, targets: Sequence[float], *, start: float,
+                  tolerance: float = 0.002, max_runs: int = 8, max_budget: float | None = None) -> list[SSIMLevel]:
+    """Find, on one volume, the strongest budget per target (see the module docstring); targets share the runs.
+
+    Args:
+        run_at: budget → (adversarial ``[1, C, H, W, D]``, the attack's result), a fresh seeded run.
+        ssim_of: adversarial → 3-D SSIM to the clean image.
+        clean: the clean ``[1, C, H, W, D]`` image (returned where no run qualifies).
+        knob: a key of :data:`KNOBS`.
+        targets: target SSIMs in (0, 1).
+        start: the first budget tried.
+        tolerance: how far above the target the achieved SSIM may be.
+        max_runs: attack runs at most, over all targets.
+        max_budget: the strongest budget tried; default the knob's largest value.
+
+    Returns:
+        One :class:`SSIMLevel` per target, in the order given.
+    """
+    weakest, strongest, zero_is_clean = KNOBS[knob]
+    strongest = strongest if max_budget is None else min(float(max_budget), strongest)
+    points: list[_Point] = [_Point(0.0, 1.0, clean)] if zero_is_clean else []
+    runs = 0
+
+    def measure(budget: float) -> None:
+        nonlocal runs
+        adversarial, result = run_at(budget)
+        runs += 1
+        points.append(_Point(budget, float(ssim_of(adversarial)), adversarial, result))
+        points.sort(key=lambda p: p.budget)
+
+    def settle(target: float, status: str) -> SSIMLevel:
+        admissible = [p for p in points if p.ssim >= target]
+        chosen = max(admissible, key=lambda p: p.budget) if admissible else min(points, key=lambda p: p.budget)
+        return SSIMLevel(target, chosen.budget, chosen.ssim, status, runs, chosen.adversarial, chosen.result)
+
+    levels: dict[float, SSIMLevel] = {}
+    for target in sorted(set(targets), reverse=True):  # the tightest first: its runs bracket the looser ones
+        if not points or all(p.budget == 0 for p in points):
+            measure(min(max(start, weakest), strongest))
+        while True:
+            if not _monotone(points, tolerance):
+                levels[target] = settle(target, "non-monotone")
+                break
+            admissible = [p for p in points if p.ssim >= target]
+            below = [p for p in points if p.ssim < target]
+            best = max(admissible, key=lambda p: p.budget) if admissible else None
+            if best is not None and best.ssim - target <= tolerance:
+                levels[target] = settle(target, "reached")
+                break
+            upper = min((p for p in below if best is None or p.budget > best.budget), key=lambda p: p.budget,
+                        default=None)
+            if upper is None and best is not None and best.budget >= strongest:
+                levels[target] = settle(target, "unreachable")
+                break
+            if best is None and upper is not None and upper.budget <= weakest:
+                levels[target] = settle(target, "below-at-weakest")
+                break
+            if runs >= max_runs:
+                levels[target] = settle(target, "max-runs")
+                break
+            measure(_next_budget(best, upper, target + tolerance / 2, weakest, strongest))
+    return [levels[t] for t in targets]
+
+
+def _next_budget(best: _Point | None, upper: _Point | None, target: float, weakest: float,
+                 strongest: float) -> float:
+    """The next budget: extrapolated outside a bracket, interpolated (safeguarded) inside one."""
+    fitted = [p for p in (best, upper) if p is not None]
+    guess = _predict(fitted, target)
+    if best is not None and upper is not None:  # inside the bracket [best, upper]
+        low, high = best.budget, upper.budget
+        margin = _SAFEGUARD * (high - low)
+        if guess is None:
+            return (low + high) / 2
+        return min(max(guess, low + margin), high - margin)
+    if upper is None:  # every run at or above the target: go stronger
+        assert best is not None
+        guess = 2 * best.budget if guess is None else max(guess, best.budget * 1.1)
+        return min(guess, strongest)
+    guess = upper.budget / 2 if guess is None else min(guess, upper.budget / 1.1)
+    return max(guess, weakest) if weakest > 0 else max(guess, upper.budget * 1e-3)
+
+
+def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: float = 0.002, *,
+            images: torch.Tensor, labels: torch.Tensor, params: dict[str, Any] | None = None, max_runs: int = 8,
+            max_budget: float | None = None,
+            attack_fn: Callable[[Any, torch.Tensor, torch.Tensor], Any] | None = None) -> SSIMTargetResult:
+    """Attack each volume at the strongest budget whose image keeps a 3-D SSIM ≥ ``target_ssim``.
+
+    Args:
+        name: attack name with a strength knob (:func:`budget_knob`).
+        model: the segmentation network.
+        target_ssim: the target 3-D SSIM, in (0, 1).
+        tolerance: the achieved SSIM lies in ``[target, target + tolerance]`` when reached. Default 0.002.
+        images: ``[B, C, H, W, D]`` in [0, 1], every spatial axis ≥ 7.
+        labels: ``[B, 1, H, W, D]`` class map (ground truth or the clean prediction).
+        params: the attack's other parameters (the knob's value, if given, is the first budget tried; the seed
+            is the same for every run).
+        max_runs: attack runs at most per volume. Default 8.
+        max_budget: the strongest budget tried; default the knob's largest value.
+        attack_fn: ``(attack, images, labels) → result`` with ``result.adversarial`` (default: ``attack(images,
+            labels)``); the whole-volume workflows pass their tiled run here.
+
+    Returns:
+        :class:`SSIMTargetResult`.
+
+    Raises:
+        ValueError: an attack without a knob, a target outside (0, 1), a bad tolerance or run count.
+
+    Example:
+        >>> found = attacks.at_ssim("pgd", model, 0.97, images=images, labels=labels, params={"steps": 10})
+        >>> found.budget, found.ssim, found.runs, found.status
+    """
+    from SpectrumAttackLib import attacks
+
+    knob = budget_knob(name)
+    target_ssim = check_range("target_ssim", target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    tolerance = check_range("tolerance", tolerance, 0.0, 1.0, low_inclusive=False)
+    max_runs = check_int("max_runs", max_runs, 1)
+    params = dict(params or {})
+    default = float(attacks.attack_parameters(name)[knob])
+    start = float(params.pop(knob, default))
+    start = start if start > KNOBS[knob][0] else default
+    run = attack_fn or (lambda attack, x, y: attack(x, y))
+    levels = []
+    for i in range(images.shape[0]):
+        x, y = images[i : i + 1], labels[i : i + 1]
+
+        def run_at(budget: float, x: torch.Tensor = x, y: torch.Tensor = y) -> tuple[torch.Tensor, Any]:
+            result = run(attacks.create(name, model, **params, **{knob: budget}), x, y)
+            return result.adversarial, result
+
+        levels += search_levels(run_at, lambda adversarial, x=x: mean_ssim(x, adversarial), x, knob, [target_ssim],
+                                start=start, tolerance=tolerance,
+                                max_runs=max_runs, max_budget=max_budget)
+    adversarial = torch.cat([level.adversarial.to(images.device, images.dtype) for level in levels])
+    return SSIMTargetResult(adversarial, knob, levels)

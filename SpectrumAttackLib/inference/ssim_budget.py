@@ -1,0 +1,61 @@
+"""Whole-volume attacks driven to target 3-D SSIMs: :func:`~SpectrumAttackLib.attacks.ssim_target.search_levels`
+with every run a whole-volume attack (:func:`~SpectrumAttackLib.inference.tiles.attack_volume`, tiles or sliding
+window). What ``spectrum-attack attack --target_ssim``, the Slicer module's "Target SSIM" and the audit's
+``ssim_levels`` run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from SpectrumAttackLib.attacks.ssim_target import SSIMLevel, budget_knob, mean_ssim, search_levels
+from SpectrumAttackLib.inference.tiles import VolumeAttackResult, attack_volume
+
+__all__ = ["attack_volume_at_ssim"]
+
+
+def attack_volume_at_ssim(name: str, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                          targets: Sequence[float], *, params: Mapping[str, Any], tolerance: float = 0.002,
+                          max_runs: int = 8, **volume: Any) -> list[tuple[VolumeAttackResult, SSIMLevel]]:
+    """Attack one volume at the strongest budget of ``name`` per target 3-D SSIM; targets share their runs.
+
+    Args:
+        name: an attack with a strength knob (:func:`~SpectrumAttackLib.attacks.ssim_target.budget_knob`).
+        model: the segmentation network.
+        images: ``[1, C, H, W, D]`` in [0, 1] (model grid). labels: ``[1, 1, H, W, D]``.
+        targets: target 3-D SSIMs in (0, 1).
+        params: the attack's parameters (seed and precision included); the knob's value is the first budget tried.
+        tolerance, max_runs: see :func:`~SpectrumAttackLib.attacks.ssim_target.search_levels` (runs per volume).
+        volume: keyword arguments of :func:`~SpectrumAttackLib.inference.tiles.attack_volume` (``roi``, ``mode``,
+            ...).
+
+    Returns:
+        Per target, ``(result, level)``: the chosen run's result (``seconds`` = all runs of the search so far;
+        ``config`` adds the knob's value found and ``ssim_search``: the level's record) and the level.
+    """
+    from SpectrumAttackLib import attacks
+
+    knob = budget_knob(name)
+    params = dict(params)
+    default = float(attacks.attack_parameters(name)[knob])
+    start = float(params.pop(knob, default))
+    seconds: list[float] = []
+
+    def run_at(budget: float) -> tuple[torch.Tensor, VolumeAttackResult]:
+        result = attack_volume(attacks.create(name, model, **params, **{knob: budget}), images, labels, **volume)
+        seconds.append(result.seconds)
+        return result.adversarial, result
+
+    levels = search_levels(run_at, lambda adversarial: mean_ssim(images, adversarial), images, knob, targets,
+                           start=start if start > 0 else default,
+                           tolerance=tolerance, max_runs=max_runs)
+    out = []
+    for level in levels:
+        chosen = level.result or VolumeAttackResult(adversarial=images, seconds=0.0, tiles=0, history={})
+        config = {**chosen.config, knob: level.budget, "ssim_search": level.as_record()}
+        out.append((dataclasses.replace(chosen, seconds=sum(seconds[: level.runs]), config=config), level))
+    return out

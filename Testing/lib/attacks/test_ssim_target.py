@@ -1,0 +1,81 @@
+"""at_ssim: the strongest budget per volume at a target 3-D SSIM, for every family with a strength knob."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from attack_helpers import FAST, make_unet, random_batch
+
+from SpectrumAttackLib import attacks
+from SpectrumAttackLib.attacks.ssim_target import budget_knob, search_levels
+from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
+
+
+def _synthetic(curve):
+    """A search on a known SSIM-vs-budget curve: the 'image' of a run carries its budget."""
+    calls = []
+
+    def run_at(budget: float):
+        calls.append(budget)
+        return torch.full((1, 1, 1, 1, 1), budget), None
+
+    return run_at, (lambda image: curve(float(image))), calls
+
+
+def test_three_levels_share_their_runs_and_land_within_the_tolerance():
+    run_at, ssim_of, calls = _synthetic(lambda b: 1 - 3e-4 * b**2.3)
+    levels = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "eps", [0.99, 0.97, 0.95], start=4.0)
+    assert [lv.status for lv in levels] == ["reached"] * 3
+    for level in levels:
+        assert level.target <= level.ssim <= level.target + 0.002
+        assert 1 - 3e-4 * level.budget**2.3 == pytest.approx(level.ssim)
+    assert len(calls) <= 6 and levels[-1].runs == len(calls)
+
+
+def test_unreachable_non_monotone_and_weakest_are_reported_not_clipped():
+    run_at, ssim_of, _ = _synthetic(lambda b: 1 - 1e-6 * b)
+    (level,) = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "eps", [0.9], start=4.0)
+    assert level.status == "unreachable" and level.budget == 255.0 and level.ssim > 0.9
+    run_at, ssim_of, _ = _synthetic(lambda b: 1 - 0.003 * b if b <= 10 else 0.999)  # beyond 10: *more* similar
+    (level,) = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "eps", [0.95], start=4.0)
+    assert level.status == "non-monotone"
+    run_at, ssim_of, _ = _synthetic(lambda b: 0.5)  # VAFA-like: even the weakest q_max is too strong
+    (level,) = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "q_max", [0.95], start=20.0)
+    assert level.status == "below-at-weakest" and level.ssim == 0.5
+    run_at, ssim_of, _ = _synthetic(lambda b: 1 - 3e-4 * b**2)
+    (level,) = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "eps", [0.97], start=4.0, max_runs=1,
+                             tolerance=1e-9)
+    assert level.status == "max-runs" and level.runs == 1 and level.ssim >= 0.97
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd", "saa", "vafa-3d", "gn"])
+def test_every_family_reaches_the_target_on_a_tiny_net(name):
+    images, labels = random_batch(batch=2, size=16, seed=2)
+    params = {k: v for k, v in FAST[name].items()} | {"precision": "fp32"}
+    found = attacks.at_ssim(name, make_unet(), 0.97, images=images, labels=labels, params=params)
+    assert found.budget_name == budget_knob(name)
+    assert found.status == ["reached", "reached"], found.levels
+    assert found.adversarial.shape == images.shape
+    for i in range(2):
+        achieved = volume_ssim(images[i, 0], found.adversarial[i, 0])
+        assert achieved == pytest.approx(found.ssim[i], abs=1e-9)
+        assert 0.97 <= achieved <= 0.972
+        assert 1 <= found.runs[i] <= 8
+        # the budget found reproduces its image with a fresh seeded run
+        again = attacks.create(name, make_unet(), **params, **{found.budget_name: found.budget[i]})(
+            images[i : i + 1], labels[i : i + 1])
+        assert torch.equal(again.adversarial, found.adversarial[i : i + 1])
+
+
+def test_seeded_unreachable_and_bad_requests():
+    images, labels = random_batch(batch=1, size=16, seed=2)
+    run = lambda: attacks.at_ssim("pgd", make_unet(), 0.97, images=images, labels=labels,  # noqa: E731
+                                  params={"steps": 2, "seed": 4})
+    first, second = run(), run()
+    assert first.budget == second.budget and torch.equal(first.adversarial, second.adversarial)
+    capped = attacks.at_ssim("gn", make_unet(), 0.5, images=images, labels=labels, max_budget=0.5)
+    assert capped.status == ["unreachable"] and capped.budget == [0.5] and capped.ssim[0] > 0.5
+    with pytest.raises(ValueError, match="strength knob"):
+        attacks.at_ssim("dfb", make_unet(), 0.97, images=images, labels=labels)
+    with pytest.raises(ValueError, match="target_ssim"):
+        attacks.at_ssim("pgd", make_unet(), 1.0, images=images, labels=labels)
