@@ -410,10 +410,12 @@ def _cell_line(record: dict[str, Any]) -> str:
     level = f" (SSIM level {record['ssim_level']}: {record['ssim_search']['status']})" if "ssim_level" in record \
         else ""
     budget = record["budget"] if isinstance(record["budget"], str) else f"{record['budget']:.4g}"
-    dice = "n/a" if record["dice"] is None else f"{record['dice']:.3f}"
-    clean = "n/a" if record["clean_dice"] is None else f"{record['clean_dice']:.3f}"
+    def shown(key: str, spec: str) -> str:  # None where a figure is undefined (no foreground, no SSIM)
+        return "n/a" if record.get(key) is None else format(record[key], spec)
+
     return (f"{record['case']} {record['model']} {record['attack']} {record['budget_name']}={budget}"
-            f"{level}: Dice {dice} (clean {clean}), 3-D SSIM {record['ssim_3d']:.4f}, {record['seconds']:.1f} s")
+            f"{level}: Dice {shown('dice', '.3f')} (clean {shown('clean_dice', '.3f')}), "
+            f"3-D SSIM {shown('ssim_3d', '.4f')}, {shown('seconds', '.1f')} s")
 
 
 def _check_labels(case: Case, model: AuditModel) -> None:

@@ -120,9 +120,9 @@ def test_audit_lists_only_the_flags_that_act_in_it(run_cli, capsys, tmp_path):
     assert main(["audit", "--help"]) == 0
     help_text = capsys.readouterr().out
     for flag in ("--model", "--models", "--image", "--preset", "--grid", "--resume", "--space_x", "--precision",
-                 "--steps", "--corruptions", "--ssim_levels"):  # --steps: the grid's steps override (sea preset)
+                 "--steps", "--ssim_levels", "--corruptions"):  # --steps overrides the grid's steps
         assert flag in help_text
-    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--rho", "--save_model_dir"):
+    for flag in ("--max_epochs", "--optim_lr", "--RandFlipd_prob", "--rho", "--save_model_dir", "--workers"):
         assert flag not in help_text
     assert len(help_text.splitlines()) < 200  # 293 when it listed every seed flag
     code, _, err = run_cli(f"audit --model unet-btcv-3mm --output {tmp_path / 'out'} --max_epochs 5")

@@ -43,7 +43,9 @@ VALIDATION = (3, 1, 2)
 UNET_FLAGS = ("--model_name", "unet", "--unet_channels", "4", "8", "16", "--unet_strides", "2", "2",
               "--num_res_units", "1")
 TINY_DATA = ("--roi_x", "32", "--roi_y", "32", "--roi_z", "32", "--space_x", "8", "--space_y", "8", "--space_z", "8",
-             "--sw_batch_size", "4", "--workers", "0")
+             "--sw_batch_size", "4")
+#: the data loaders' flag of the seed's commands (``audit`` has no data loader and refuses it).
+LOADER_FLAGS = ("--workers", "0")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,10 @@ class Dataset:
     data_dir: Path
     checkpoint: Path
 
-    def data_flags(self) -> list[str]:
-        return ["--data_dir", str(self.data_dir), "--json_list", "split.json", *UNET_FLAGS, *TINY_DATA]
+    def data_flags(self, loader: bool = True) -> list[str]:
+        """The split, the tiny UNet and the tiny data settings; ``loader``: with the seed commands' ``--workers 0``."""
+        return ["--data_dir", str(self.data_dir), "--json_list", "split.json", *UNET_FLAGS, *TINY_DATA,
+                *(LOADER_FLAGS if loader else ())]
 
 
 def build_tiny_unet() -> torch.nn.Module:

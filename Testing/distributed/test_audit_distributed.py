@@ -23,8 +23,8 @@ def _rows(path):
 def test_audit_on_two_ranks_equals_one_process(dataset, tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps(GRID))
-    words = ["audit", *dataset.data_flags(), "--use_pretrained", "--pretrained_path", str(dataset.checkpoint),
-             "--grid", str(grid)]
+    words = ["audit", *dataset.data_flags(loader=False), "--use_pretrained", "--pretrained_path",
+             str(dataset.checkpoint), "--grid", str(grid)]
     ranks = run_together(seed_flag_ranks([*words, "--output", str(tmp_path / "two")]), tmp_path)
     check_ok(ranks)
     check_ok(run_together([single([*words, "--output", str(tmp_path / "one")])], tmp_path))

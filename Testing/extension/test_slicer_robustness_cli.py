@@ -39,7 +39,7 @@ def test_xml_matches_the_parser_and_the_table(script: Any) -> None:
     parameters = {p.findtext("name"): p for g in root.iter("parameters") for p in g if p.findtext("name")}
     dests = {a.dest for a in script.build_parser()._actions}
     assert set(parameters) <= dests
-    for row in GENERAL_SETTINGS:  # device, precision, seed: the table's rows
+    for row in (r for r in GENERAL_SETTINGS if r.engine in ("device", "precision", "seed")):  # a job's run settings
         element = parameters[row.slicer]
         assert element.findtext("description") == row.help and element.findtext("label") == row.label
         assert row.parse(element.findtext("default")) == row.default
