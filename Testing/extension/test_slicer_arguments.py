@@ -12,7 +12,8 @@ from SpectrumAttackLib.attacks.parameters import SLICER_PARAMETERS
 GUI_VALUES = {  # what the parameter node holds: a value for every parameter of every attack
     "steps": 7, "rho": 0.3, "blockSize": 16, "lambdaDice": 0.2, "useSsimLoss": True, "lambdaSsim": 0.75,
     "freqBand": "low", "qMax": 30.0, "vafaVariant": "paper", "eps": 8.0, "alpha": 0.02, "std": 6.0,
-    "numSpectrumAugs": 4, "attackLoss": "js", "progressiveRadius": True,
+    "numSpectrumAugs": 4, "attackLoss": "js", "progressiveRadius": True, "decay": 0.5, "vmiSamples": 5,
+    "vmiBeta": 2.0,
 }
 
 
