@@ -5,7 +5,7 @@ Examples::
 
     umask 077; python -c "import secrets; print(secrets.token_urlsafe(32))" > ~/.spectrumattack-token
     spectrum-attack serve --token-file ~/.spectrumattack-token --data /srv/spectrumattack
-    spectrum-attack serve --host 0.0.0.0 --port 8765 --token-file tokens.txt --max-jobs 16   # behind a TLS proxy
+    spectrum-attack serve --port 8765 --token-file tokens.txt --max-jobs 16   # a TLS proxy on this host forwards
 
 It binds to 127.0.0.1 unless told otherwise: reach it through an SSH tunnel or a reverse proxy with TLS
 (``docs/remote.md``).
