@@ -22,6 +22,17 @@ for folder in (ROOT, MODULE_DIR):
 CROP = (slice(22, 86), slice(24, 72), slice(84, 108))
 #: Tiny UNet settings (the catalogue's architecture, a fraction of its width).
 TINY_UNET = {"channels": (4, 8, 16), "strides": (2, 2), "num_res_units": 1}
+#: Python source that makes torch and MONAI unimportable (a Slicer without the PyTorch extension) and puts the
+#: module and the repository on ``sys.path``: the first lines of a subprocess's ``-c`` program.
+TORCH_BLOCKED_PRELUDE = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "monai"):
+            raise ModuleNotFoundError("No module named " + name + " (blocked by the test)")
+sys.meta_path.insert(0, Block())
+sys.path[:0] = [{str(MODULE_DIR)!r}, {str(ROOT)!r}]
+"""
 
 
 def load_volume(scene: Any, path: Path, name: str, class_name: str = "vtkMRMLScalarVolumeNode") -> Any:

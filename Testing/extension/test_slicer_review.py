@@ -17,21 +17,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from slicer_helpers import CLI_DIR, MODULE_DIR, ROOT, write_volume_node
+from slicer_helpers import CLI_DIR, MODULE_DIR, ROOT, TORCH_BLOCKED_PRELUDE, write_volume_node
 
 ROBUSTNESS_CLI = ROOT / "SpectrumAttackRobustnessCLI" / "SpectrumAttackRobustnessCLI.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-#: Makes torch and MONAI unimportable (as on a Slicer without the PyTorch extension).
-_BLOCK = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "monai"):
-            raise ModuleNotFoundError("No module named " + name + " (blocked by the test)")
-sys.meta_path.insert(0, Block())
-sys.path[:0] = [{module_dir!r}, {root!r}]
-"""
 
 
 def _python(code: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -40,7 +30,7 @@ def _python(code: str, env: dict | None = None, timeout: int = 180) -> subproces
 
 
 def _blocked(code: str) -> subprocess.CompletedProcess:
-    return _python(_BLOCK.format(module_dir=str(MODULE_DIR), root=str(ROOT)) + textwrap.dedent(code))
+    return _python(TORCH_BLOCKED_PRELUDE + textwrap.dedent(code))
 
 
 def test_m1_every_self_test_method_skips_without_torch_and_installs_nothing() -> None:

@@ -11,19 +11,12 @@ import textwrap
 from typing import Any
 
 import numpy as np
-from slicer_helpers import MODULE_DIR, ROOT
+from slicer_helpers import MODULE_DIR, ROOT, TORCH_BLOCKED_PRELUDE
 
 MODULE_FILE = MODULE_DIR / "SpectrumAttack.py"
 
 #: An import hook that makes torch and MONAI unimportable, then the two paths of a first Apply.
-_BLOCKED_RUN = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "monai"):
-            raise ModuleNotFoundError("No module named " + name + " (blocked by the test)")
-sys.meta_path.insert(0, Block())
-sys.path[:0] = [{module_dir!r}, {root!r}]
+_BLOCKED_RUN = TORCH_BLOCKED_PRELUDE + """
 import numpy as np, slicer
 slicer.mrmlScene = slicer.vtkMRMLScene()
 import SpectrumAttack as m
@@ -38,7 +31,7 @@ slicer.util.updateVolumeFromArray(volume, np.zeros((8, 8, 8), np.float32))
 class Node:  # the parameter node's fields the Apply path reads
     inputVolume, referenceSegmentation, model, attack = volume, None, "unet-btcv-3mm", "saa"
 for name, call in (("run", lambda: m.SpectrumAttackLogic().run(volume, model="unet-btcv-3mm", attack="saa",
-                                                                params={{"steps": 2}})),
+                                                                params={"steps": 2})),
                    ("apply", lambda: m.SpectrumAttackLogic().runFromParameterNode(Node()))):
     try:
         call()
@@ -48,7 +41,7 @@ for name, call in (("run", lambda: m.SpectrumAttackLogic().run(volume, model="un
 
 
 def test_first_apply_reaches_the_dependency_step_before_torch_or_monai_is_imported() -> None:
-    code = _BLOCKED_RUN.format(module_dir=str(MODULE_DIR), root=str(ROOT))
+    code = _BLOCKED_RUN
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert completed.returncode == 0, completed.stderr
