@@ -42,10 +42,8 @@ class HardenOutcome:
         modelName: the hardened model's name in the module's model lists.
         modelPath: the hardened model (checkpoint file, bundle folder or nnU-Net folder), loadable by path.
         history: per-iteration records of the engine (``iteration``, ``loss``, ``val_dice`` where validated).
-        comparison: before/after figures (see ``robustness_run.compare_models``); None for nnU-Net models (the
-            engine's audit does not take them yet).
-        table: ``vtkMRMLTableNode`` of the comparison; chart: ``vtkMRMLPlotChartNode`` (robust Dice vs SSIM level);
-            None without a comparison.
+        comparison: before/after figures (see ``robustness_run.compare_models``).
+        table: ``vtkMRMLTableNode`` of the comparison; chart: ``vtkMRMLPlotChartNode`` (robust Dice vs SSIM level).
         seconds: wall-clock time of the whole job.
     """
 
@@ -215,11 +213,11 @@ def _engine_model(settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def run_harden_files(split: Path, settings: dict[str, Any], *, mode: str, attack: str, params: dict[str, Any],
                      iterations: int, output: Path, grid: Any, device: str, precision: str, seed: int,
-                     progress: Any, should_stop: Callable[[], bool] | None) -> tuple[Any, dict[str, Any] | None]:
+                     progress: Any, should_stop: Callable[[], bool] | None) -> tuple[Any, dict[str, Any]]:
     """Harden the model of ``settings`` on the split file's training cases, then audit the original and the
     hardened model on its validation cases (the training cases when it has none). Used in-process and by the
-    robustness CLI. Returns ``(engine HardenResult, comparison)``; the comparison is None for nnU-Net models, which
-    the engine's audit does not take yet (it maps cases with the MONAI geometry)."""
+    robustness CLI (nnU-Net models are audited on nnU-Net's own grid). Returns ``(engine HardenResult,
+    comparison)``."""
     from SpectrumAttackAdapter.robustness_run import compare_models, dataset_pairs, load_models, run_audit
     from SpectrumAttackLib.workflows.harden import harden
 
@@ -232,8 +230,6 @@ def run_harden_files(split: Path, settings: dict[str, Any], *, mode: str, attack
     result = harden(training, model, mode=mode, attack=attack, params=params, iterations=iterations,
                     validation=validation, output=output, device=device, precision=precision, seed=seed,
                     progress=progress, should_stop=should_stop, model_arguments=model_arguments)
-    if result.model_kind == "nnunet":  # the audit maps cases with the MONAI geometry only (volume_case)
-        return result, None
     cases = dataset_pairs(split, "validation" if validation else "training")
     models = load_models([{**settings, "label": "original"}, {"model": str(result.model_path), "label": "hardened"}],
                          device)
@@ -262,15 +258,12 @@ def harden_in_process(scene: Any, registry: Any, training: Any, validation: Any,
 
 
 def _finish(scene: Any, registry: Any, settings: dict[str, Any], label: str, mode: str, model_path: str,
-            history: list, comparison: dict[str, Any] | None, seconds: float) -> HardenOutcome:
+            history: list, comparison: dict[str, Any], seconds: float) -> HardenOutcome:
     from SpectrumAttackAdapter.model_list import register_hardened
 
     name = register_hardened(registry, f"{label} hardened ({mode})",
                              _hardened_settings(model_path, mode, label))
-    table = chart = None
-    nodes: list[Any] = []
-    if comparison is not None:
-        table, chart, nodes = comparison_nodes(scene, comparison, name)
+    table, chart, nodes = comparison_nodes(scene, comparison, name)
     return HardenOutcome(name, model_path, history, comparison, table, chart, seconds, nodes)
 
 

@@ -112,11 +112,11 @@ def run_audit(pairs: Sequence[tuple[Any, Any, str]], models: Mapping[str, Any], 
         ValueError: the engine's messages (bad grid, models, images or labels; an output with results).
         SpectrumAttackLib.inference.tiles.Cancelled: ``should_stop()`` became true.
     """
-    from SpectrumAttackLib.workflows.robustness import audit, audit_models, volume_case
+    from SpectrumAttackLib.workflows.robustness import audit, audit_models, case_grid, volume_case
 
     audited, loaded = audit_models(dict(models), device)
-    prep = loaded[0].entry.preprocessing
-    cases = [volume_case(image, labels, preprocessing=prep, name=name) for image, labels, name in pairs]
+    grid_of_cases = case_grid(loaded[0])
+    cases = [volume_case(image, labels, preprocessing=grid_of_cases, name=name) for image, labels, name in pairs]
     return audit(cases=cases, models=dict(zip([m.label for m in audited], loaded, strict=True)), grid=grid,
                  output=output, seed=seed, metrics_preset=metrics_preset, device=device, precision=precision,
                  progress=stop_on_request(should_stop, progress), corruptions=corruptions)

@@ -84,8 +84,6 @@ class HardenSection(Section):
     def finished(self, outcome: Any, error: str | None) -> str:
         for section in self.widget.sections:
             section.enter()  # the hardened model is in every model list at once
-        if outcome.comparison is None:
-            return _("Hardened model {name} (nnU-Net: no before/after audit yet).").format(name=outcome.modelName)
         slicer.modules.plots.logic().ShowChartInLayout(outcome.chart)
         before, after = outcome.comparison["rows"]
         return _("Hardened model {name}. Dice at SSIM ≥ 0.95: {a} → {b}; clean: {c} → {d}.").format(

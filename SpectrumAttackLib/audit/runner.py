@@ -29,6 +29,7 @@ import torch
 from SpectrumAttackLib.audit.corruption_grid import GridCorruption, resolve_modality
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
+from SpectrumAttackLib.models.nnunet import NnUNetEnsemble
 from SpectrumAttackLib.pipeline.case import Case
 from SpectrumAttackLib.runtime import Progress, ProgressCallback
 
@@ -297,6 +298,8 @@ def run_cells(
                     loaded, clean_cache = (spec.case, cases[spec.case].load()), {}
                 case = loaded[1]
                 model = models[spec.model]
+                if isinstance(model.network, NnUNetEnsemble):
+                    model.network.use(case.mapping)  # nnU-Net normalises with this case's window and statistics
                 device = model_device(model.network)
                 images = case.images.to(device)
                 if spec.model not in clean_cache:

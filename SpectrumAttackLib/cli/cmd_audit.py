@@ -99,11 +99,11 @@ def _models(args: argparse.Namespace, device: Any) -> dict[str, Any]:
     from SpectrumAttackLib.cli.cmd_transfer import parse_model_item
 
     if not args.models:
-        loaded = model_from_args(args, device)
+        loaded = model_from_args(args, device, nnunet_allowed=True)
         return {loaded.entry.name: loaded}
     models: dict[str, Any] = {}
     for item in args.models:
-        loaded = model_from_args(args, device, *parse_model_item(item))
+        loaded = model_from_args(args, device, *parse_model_item(item), nnunet_allowed=True)
         label = loaded.entry.name if loaded.entry.name not in models else item
         if label in models:
             raise ValueError(f"--models must name each model once, got {item!r} twice.")
@@ -130,12 +130,37 @@ def _cases(args: argparse.Namespace, cfg: Any, num_classes: int) -> list:
     return sources
 
 
+def _nnunet_cases(args: argparse.Namespace, first: Any) -> list:
+    """The cases of the split, or of ``--image``/``--label``, mapped by nnU-Net's own preprocessing (nnU-Net
+    models: the plans set spacing and intensities, so the MONAI preprocessing flags are refused)."""
+    from SpectrumAttackLib.cli.cases import load_split
+    from SpectrumAttackLib.pipeline.case import case_name
+    from SpectrumAttackLib.pipeline.validate import read_image
+    from SpectrumAttackLib.workflows.robustness import case_grid, volume_case
+
+    given = [f for f in ("a_min", "a_max", "b_min", "b_max", "space_x", "space_y", "space_z", "roi_x", "roi_y",
+                         "roi_z") if flag_given(args, f)]
+    if given:
+        raise ValueError(f"--{given[0]} applies to MONAI models only (an nnU-Net model's plans set its spacing, "
+                         f"intensities and patch), got it with --model {args.model or args.models[0]!r}.")
+    grid = case_grid(first)
+    cases = []
+    for entry in load_split(args):
+        image = entry["image"] if isinstance(entry["image"], str) else entry["image"][0]
+        name = case_name(image)
+        volume = read_image(image, entry.get("image_param") or f"--data_dir image {Path(image).name}")
+        cases.append(volume_case(volume, entry.get("label"), preprocessing=grid, name=name,
+                                 source=str(Path(image).absolute())))
+    return cases
+
+
 def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
     import dataclasses
 
     from SpectrumAttackLib.audit.grid import resolve_grid
     from SpectrumAttackLib.checks import check_choice
     from SpectrumAttackLib.models.catalogue import Preprocessing
+    from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
     from SpectrumAttackLib.workflows.robustness import audit
 
     check_choices(args)
@@ -148,13 +173,16 @@ def _audit(args: argparse.Namespace, ctx: DistContext) -> int:
         else check_choice("--preset", args.preset or "quick", PRESET_NAMES)
     models = _models(args, ctx.device)
     first = next(iter(models.values()))
-    cfg = data_config_from_args(args, first.entry.preprocessing)
-    prep = Preprocessing(orientation=first.entry.preprocessing.orientation, spacing_mm=cfg.spacing,
-                         a_min=cfg.a_min, a_max=cfg.a_max, b_min=cfg.b_min, b_max=cfg.b_max, roi=cfg.roi)
-    models = {label: dataclasses.replace(m, entry=dataclasses.replace(
-        m.entry, preprocessing=dataclasses.replace(prep, roi=m.entry.preprocessing.roi) if m is not first else prep))
-        for label, m in models.items()}
-    cases = _cases(args, cfg, first.entry.num_classes)
+    if isinstance(first.entry.preprocessing, NnUNetPreprocessing):
+        cases = _nnunet_cases(args, first)
+    else:
+        cfg = data_config_from_args(args, first.entry.preprocessing)
+        prep = Preprocessing(orientation=first.entry.preprocessing.orientation, spacing_mm=cfg.spacing,
+                             a_min=cfg.a_min, a_max=cfg.a_max, b_min=cfg.b_min, b_max=cfg.b_max, roi=cfg.roi)
+        models = {label: dataclasses.replace(m, entry=dataclasses.replace(
+            m.entry, preprocessing=dataclasses.replace(prep, roi=m.entry.preprocessing.roi) if m is not first
+            else prep)) for label, m in models.items()}
+        cases = _cases(args, cfg, first.entry.num_classes)
     check_choice("--corruption_modality", args.corruption_modality, ("auto", "ct", "mr"))
     track = args.corruptions
     if track is not None and len(track) == 1 and track[0] in ("all", "none"):

@@ -292,7 +292,7 @@ class NnUNetInference:
     def use(self, mapping: NnUNetMapping) -> None:
         """Set the model's normalisation layer to ``mapping``'s window and statistics (z-score models normalise
         each image with its own; CT models always use the dataset's)."""
-        self.model.intensity.set_window(mapping.a_min, mapping.a_max, mapping.mean, mapping.std)
+        self.model.use(mapping)
 
     @staticmethod
     def _model_affine(affine: np.ndarray, shape: Sequence[int], orientation: np.ndarray | None,

@@ -257,6 +257,12 @@ class NnUNetEnsemble(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.predict_normalised(self.intensity(images))
 
+    def use(self, mapping: Any) -> None:
+        """Normalise with the window and statistics of one mapped image (an
+        :class:`~SpectrumAttackLib.inference.nnunet.NnUNetMapping`: z-score models use each image's own, CT models
+        always the dataset's)."""
+        self.intensity.set_window(mapping.a_min, mapping.a_max, mapping.mean, mapping.std)
+
     def extra_repr(self) -> str:
         return f"folds={len(self.networks)}, mirror_axes={self.mirror_axes}, mirroring={self.mirroring}"
 

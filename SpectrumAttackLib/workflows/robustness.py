@@ -35,7 +35,7 @@ from SpectrumAttackLib.runtime import ProgressCallback
 if TYPE_CHECKING:
     from SpectrumAttackLib.distributed import DistContext
 
-__all__ = ["AuditResult", "audit", "audit_models", "volume_case"]
+__all__ = ["AuditResult", "audit", "audit_models", "case_grid", "volume_case"]
 
 
 def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str = "image",
@@ -47,7 +47,9 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
             path; input units (HU for CT). Never modified.
         labels: reference label map: ``[I, J, K]`` array in the image's grid, a Volume, a path, or None (the
             clean prediction is then the reference).
-        preprocessing: the model's preprocessing (``orientation``, ``spacing_mm``, ``a_min``...``b_max``).
+        preprocessing: the model's preprocessing (``orientation``, ``spacing_mm``, ``a_min``...``b_max``), mapped
+            with the MONAI geometry; or the grid of :func:`case_grid` (nnU-Net models: nnU-Net's own
+            preprocessing).
         name: case name in the results.
         source: where the data comes from, for the manifest; default the path, or a digest of the array. The
             fingerprints hold a digest of the voxels, geometry and labels, whatever the source.
@@ -83,10 +85,52 @@ def volume_case(image: Any, labels: Any = None, *, preprocessing: Any, name: str
     def load() -> Any:
         from SpectrumAttackLib.pipeline.case import Case, GeometryGrid
 
-        return Case.from_volume(array, affine, grid=GeometryGrid.from_preprocessing(preprocessing),
-                                labels=label_array, name=name, source=source)
+        grid = preprocessing if hasattr(preprocessing, "to_model_grid") else GeometryGrid.from_preprocessing(
+            preprocessing)
+        return Case.from_volume(array, affine, grid=grid, labels=label_array, name=name, source=source)
 
     return CaseSource(name=name, source=source, load=load, content=content)
+
+
+def case_grid(model: Any) -> Any:
+    """How volumes in their own grid are mapped onto the grid of ``model`` (a ``LoadedModel``) for an audit:
+    nnU-Net's own preprocessing (:class:`~SpectrumAttackLib.inference.nnunet.NnUNetInference`) for nnU-Net models,
+    the MONAI geometry of the catalogue preprocessing (:class:`~SpectrumAttackLib.pipeline.case.GeometryGrid`)
+    otherwise. For :func:`volume_case`'s ``preprocessing``."""
+    from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
+    from SpectrumAttackLib.pipeline.case import GeometryGrid
+
+    prep = model.entry.preprocessing
+    if isinstance(prep, NnUNetPreprocessing):
+        from SpectrumAttackLib.inference.nnunet import NnUNetInference  # needs the nnunet extra
+
+        return NnUNetInference(model.model, prep)
+    return GeometryGrid.from_preprocessing(prep)
+
+
+def _check_one_kind(loaded: Sequence[Any], labels: Sequence[str]) -> None:
+    """nnU-Net models are audited on nnU-Net's own grid, so they can only be audited together with nnU-Net models
+    of the same configuration (a hardened copy of one, say).
+
+    Raises:
+        ValueError: nnU-Net and other models mixed, or nnU-Net models of different configurations.
+    """
+    from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
+
+    kinds = [isinstance(m.entry.preprocessing, NnUNetPreprocessing) for m in loaded]
+    if any(kinds) and not all(kinds):
+        raise ValueError("models must be all nnU-Net models or none, got nnU-Net models "
+                         f"({', '.join(n for n, k in zip(labels, kinds, strict=True) if k)}) with others.")
+    if all(kinds):
+        def grid(prep: Any) -> tuple:
+            return (prep.configuration, tuple(prep.spacing_mm), prep.normalisation, tuple(prep.transpose_forward),
+                    prep.reader, prep.a_min, prep.a_max, tuple(prep.roi))
+
+        first = grid(loaded[0].entry.preprocessing)
+        other = [label for label, m in zip(labels, loaded, strict=True) if grid(m.entry.preprocessing) != first]
+        if other:
+            raise ValueError(f"models must share one nnU-Net configuration (spacing, normalisation, patch), got "
+                             f"{', '.join(other)} planned differently from {labels[0]}.")
 
 
 def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], list[Any]]:
@@ -126,6 +170,7 @@ def audit_models(models: Any, device: Any = "auto") -> tuple[list[AuditModel], l
         loaded_models.append(spec)
     if len({m.num_classes for m in out}) != 1:
         raise ValueError(f"models must share one class count, got {sorted({m.num_classes for m in out})} classes.")
+    _check_one_kind(loaded_models, [m.label for m in out])
     return out, loaded_models
 
 
@@ -372,7 +417,7 @@ def audit(
     precision_used = resolve_precision(precision, model_device(audited[0].network)).name
     prep = loaded[0].entry.preprocessing
     if cases is None:
-        cases = [volume_case(image, labels, preprocessing=prep, name=name)]
+        cases = [volume_case(image, labels, preprocessing=case_grid(loaded[0]), name=name)]
     cases = [c if c.content else dataclasses.replace(c, content=files_digest([c.source])) for c in cases]
     names = [c.name for c in cases]
     if len(set(names)) != len(names):

@@ -65,3 +65,35 @@ def test_commands_on_the_seed_pipeline_refuse_nnunet_folders(run_cli, nnunet_mod
     code, _, err = run_cli(f"evaluate --model {nnunet_model} --data_dir {nnunet_split} --json_list split.json "
                            f"--adv_images_dir {nnunet_split} --no_sub_dir_adv_images")
     assert code != 0 and "--model must not be an nnU-Net model folder for this command" in err
+
+
+def test_audit_runs_an_nnunet_folder_on_its_own_grid(run_cli, nnunet_model: Path, nnunet_split: Path,
+                                                      tmp_path: Path) -> None:
+    from SpectrumAttackLib.models import load_model
+    from SpectrumAttackLib.workflows.robustness import audit
+
+    grid = {"attacks": {"pgd": {"eps": [8], "params": {"steps": 1}}}}
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    out = tmp_path / "audit"
+    code, _, stderr = run_cli(f"audit --model {nnunet_model} --folds 0 --data_dir {nnunet_split} "
+                              f"--json_list split.json --grid {tmp_path / 'grid.json'} --precision fp32 --output {out}")
+    assert code == 0, stderr
+    document = json.loads((out / "audit.json").read_text())
+    (clean,) = document["clean"]
+    (cell,) = document["cells"]
+    # the same numbers as the Python API, whose cases are mapped by nnU-Net's own preprocessing
+    api = audit(nnunet_split / "imagesTr/img0001.nii.gz", labels=nnunet_split / "labelsTr/img0001.nii.gz",
+                models=load_model(nnunet_model, "cpu", folds=[0]), grid=grid, name="img0001", precision="fp32",
+                device="cpu")
+    assert clean["dice"] == pytest.approx(api.clean[0]["dice"], abs=1e-9)
+    assert cell["dice"] == pytest.approx(api.cells[0]["dice"], abs=1e-6)
+    assert cell["ssim_3d"] == pytest.approx(api.cells[0]["ssim_3d"], abs=1e-6)
+
+
+def test_audit_refuses_monai_preprocessing_flags_with_an_nnunet_folder(run_cli, nnunet_model: Path,
+                                                                       nnunet_split: Path, tmp_path: Path) -> None:
+    code, _, stderr = run_cli(f"audit --model {nnunet_model} --folds 0 --data_dir {nnunet_split} "
+                              f"--json_list split.json --a_min -100 --output {tmp_path / 'audit'}")
+    assert code != 0
+    assert "--a_min applies to MONAI models only" in stderr
+    assert not (tmp_path / "audit").exists()

@@ -45,9 +45,13 @@ def test_logic_hardens_an_nnunet_folder_that_nnunet_predicts_with(module: Any, s
     logic = module.SpectrumAttackLogic()
     output = tmp_path / "nnUNetTrainer__nnUNetPlans__3d_fullres"
     outcome = logic.harden([(node, labels)], model=str(nnunet_model), modelArguments={"folds": [0]}, attack="fgsm",
-                           params={"eps": 4}, iterations=2, output=output, device="cpu", precision="fp32")
+                           params={"eps": 4}, iterations=2, output=output, device="cpu", precision="fp32",
+                           auditPreset={"attacks": {"pgd": {"eps": [8], "params": {"steps": 2}}}})
     assert Path(outcome.modelPath) == output and outcome.modelName in logic.modelChoices()
-    assert outcome.comparison is None and outcome.table is None  # the engine's audit takes MONAI models only
+    before, after = outcome.comparison["rows"]  # audited before and after on nnU-Net's own grid
+    assert (before["model"], after["model"]) == ("original", "hardened")
+    assert before["clean_dice"] != after["clean_dice"]
+    assert outcome.table.GetNumberOfRows() == 2 and outcome.chart is not None
 
     def predict(folder: Path) -> np.ndarray:
         predictor = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)

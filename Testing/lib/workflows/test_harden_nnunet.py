@@ -77,3 +77,46 @@ def test_several_folds_are_refused(nnunet_model, nnunet_ct, tmp_path):
         harden([(nnunet_ct["small"], nnunet_ct["small_labels"])], nnunet_model, iterations=1, output=tmp_path / "o",
                device="cpu", model_arguments={"folds": [0, 1]})
     assert list(tmp_path.iterdir()) == []
+
+
+#: one cheap cell per model: the before/after audit's plumbing, not its figures.
+_TINY_GRID = {"attacks": {"pgd": {"eps": [8], "params": {"steps": 2}}}}
+
+
+def test_audit_maps_cases_with_nnunets_own_preprocessing(nnunet_model, nnunet_ct):
+    from SpectrumAttackLib.inference.nnunet import NnUNetInference
+    from SpectrumAttackLib.io.volumes import read_volume
+    from SpectrumAttackLib.workflows.robustness import case_grid, volume_case
+
+    original = load_model(nnunet_model, "cpu", folds=[0])
+    volume = read_volume(nnunet_ct["resampled"])  # 0.98×0.98×2 mm: nnU-Net resamples it to the plans' spacing
+    case = volume_case(volume, preprocessing=case_grid(original)).load()
+    images, mapping = NnUNetInference(original.model, original.entry.preprocessing).to_model_grid(volume.array,
+                                                                                                  volume.affine)
+    torch.testing.assert_close(case.images, images, rtol=0, atol=0)
+    assert case.spacing_mm == tuple(mapping.spacing_mm) == tuple(original.entry.preprocessing.spacing_mm)
+    assert case.mapping.model_shape == mapping.model_shape
+
+
+def test_audit_compares_the_original_and_the_hardened_model(hardened, nnunet_model, nnunet_ct):
+    from SpectrumAttackLib.workflows.robustness import audit
+
+    models = {"original": load_model(nnunet_model, "cpu", folds=[0]), "hardened": load_model(hardened.model_path,
+                                                                                               "cpu")}
+    outcome = audit(nnunet_ct["small"], labels=nnunet_ct["small_labels"], models=models, grid=_TINY_GRID,
+                    device="cpu", precision="fp32")
+    clean = {r["model"]: r["dice"] for r in outcome.clean}
+    assert set(clean) == {"original", "hardened"} and clean["original"] != clean["hardened"]
+    assert all(0.0 <= d <= 1.0 for d in clean.values())
+    cells = {c["model"]: c for c in outcome.cells}
+    for name, cell in cells.items():
+        assert cell["attack"] == "pgd" and 0.0 < cell["ssim_3d"] < 1.0
+        assert outcome.summary["per_model"][name]["clean_dice"] == pytest.approx(clean[name])
+
+
+def test_audit_refuses_nnunet_mixed_with_monai_models(nnunet_model, nnunet_ct):
+    from SpectrumAttackLib.workflows.robustness import audit
+
+    with pytest.raises(ValueError, match=r"models must be all nnU-Net models or none, got nnU-Net models \(nn\)"):
+        audit(nnunet_ct["small"], labels=nnunet_ct["small_labels"], grid=_TINY_GRID, device="cpu",
+              models={"nn": load_model(nnunet_model, "cpu", folds=[0]), "unet": "unet-btcv-3mm"})
