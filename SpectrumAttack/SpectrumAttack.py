@@ -453,8 +453,8 @@ class SpectrumAttackLogic(ScriptedLoadableModuleLogic):
         """
         from SpectrumAttackAdapter import audit_job, harden_job
 
-        training, validation, iterations = harden_job.check_harden_inputs(trainingData, validationData, iterations,
-                                                                           mode, attack)
+        training, validation, iterations = harden_job.check_harden_inputs(
+            trainingData, validationData, iterations, mode, attack, self.computeBackend().kind)
         settings = self._modelSettings(model, architecture, numClasses, modelArguments)
         label = model if isinstance(model, str) and os.sep not in model else Path(os.fspath(model)).name
         self.ensureDependencies()  # before anything imports torch or MONAI

@@ -88,17 +88,22 @@ def _check_pair(pair: Any, where: str) -> tuple[Any, Any]:
     return volume, labels
 
 
-def check_harden_inputs(training: Any, validation: Any, iterations: Any, mode: str, attack: str) -> tuple:
+def check_harden_inputs(training: Any, validation: Any, iterations: Any, mode: str, attack: str,
+                        compute: str = "local") -> tuple:
     """Check everything that can be checked without torch; returns ``(training, validation, iterations)`` with the
-    pairs as lists (a folder / split file is returned as it is).
+    pairs as lists (a folder / split file is returned as it is). ``compute``: the Compute section's backend kind;
+    hardening runs on this computer only (a server runs attacks and audits).
 
     Raises:
         ValueError: one message naming the parameter (``trainingData``, ``validationData``, ``iterations``,
-            ``mode``, ``attack``) and what is allowed.
+            ``mode``, ``attack``, ``compute``) and what is allowed.
     """
     from SpectrumAttackLib import attacks
     from SpectrumAttackLib.checks import check_choice, check_int
 
+    if compute != "local":
+        raise ValueError(f"compute must be 'local' (this computer) to harden a model: a SpectrumAttack server runs "
+                         f"attacks and audits, not fine-tuning; got {compute!r}.")
     mode = check_choice("mode", mode, HARDEN_MODES)
     check_choice("attack", attack, attacks.available())
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):

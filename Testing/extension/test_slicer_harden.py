@@ -131,6 +131,7 @@ def _labelmap(scene: Any, volume: Any, array: np.ndarray, spacing: float | None 
     ("other geometry", "trainingData[0] segmentation must have the geometry of its volume"),
     ("zero iterations", "iterations must be"),
     ("unknown mode", "mode must be one of"),
+    ("server compute", "compute must be 'local' (this computer) to harden a model"),
 ])
 def test_bad_harden_inputs_give_one_message_and_change_nothing(module: Any, scene: Any, ct_node: Any,
                                                               tiny_catalogue: Path, tmp_path: Path, case: str,
@@ -152,6 +153,15 @@ def test_bad_harden_inputs_give_one_message_and_change_nothing(module: Any, scen
     else:
         pairs = [(ct_node, _labelmap(scene, ct_node, good))]
         arguments = {"iterations": 0} if case == "zero iterations" else {"iterations": 2, "mode": "robust"}
+        if case == "server compute":
+            import slicer
+            from SpectrumAttackAdapter import compute
+
+            node = slicer.vtkMRMLScriptedModuleNode()
+            node.SetSingletonTag("SpectrumAttack")
+            node.SetModuleName("SpectrumAttack")
+            compute.set_backend(scene.AddNode(node), "server", "http://127.0.0.1:9")  # never contacted
+            arguments = {"iterations": 2}
     logic = module.SpectrumAttackLogic()
     work = tmp_path / "work"  # tmp_path holds the tiny catalogue
     work.mkdir()
