@@ -4,8 +4,10 @@ report in headless Chromium showing audit.json's numbers for both."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import struct
 
 import pytest
 import torch
@@ -138,11 +140,22 @@ def test_report_shows_the_corruption_track_with_the_numbers_of_audit_json(finish
         expected.update({f"corruption/tiny/{name}/{p['severity']}/dice": p["dice"] for p in entry["curve"]})
     for level, value in document["summary"]["per_model"]["tiny"]["robust_dice"].items():
         expected[f"robust/tiny/{level}/corruptions"] = value
-    for index, row in enumerate(document["summary"]["per_model"]["tiny"]["frequency"]):
+    frequency = document["summary"]["per_model"]["tiny"]["frequency"]
+    for index, row in enumerate(frequency):
         for band in ("low", "middle", "high"):
             expected[f"frequency/tiny/{index}/{band}/dice"] = row["bands"][band]["dice"]
             expected[f"frequency/tiny/{index}/{band}/energy"] = row["bands"][band]["energy"]
-    assert len(expected) == 2 + 2 * 2 + 3 + 3 + 6
+        for point in row["radial"]:
+            expected.update({f"frequency/tiny/{index}/radial/{point['cutoff']:g}/{key}": value
+                             for key, value in point.items()})
+    assert len(expected) == 2 + 2 * 2 + 3 + 3 + 6 + 5 * 5  # five cut-offs × (cut-off, two Dice, two energies)
     for key, value in expected.items():
         assert shown[key] == format_number(value), key
     assert "Corruption track" in dom and "corruption Degradation" in dom
+    # the frequency figure, inlined: one row (gn at σ 8) of two panels, 9 × 3.3 inches at 100 dpi
+    png = base64.b64decode(re.search(r'<img id="frequency-figure"[^>]* src="data:image/png;base64,([^"]+)"', dom)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (900, 330)
+    cell = document["cells"][0]["frequency"]  # one case: the summary's means are the cell's own numbers
+    assert frequency[0]["radial"][0]["low_dice"] == cell["radial"][0]["low_dice"]
+    assert frequency[0]["bands"]["all"]["dice"] == cell["bands"][-1]["dice"]
