@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DIGITS", "format_number", "write_report"]
+__all__ = ["DIGITS", "STYLE", "format_number", "write_report"]
 
 #: decimals of every number on the page.
 DIGITS = 4
 
-_STYLE = """
+#: the stylesheet of the report pages (the audit's and the case page, :mod:`~SpectrumAttackLib.report.case_html`).
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; } h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
@@ -213,7 +214,7 @@ def write_report(path: Path, document: Mapping[str, Any], curves_png: Path, titl
     frequency_figure = _frequency_figure(summary, f"{title}: frequency analysis")
     fact_rows = "".join(f"<tr>{_name(k)}<td class='name'>{html.escape(str(v))}</td></tr>" for k, v in facts)
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <table id="settings"><tbody>{fact_rows}</tbody></table>
