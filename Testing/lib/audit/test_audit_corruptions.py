@@ -16,6 +16,7 @@ from audit_helpers import TINY_GRID, chromium, rendered_dom
 from SpectrumAttackLib import corruptions
 from SpectrumAttackLib.audit.corruption_grid import resolve_modality
 from SpectrumAttackLib.audit.corruption_scores import ALPHA, rood_scores
+from SpectrumAttackLib.audit.frequency_summary import frequency_summary
 from SpectrumAttackLib.audit.grid import grid_from_mapping, resolve_grid, with_corruptions
 from SpectrumAttackLib.audit.summary import summarise
 from SpectrumAttackLib.report.audit_html import format_number
@@ -79,6 +80,27 @@ def test_corruption_cells_take_no_part_in_the_robust_dice_and_get_their_own_summ
     assert [(p["severity"], p["value"], p["dice"], p["cases"]) for p in blur["curve"]] == [
         (1, 0.5, pytest.approx(0.1), 2), (2, 1.0, pytest.approx(0.05), 2)]
     assert own["corruptions"]["overall"] == pytest.approx(rood_scores(blur["curve"], 0.8)[0])
+
+
+def test_frequency_summary_averages_bands_and_radial_sweep_over_cases():
+    def analysis(dice, low_dice):
+        return {"block_size": [8, 8, 8], "clean_dice": 0.8, "adversarial_dice": dice,
+                "bands": [{"band": b, "energy": e, "dice": dice + e} for b, e in (("low", 0.2), ("high", 0.8))],
+                "radial": [{"cutoff": c, "low_energy": c, "low_dice": low_dice, "high_energy": 1 - c,
+                            "high_dice": dice} for c in (0.1, 0.5)]}
+
+    cells = [{"attack": "pgd", "budget": 4, "frequency": analysis(0.2, 0.7)},
+             {"attack": "pgd", "budget": 4, "frequency": analysis(0.4, 0.5)},
+             {"attack": "pgd", "budget": 8, "frequency": analysis(0.1, 0.3)},
+             {"attack": "gaussian-noise", "budget": 1, "kind": "corruption"}]
+    rows = frequency_summary(cells)
+    assert [(r["attack"], r["budget"], r["cases"]) for r in rows] == [("pgd", 4, 2), ("pgd", 8, 1)]
+    assert rows[0]["adversarial_dice"] == pytest.approx(0.3) and rows[0]["clean_dice"] == pytest.approx(0.8)
+    assert rows[0]["bands"]["high"] == {"energy": pytest.approx(0.8), "dice": pytest.approx(1.1)}
+    assert rows[0]["radial"] == [{"cutoff": c, "low_energy": pytest.approx(c), "low_dice": pytest.approx(0.6),
+                                  "high_energy": pytest.approx(1 - c), "high_dice": pytest.approx(0.3)}
+                                 for c in (0.1, 0.5)]
+    assert rows[1]["radial"][1]["low_dice"] == pytest.approx(0.3) and rows[1]["block_size"] == [8, 8, 8]
 
 
 @pytest.fixture(scope="module")
