@@ -3,8 +3,11 @@
 Attacks ``--image`` (optionally with ``--label``) with ``--attack_name`` and its flags through the single-volume
 pipeline (as ``demo``), then keeps only the low / only the high block-DCT frequencies of the perturbation at the
 attacks' bands and at each radial cut-off, and scores each filtered image
-(:func:`SpectrumAttackLib.analysis.frequency.frequency_analysis`). Writes ``frequency.json`` (Dice per kept band next
-to the perturbation's energy share), ``frequency.png`` and ``manifest.json`` into ``--output`` (staged).
+(:func:`SpectrumAttackLib.analysis.frequency.frequency_analysis`). Writes into ``--output`` (staged):
+``frequency.json`` (Dice per kept band next to the perturbation's energy share) and ``frequency.png``; the case
+report ``report.png`` (slices, perturbation, spectrum, per-organ Dice: the figure ``attack`` and ``demo`` write) and
+``metrics.json``; ``report.html``, the case page showing both figures with their numbers
+(:mod:`SpectrumAttackLib.report.case_html`); and ``manifest.json``.
 
 Example::
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from SpectrumAttackLib.cli.args import ATTACK_FLAGS, MODEL_FLAGS, add_flags
@@ -26,7 +30,7 @@ __all__ = ["add_parser", "run"]
 #: the only flags of the tables this subcommand lists and reads.
 USED_FLAGS = {*ATTACK_FLAGS, *MODEL_FLAGS, "attack_name", "image", "label", "infer_overlap", "attack_mode",
               "tile_batch_size", "overwrite", "precision", "seed"}
-RESULTS = ("frequency.json", "frequency.png", "manifest.json")
+RESULTS = ("frequency.json", "frequency.png", "report.png", "metrics.json", "report.html", "manifest.json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Attack --image, then score the image with only some block-DCT frequencies of the perturbation "
         "kept (bands low/middle/high and a radial low/high-pass sweep), next to the perturbation's energy per band.")
     own = parser.add_argument_group("analyze")
-    own.add_argument("--output", required=True, help="folder for frequency.json, frequency.png and manifest.json")
+    own.add_argument("--output", required=True, help="folder for frequency.json, frequency.png, the case report "
+                     "(report.png, metrics.json, report.html) and manifest.json")
     own.add_argument("--analysis_block_size", type=int, default=8, help="edge of the analysis' DCT blocks (voxels)")
     own.add_argument("--cutoffs", type=float, nargs="+", default=None,
                      help="normalised radius cut-offs of the radial sweep, each in (0, 1) (default 0.1 0.2 0.35 0.5 "
@@ -47,8 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the attack and the analysis; write the results and print the table. Returns 0."""
     from SpectrumAttackLib.analysis.frequency import CUTOFFS, analyze_attack
+    from SpectrumAttackLib.cli.input_grid import write_model_grid_report
     from SpectrumAttackLib.io.volumes import read_volume
     from SpectrumAttackLib.pipeline.staging import StagedOutput
+    from SpectrumAttackLib.report.case_html import write_case_page
     from SpectrumAttackLib.report.frequency_figure import write_frequency_figure
     from SpectrumAttackLib.report.jsonable import dump_json
     from SpectrumAttackLib.report.manifest import write_manifest
@@ -72,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
                                   cutoffs=tuple(args.cutoffs or CUTOFFS))
         analysis.update(attack=name, attack_config=result.attack_config, model=loaded.entry.name)
         dump_json(out.path("frequency.json"), analysis)
-        write_frequency_figure(out.path("frequency.png"), analysis, f"{name} on {loaded.entry.name}: frequency "
-                                                                     "analysis of the perturbation")
+        title = f"{Path(args.image).name}: {name} on {loaded.entry.name}"
+        write_frequency_figure(out.path("frequency.png"), analysis, f"{title}: frequency analysis of the perturbation")
+        write_model_grid_report(out.path("report.png"), result, params.get("block_size"), title)
+        dump_json(out.path("metrics.json"), result.metrics)
+        write_case_page(out.path("report.html"), title=title, metrics=result.metrics, analysis=analysis,
+                        case_png="report.png", frequency_png="frequency.png",
+                        facts={"image": args.image, "labels": args.label or "none (the clean prediction)",
+                               "model": loaded.entry.name, "attack": name,
+                               "attack parameters": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
+                               "seed": args.seed, "analysis block": "x".join(map(str, analysis["block_size"]))})
         write_manifest(out.staging, command="analyze", arguments=vars(args), seed=args.seed,
                        extra={"seconds": time.perf_counter() - start})
         folder = out.commit()

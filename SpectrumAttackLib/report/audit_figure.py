@@ -6,16 +6,22 @@ comparison: mean Dice against mean 3-D SSIM for every attack family, corruption 
 decreasing to the right, i.e. more perceptible; corruptions in thin grey-edged lines), with the robust-Dice SSIM
 levels marked and the points of the exact SSIM levels (``×``). The Dice axis is fitted to the data, so that the
 curves of a robust model are not flattened on 0–1.
+
+The frequency figure of an audit run with ``frequency_analysis`` (:func:`frequency_figure_png`, embedded in
+``report.html``): one row per model, attack and budget, the band panel and the radial sweep of
+:mod:`~SpectrumAttackLib.report.frequency_figure` drawn from the means over cases
+(:func:`~SpectrumAttackLib.audit.frequency_summary.frequency_summary`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_curves"]
+__all__ = ["frequency_figure_png", "write_curves"]
 
 _MARKERS = "osD^v<>pXh*"
 _STYLES = ("-", "--", ":", "-.")
@@ -153,3 +159,35 @@ def _corruption_panel(ax: Any, summary: Mapping[str, Any], models: list[str], co
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
+
+
+def frequency_figure_png(summary: Mapping[str, Any], title: str) -> bytes | None:
+    """The audit's frequency figure as PNG bytes, ``None`` when no cell was analysed.
+
+    Per model and frequency row (attack, budget): left, each DCT band's mean energy share of the perturbation and
+    the mean Dice with only that band kept; right, the radial sweep's mean Dice
+    with the low-pass and the high-pass kept against the cut-off, with the model's clean and the row's adversarial
+    Dice.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from SpectrumAttackLib.report.frequency_figure import band_title, draw_band_panel, draw_radial_panel
+
+    rows = [(model, row) for model in summary["models"] for row in summary["per_model"][model].get("frequency") or []]
+    if not rows:
+        return None
+    fig = Figure(figsize=(9, 2.9 * len(rows) + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    for index, (model, row) in enumerate(rows):
+        clean = summary["per_model"][model]["clean_dice"]
+        name = f"{model}: {row['attack']} at {row['budget']} ({row['cases']} case{'s' * (row['cases'] != 1)})"
+        bands = [{"band": band, **values} for band, values in row["bands"].items()]
+        draw_band_panel(fig.add_subplot(len(rows), 2, 2 * index + 1), bands, clean if _finite(clean) else None,
+                        f"{name}: {band_title(row['block_size'])}")
+        draw_radial_panel(fig.add_subplot(len(rows), 2, 2 * index + 2), row.get("radial") or [],
+                          clean if _finite(clean) else None, row["adversarial_dice"], f"{name}: radial sweep")
+    fig.suptitle(title, fontsize=10)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()

@@ -8,7 +8,9 @@ per-organ mean Dice for every model (clean and at each attack budget) and every 
 ``attack/<model>/<attack>/half_dice_budget``, ``class/<model>/<column>/<organ>``, ``cell/<index>/<metric>``;
 the corruption track: ``corruption/<model>/overall``, ``corruption/<model>/<name>/degradation``,
 ``corruption/<model>/<name>/<severity>/dice``; the frequency analysis: ``frequency/<model>/<row>/<band>/dice`` and
-``.../energy``), so the page can be checked against the JSON.
+``.../energy``, its radial sweep ``frequency/<model>/<row>/radial/<cut-off>/low_dice`` (``high_dice``,
+``low_energy``, ``high_energy``)), so the page can be checked against the JSON. The frequency analysis is also
+drawn (:func:`~SpectrumAttackLib.report.audit_figure.frequency_figure_png`) and inlined beside its tables.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DIGITS", "format_number", "write_report"]
+__all__ = ["DIGITS", "STYLE", "format_number", "write_report"]
 
 #: decimals of every number on the page.
 DIGITS = 4
 
-_STYLE = """
+#: the stylesheet of the report pages (the audit's and the case page, :mod:`~SpectrumAttackLib.report.case_html`).
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; } h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
@@ -142,22 +145,43 @@ def _corruption_tables(summary: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _frequency_table(summary: Mapping[str, Any]) -> str:
-    """Per model, attack and budget: each DCT band's energy share of the perturbation and the Dice with it alone."""
-    rows, bands = [], ("low", "middle", "high")
+def _frequency_tables(summary: Mapping[str, Any]) -> str:
+    """Per model, attack and budget: each DCT band's energy share of the perturbation and the Dice with it alone;
+    then the radial sweep: per cut-off the Dice with the low-pass and with the high-pass kept, and their energy."""
+    rows, radial_rows, bands = [], [], ("low", "middle", "high")
     for model in summary["models"]:
         for index, row in enumerate(summary["per_model"][model].get("frequency") or []):
             key = f"frequency/{model}/{index}"
-            cells = [_name(model), _name(row["attack"]), _name(row["budget"]), _num(f"{key}/adversarial_dice",
-                                                                                   row["adversarial_dice"])]
+            names = [_name(model), _name(row["attack"]), _name(row["budget"])]
+            cells = [*names, _num(f"{key}/adversarial_dice", row["adversarial_dice"])]
             cells += [_num(f"{key}/{band}/energy", row["bands"][band]["energy"]) for band in bands]
             cells += [_num(f"{key}/{band}/dice", row["bands"][band]["dice"]) for band in bands]
             rows.append("<tr>" + "".join(cells) + "</tr>")
+            for point in row.get("radial") or []:
+                at = f"{key}/radial/{point['cutoff']:g}"
+                radial_rows.append("<tr>" + "".join(names) + _num(f"{at}/cutoff", point["cutoff"])
+                                   + "".join(_num(f"{at}/{k}", point[k]) for k in
+                                             ("low_energy", "low_dice", "high_energy", "high_dice")) + "</tr>")
     if not rows:
         return "<p class='note'>Not run (spectrum-attack audit --frequency_analysis).</p>"
     head = _head("model", "attack", "budget", "adversarial Dice", *(f"energy {b}" for b in bands),
                  *(f"Dice, {b} kept" for b in bands))
-    return f"<table id='frequency'>{head}<tbody>{''.join(rows)}</tbody></table>"
+    radial_head = _head("model", "attack", "budget", "cut-off (normalised radius)", "low-pass energy",
+                        "Dice, low-pass kept", "high-pass energy", "Dice, high-pass kept")
+    return (f"<table id='frequency'>{head}<tbody>{''.join(rows)}</tbody></table>"
+            f"<table id='frequency-radial'>{radial_head}<tbody>{''.join(radial_rows)}</tbody></table>")
+
+
+def _frequency_figure(summary: Mapping[str, Any], title: str) -> str:
+    """The frequency figure (:func:`~SpectrumAttackLib.report.audit_figure.frequency_figure_png`) inlined, or
+    nothing when no cell was analysed."""
+    from SpectrumAttackLib.report.audit_figure import frequency_figure_png
+
+    png = frequency_figure_png(summary, title)
+    if png is None:
+        return ""
+    return (f'<img id="frequency-figure" alt="Frequency analysis: energy share and Dice per DCT band, radial sweep" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
 
 
 _CELL_METRICS = ("dice", "hd95", "ssim_3d", "psnr", "linf", "fooling_rate", "lpips", "seconds")
@@ -187,9 +211,10 @@ def write_report(path: Path, document: Mapping[str, Any], curves_png: Path, titl
              ("grid", manifest.get("grid", {}).get("name", "")), ("metrics preset", settings.get("metrics_preset")),
              ("seed", manifest.get("seed")), ("cells", len(document["cells"])),
              ("Dice", units.get("dice", "")), ("HD95", units.get("hd95", ""))]
+    frequency_figure = _frequency_figure(summary, f"{title}: frequency analysis")
     fact_rows = "".join(f"<tr>{_name(k)}<td class='name'>{html.escape(str(v))}</td></tr>" for k, v in facts)
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <table id="settings"><tbody>{fact_rows}</tbody></table>
@@ -214,8 +239,10 @@ the same Dice vs 3-D SSIM axes.</p>
 <h2>Frequency analysis</h2>
 <p class="note">Each attack's perturbation in 8x8x8 block-DCT bands: the share of its energy in each band, and the mean
 Dice when only that band of the perturbation is added to the clean image. A weakness to low frequencies keeps the
-Dice low with only the low band; a voxel attack spreads over all bands.</p>
-{_frequency_table(summary)}
+Dice low with only the low band; a voxel attack spreads over all bands. The radial sweep keeps the coefficients with
+normalised frequency radius at most the cut-off (low-pass; 0 = DC, 1 = the highest) or above it (high-pass).</p>
+{_frequency_tables(summary)}
+{frequency_figure}
 <h2>Curves</h2>
 <img alt="Dice vs budget per attack and Dice vs 3-D SSIM" src="data:image/png;base64,{image}">
 <h2>Per organ (mean Dice over cases)</h2>

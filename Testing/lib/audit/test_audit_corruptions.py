@@ -4,8 +4,10 @@ report in headless Chromium showing audit.json's numbers for both."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import struct
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from audit_helpers import TINY_GRID, chromium, rendered_dom
 from SpectrumAttackLib import corruptions
 from SpectrumAttackLib.audit.corruption_grid import resolve_modality
 from SpectrumAttackLib.audit.corruption_scores import ALPHA, rood_scores
+from SpectrumAttackLib.audit.frequency_summary import frequency_summary
 from SpectrumAttackLib.audit.grid import grid_from_mapping, resolve_grid, with_corruptions
 from SpectrumAttackLib.audit.summary import summarise
 from SpectrumAttackLib.report.audit_html import format_number
@@ -79,6 +82,27 @@ def test_corruption_cells_take_no_part_in_the_robust_dice_and_get_their_own_summ
     assert own["corruptions"]["overall"] == pytest.approx(rood_scores(blur["curve"], 0.8)[0])
 
 
+def test_frequency_summary_averages_bands_and_radial_sweep_over_cases():
+    def analysis(dice, low_dice):
+        return {"block_size": [8, 8, 8], "clean_dice": 0.8, "adversarial_dice": dice,
+                "bands": [{"band": b, "energy": e, "dice": dice + e} for b, e in (("low", 0.2), ("high", 0.8))],
+                "radial": [{"cutoff": c, "low_energy": c, "low_dice": low_dice, "high_energy": 1 - c,
+                            "high_dice": dice} for c in (0.1, 0.5)]}
+
+    cells = [{"attack": "pgd", "budget": 4, "frequency": analysis(0.2, 0.7)},
+             {"attack": "pgd", "budget": 4, "frequency": analysis(0.4, 0.5)},
+             {"attack": "pgd", "budget": 8, "frequency": analysis(0.1, 0.3)},
+             {"attack": "gaussian-noise", "budget": 1, "kind": "corruption"}]
+    rows = frequency_summary(cells)
+    assert [(r["attack"], r["budget"], r["cases"]) for r in rows] == [("pgd", 4, 2), ("pgd", 8, 1)]
+    assert rows[0]["adversarial_dice"] == pytest.approx(0.3) and rows[0]["clean_dice"] == pytest.approx(0.8)
+    assert rows[0]["bands"]["high"] == {"energy": pytest.approx(0.8), "dice": pytest.approx(1.1)}
+    assert rows[0]["radial"] == [{"cutoff": c, "low_energy": pytest.approx(c), "low_dice": pytest.approx(0.6),
+                                  "high_energy": pytest.approx(1 - c), "high_dice": pytest.approx(0.3)}
+                                 for c in (0.1, 0.5)]
+    assert rows[1]["radial"][1]["low_dice"] == pytest.approx(0.3) and rows[1]["block_size"] == [8, 8, 8]
+
+
 @pytest.fixture(scope="module")
 def finished(loaded, phantom, tmp_path_factory):
     hu, labels, affine = phantom
@@ -138,11 +162,22 @@ def test_report_shows_the_corruption_track_with_the_numbers_of_audit_json(finish
         expected.update({f"corruption/tiny/{name}/{p['severity']}/dice": p["dice"] for p in entry["curve"]})
     for level, value in document["summary"]["per_model"]["tiny"]["robust_dice"].items():
         expected[f"robust/tiny/{level}/corruptions"] = value
-    for index, row in enumerate(document["summary"]["per_model"]["tiny"]["frequency"]):
+    frequency = document["summary"]["per_model"]["tiny"]["frequency"]
+    for index, row in enumerate(frequency):
         for band in ("low", "middle", "high"):
             expected[f"frequency/tiny/{index}/{band}/dice"] = row["bands"][band]["dice"]
             expected[f"frequency/tiny/{index}/{band}/energy"] = row["bands"][band]["energy"]
-    assert len(expected) == 2 + 2 * 2 + 3 + 3 + 6
+        for point in row["radial"]:
+            expected.update({f"frequency/tiny/{index}/radial/{point['cutoff']:g}/{key}": value
+                             for key, value in point.items()})
+    assert len(expected) == 2 + 2 * 2 + 3 + 3 + 6 + 5 * 5  # five cut-offs × (cut-off, two Dice, two energies)
     for key, value in expected.items():
         assert shown[key] == format_number(value), key
     assert "Corruption track" in dom and "corruption Degradation" in dom
+    # the frequency figure, inlined: one row (gn at σ 8) of two panels, 9 × 3.3 inches at 100 dpi
+    png = base64.b64decode(re.search(r'<img id="frequency-figure"[^>]* src="data:image/png;base64,([^"]+)"', dom)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (900, 330)
+    cell = document["cells"][0]["frequency"]  # one case: the summary's means are the cell's own numbers
+    assert frequency[0]["radial"][0]["low_dice"] == cell["radial"][0]["low_dice"]
+    assert frequency[0]["bands"]["all"]["dice"] == cell["bands"][-1]["dice"]
