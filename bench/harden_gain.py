@@ -157,7 +157,8 @@ def main() -> int:
                                             f"({a['ssim_3d']:.3f})" for b, a in points))
     for level in levels:
         worst = [next(iter(grid_only[name][level]["cases"].values())) for name in models]
-        print(f"  worst case at SSIM ≥ {level}: " + " → ".join(f"{w['attack']} {w['budget']}" for w in worst))
+        print(f"  worst case at SSIM ≥ {level}: " + " → ".join(
+            w["attack"] if w["budget"] is None else f"{w['attack']} {w['budget']}" for w in worst))
     old, new = (grid_only[name]["0.95"]["dice"] for name in models)
     print(f"\ngrid-only robust Dice at SSIM ≥ 0.95: {old:.4f} → {new:.4f} ({new - old:+.4f}); its admissible attacks "
           "differ between the models (see the module docstring)")
