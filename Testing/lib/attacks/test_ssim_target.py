@@ -79,3 +79,29 @@ def test_seeded_unreachable_and_bad_requests():
         attacks.at_ssim("dfb", make_unet(), 0.97, images=images, labels=labels)
     with pytest.raises(ValueError, match="target_ssim"):
         attacks.at_ssim("pgd", make_unet(), 1.0, images=images, labels=labels)
+
+
+@pytest.mark.parametrize(("k", "power", "start"), [(10.0, 2.0, 16.0), (30.0, 2.0, 32.0), (90.0, 1.6, 0.5),
+                                                     (300.0, 1.6, 2.0), (90.0, 2.0, 4.0)])
+def test_three_levels_from_a_far_start_on_a_saturating_curve_take_at_most_six_runs(k, power, start):
+    """Gaussian noise's kind of curve, (1 − SSIM)/SSIM = σ^p/k (quadratic at first, then saturating), started far on
+    either side as a grid's middle budget often is (the search before this took 7–8 runs on these)."""
+    run_at, ssim_of, calls = _synthetic(lambda b: 1 - b**power / (b**power + k))
+    levels = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "std", [0.99, 0.97, 0.95], start=start)
+    assert [lv.status for lv in levels] == ["reached"] * 3, levels
+    assert all(lv.target <= lv.ssim <= lv.target + 0.002 for lv in levels)
+    assert len(calls) <= 6
+
+
+@pytest.mark.parametrize("name", ["gn", "saa"])
+def test_three_levels_on_a_tiny_net_take_at_most_six_runs(name):
+    from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
+
+    images, labels = random_batch(batch=1, size=16, seed=3)
+    images = (0.5 + 0.2 * (images - 0.5)).clamp(0, 1)  # CT-like contrast: SSIM falls gradually with the budget
+    params = {**FAST[name], "precision": "fp32", "seed": 1}
+    found = attack_volume_at_ssim(name, make_unet(), images, labels, [0.99, 0.97, 0.95], params=params, roi=16)
+    for result, level in found:
+        assert level.status == "reached", level
+        assert level.target <= volume_ssim(images[0, 0], result.adversarial[0, 0]) <= level.target + 0.002
+    assert max(level.runs for _, level in found) <= 6
