@@ -7,17 +7,17 @@ VAFA, σ of Gaussian noise), :func:`at_ssim` finds per volume the largest budget
 
 Search (per volume, one shared set of runs for several targets, :func:`search_levels`):
 
-1. model: ``log((1 − SSIM)/SSIM)`` against ``log budget`` — near the levels the log SSIM deficit, whose slope is 2
-   for small perturbations, and a line still where the SSIM saturates (Gaussian noise's ``(1 − SSIM)/SSIM ≈ σ²/k``),
-   so one run far from the levels (a grid's middle budget often is) still points close to them;
+1. model: ``log((1 − SSIM)/SSIM)`` against ``log budget`` — near the levels the log SSIM deficit, and a line still
+   where the SSIM saturates (Gaussian noise's ``(1 − SSIM)/SSIM ≈ σ²/k``), so one run far from the levels (a grid's
+   middle budget often is) still points close to them;
 2. after every run, each level that the runs settle is settled; the next run is aimed at the middle of
    ``[target, target + tolerance]`` of the unsettled level nearest (in the model) to a run made so far, so each run
    serves the level it can serve best and runs are shared between levels;
 3. the aim: inside a bracket (a run at or above the target and one below), interpolation — a quadratic through the
    three runs nearest the goal where it stays inside the bracket, else the line through the bracket's ends, kept 2 %
    of the bracket from its ends, and a geometric bisection after two runs for one level fell on one side; outside a
-   bracket, extrapolation along the line through the nearest run and the next one at least 10 % away in budget
-   (slope 2 from one run, or when the runs are far from the goal);
+   bracket, extrapolation along the chord from the nearest run to the farthest run near the goal (slope 1.5 from
+   one run, or when the runs are far from the goal: between SA²'s 0.6–1.2 on the sample CT and noise's 2);
 4. stop when every level is settled or after ``max_runs`` attack runs per volume. On 48 curves of that kind with
    starts from 0.5 to 32, three levels took at most 6 runs (8 with the former bracket-then-bisect search).
 
@@ -60,7 +60,7 @@ _SAFEGUARD = 0.02  # an interpolated budget stays this fraction of the (log) bra
 _POWER_RANGE = (0.5, 4.0)
 _FLOOR = 1e-6  # SSIMs are clamped into [_FLOOR, 1 − _FLOOR] for the model
 _NEAR = 2.0  # runs whose log SSIM deficit is this close to the goal's shape its extrapolation
-_PRIOR_POWER = 2.0  # small perturbations: the SSIM deficit grows with the square of their size
+_PRIOR_POWER = 1.5  # slope from one run: between SA²'s (0.6–1.2 on the sample CT) and noise's (2 when small)
 
 
 def budget_knob(attack: str) -> str:
@@ -171,7 +171,7 @@ def _deficit(point: _Point) -> float:
 
 def _power_law(a: _Point, b: _Point | None, goal: float) -> float:
     """The budget where ``(1 − SSIM)/SSIM = c·budget^p`` through ``a`` (and ``b``) reaches ``goal``; one point:
-    p = 2."""
+    p = :data:`_PRIOR_POWER`."""
     power = _PRIOR_POWER
     if b is not None and a.budget != b.budget and a.ssim != b.ssim:
         power = (_deficit(b) - _deficit(a)) / math.log(b.budget / a.budget)
@@ -309,10 +309,11 @@ def _next_budget(points: Sequence[_Point], best: _Point | None, upper: _Point | 
         return math.exp(min(max(math.log(guess), low + margin), high - margin))
     if not measured:  # only the clean image so far
         return min(2 * best.budget, strongest) if best is not None else weakest
-    if guess is None:  # the nearest run and the next one at least 10 % away in budget (a chord, not noise), both
-        # with an SSIM deficit within a factor e² of the goal's (a chord through saturated runs says nothing here)
+    if guess is None:  # the nearest run and the run farthest from it in budget (at least 10 % away) whose model
+        # value is within _NEAR of the goal's: a long chord averages an optimiser's bumps; saturated runs say nothing
         near = [p for p in measured[1:] if abs(_deficit(p) - _odds(goal)) <= _NEAR]
-        second = next((p for p in near if abs(math.log(p.budget / measured[0].budget)) >= 0.1), None)
+        second = max((p for p in near if abs(math.log(p.budget / measured[0].budget)) >= 0.1), default=None,
+                     key=lambda p: abs(math.log(p.budget / measured[0].budget)))
         far = abs(_deficit(measured[0]) - _odds(goal)) > _NEAR
         guess = _power_law(measured[0], None if far else second, goal)
     if upper is None:  # every run at or above the target: go stronger
