@@ -18,7 +18,13 @@ is what is measured), the case of a large-input network; ``--synthetic 256`` is 
 quick one. No single-job comparison is run there.
 
 ``--ssim_levels 0.99 0.97 0.95`` adds the exact SSIM levels to the audit and prints the attack runs each family's
-search took per case to reach all levels (target ≤ 6).
+search took per case to reach all levels (target ≤ 6). ``--attacks saa gn`` keeps only those grid entries;
+``--steps N`` overrides the preset's attack steps (the audit's own ``steps``).
+
+The audit's time is split into its parts, timed inside the audit itself: the attacks' own optimisation, the
+sliding-window predictions (clean and adversarial), the 3-D SSIMs (the reported one and the search's), Dice and
+HD95, and the rest (staging, records, PSNR, voxel counts). The machine (CPU model, cores, threads, GPU) and the load
+average before and after are printed: timings on a shared machine are only comparable within one run.
 
 Usage::
 
@@ -31,9 +37,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import importlib
+import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -91,6 +102,55 @@ def synthetic_case(size: int, device: torch.device) -> tuple:
     return hu, labels, np.eye(4), LoadedModel(model=net, entry=entry)
 
 
+#: the audit's parts, timed by wrapping the module attribute the audit calls: (label, module, attribute).
+PARTS = (
+    ("prediction", "SpectrumAttackLib.inference.sliding", "predict_logits"),
+    ("3-D SSIM", "SpectrumAttackLib.metrics.similarity", "ssim_volume"),
+    ("3-D SSIM", "SpectrumAttackLib.inference.ssim_budget", "mean_ssim"),
+    ("Dice + HD95", "SpectrumAttackLib.metrics.evaluate", "overlap_per_class"),
+)
+
+
+@contextlib.contextmanager
+def timed_parts() -> Iterator[dict[str, float]]:
+    """Seconds spent in each of :data:`PARTS` while the block runs (the wrapped callables return what they did)."""
+    seconds: dict[str, float] = {label: 0.0 for label, _, _ in PARTS}
+    originals = []
+    for label, module_name, attribute in PARTS:
+        module = importlib.import_module(module_name)
+        original = getattr(module, attribute)
+
+        def wrapper(*args, _original=original, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                seconds[_label] += time.perf_counter() - start
+
+        originals.append((module, attribute, original))
+        setattr(module, attribute, wrapper)
+    try:
+        yield seconds
+    finally:
+        for module, attribute, original in originals:
+            setattr(module, attribute, original)
+
+
+def machine() -> str:
+    """CPU model, cores, torch threads, device and GPU, and the load average now."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def print_levels(cells: list) -> None:
     """Attack runs per family and case to reach every exact SSIM level (a search's runs are shared)."""
     runs: dict[tuple[str, str], int] = {}
@@ -117,15 +177,18 @@ def main() -> int:
                         help="a synthetic N³ CT and a UNet with an N³ ROI instead of the sample CT and bundled model")
     parser.add_argument("--ssim_levels", type=float, nargs="+", default=None, help="exact 3-D SSIM levels to add")
     parser.add_argument("--no_singles", action="store_true", help="skip the single attack jobs")
+    parser.add_argument("--attacks", nargs="+", default=None, help="keep only these grid entries")
+    parser.add_argument("--steps", type=int, default=None, help="attack steps instead of the preset's")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     gpu = device_info()["gpu"]
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}{f' ({gpu})' if gpu else ''}")
+    print(f"machine: {machine()}, device {device}{f' ({gpu})' if gpu else ''}; {load()}")
 
     grid = resolve_grid(args.preset)
+    if args.attacks:
+        grid = dataclasses.replace(grid, attacks=tuple(e for e in grid.attacks if e.name in args.attacks))
     if args.synthetic:
         array, label_array, affine, loaded = synthetic_case(args.synthetic, device)
         label = f"synthetic {args.synthetic}³ CT, UNet with a {args.synthetic}³ ROI"
@@ -142,13 +205,18 @@ def main() -> int:
           + (f", SSIM levels {args.ssim_levels}" if args.ssim_levels else ""))
 
     start = time.perf_counter()
-    result = audit((array, affine), labels=label_array, models={name: loaded}, grid=grid, name=args.case,
-                   ssim_levels=args.ssim_levels)
+    with timed_parts() as parts:
+        result = audit((array, affine), labels=label_array, models={name: loaded}, grid=grid, name=args.case,
+                       ssim_levels=args.ssim_levels, steps=args.steps)
     audit_wall = time.perf_counter() - start
     attack_own = sum(c["seconds"] for c in result.cells)
     cells = len(result.cells)
-    print(f"audit wall time          {audit_wall:8.1f} s  ({cells} cells, {audit_wall / cells:.1f} s per cell)")
-    print(f"sum of attack optimisation{attack_own:7.1f} s")
+    print(f"audit wall time          {audit_wall:8.1f} s  ({cells} cells, {audit_wall / cells:.1f} s per cell); "
+          f"{load()}")
+    breakdown = {"attack optimisation": attack_own, **parts}
+    breakdown["other"] = audit_wall - sum(breakdown.values())
+    for label, seconds in breakdown.items():
+        print(f"  {label:<24}{seconds:8.1f} s  ({seconds / attack_own:.3f} of the attacks' optimisation)")
     ratio = audit_wall / attack_own
     print(f"ratio audit / attack optimisation  {ratio:.3f}  (target <= {OPTIMISATION_TARGET:.2f}: "
           f"{'met' if ratio <= OPTIMISATION_TARGET else 'NOT met'}; prediction, scoring and the search's SSIM on top)")
