@@ -3,8 +3,8 @@
 Two presets name what is measured (seed-algorithms §11, §13 item 13):
 
 ``paper`` — the reference's definitions:
-    Dice from MONAI ``compute_dice(include_background=True, ignore_empty=True)`` per class, mean over **all**
-    classes including background, NaN (skipped) where the class is absent from the reference. HD95 from MONAI
+    Dice as MONAI's ``compute_dice(include_background=True, ignore_empty=True)`` per class, mean over **all**
+    classes including background, NaN (skipped) where the class is absent from the reference. HD95 as MONAI's
     ``compute_hausdorff_distance(percentile=95, directed=False)`` in **voxels** of the evaluated grid (no spacing),
     mean over all classes including background. SSIM is the mean 2D SSIM over axial slices on the 0–255 scale.
     One difference: where a class is empty in exactly one of the two maps (an organ the attack erased), the
@@ -26,18 +26,16 @@ Every NaN or infinity is returned as ``None``, so the result dumps to strict JSO
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import compute_dice, compute_hausdorff_distance
 from scipy import ndimage
 
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
-from SpectrumAttackLib.metrics import similarity
+from SpectrumAttackLib.metrics import similarity, surface_distance
 from SpectrumAttackLib.runtime import resolve_device
 
 __all__ = ["MetricsPreset", "compute_case_metrics", "default_class_names", "overlap_per_class", "to_volume"]
@@ -81,8 +79,6 @@ _REFERENCE_NOTE = {
     "clean prediction": "no labels given: Dice and HD95 compare each prediction with the clean prediction, so the "
     "clean Dice is 1.0 and the clean HD95 0 by definition",
 }
-# MONAI's own internal call to get_mask_edges triggers its deprecation warning; not actionable for our users.
-_MONAI_INTERNAL_WARNING = ".*always_return_as_numpy.*"
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -127,8 +123,13 @@ def overlap_per_class(
     *,
     preset: str | MetricsPreset = MetricsPreset.CLINICAL,
     spacing_mm: Sequence[float] | None = None,
+    hd95_classes: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dice and HD95 of every class (background included), by the rules of ``preset``.
+
+    Both equal MONAI's ``compute_dice`` and ``compute_hausdorff_distance(percentile=95)`` per class, bit for bit
+    (:mod:`SpectrumAttackLib.metrics.surface_distance` computes them from the label maps without MONAI's per-class
+    one-hot conversion and cropping).
 
     Args:
         pred, reference: ``[H, W, D]`` int label maps with values in ``[0, num_classes)``.
@@ -136,36 +137,28 @@ def overlap_per_class(
         preset: ``"paper"`` (Dice NaN where the reference lacks the class) or ``"clinical"`` (Dice NaN only where
             both maps lack it, so a class predicted but absent from the reference scores 0).
         spacing_mm: voxel size for HD95 in mm; ``None`` gives HD95 in voxels.
+        hd95_classes: the classes whose HD95 is measured (the others are NaN); default all.
 
     Returns:
         ``(dice, hd95)``, two float64 arrays ``[K]``; HD95 is NaN where either map lacks the class.
     """
     preset = MetricsPreset(check_choice("preset", getattr(preset, "value", preset), [p.value for p in MetricsPreset]))
     spacing = None if spacing_mm is None else [float(s) for s in spacing_mm]
+    predicted, present, _ = surface_distance.voxel_counts(pred, reference, num_classes)
+    dice = surface_distance.dice_per_class(pred, reference, num_classes, ignore_empty=preset is MetricsPreset.PAPER)
+    dice[(predicted == 0) & (present == 0)] = np.nan  # absent from both maps: undefined in both presets
+    hd95 = np.full(num_classes, np.nan)
+    # Bounding boxes of every foreground class in one pass over each map; every class is then measured inside the
+    # union of its two boxes (voxels outside belong to neither mask, so HD95 is unchanged) instead of over the whole
+    # volume once per class.
     whole = (slice(None),) * pred.ndim
-    # Bounding boxes of every foreground class in one pass over each map; every class is then scored inside the
-    # union of its two boxes (voxels outside belong to neither mask, so Dice and HD95 are unchanged) instead of
-    # over the whole volume once per class.
     pred_boxes = [whole, *ndimage.find_objects(pred, max_label=num_classes - 1)]
     ref_boxes = [whole, *ndimage.find_objects(reference, max_label=num_classes - 1)]
-    dice = np.full(num_classes, np.nan)
-    hd95 = np.full(num_classes, np.nan)
-    for k in range(num_classes):
-        if pred_boxes[k] is None and ref_boxes[k] is None:
-            continue  # absent from both maps: undefined in both presets
+    for k in range(num_classes) if hd95_classes is None else hd95_classes:
+        if predicted[k] == 0 or present[k] == 0:
+            continue  # a distance to nothing is undefined
         box = _union_box(pred_boxes[k], ref_boxes[k])
-        p = torch.from_numpy(pred[box] == k)[None, None]
-        g = torch.from_numpy(reference[box] == k)[None, None]
-        ignore_empty = preset is MetricsPreset.PAPER  # paper: NaN where the reference lacks the class
-        dice[k] = float(compute_dice(p, g, include_background=True, ignore_empty=ignore_empty)[0, 0])
-        if bool(p.any()) and bool(g.any()):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_MONAI_INTERNAL_WARNING)
-                value = compute_hausdorff_distance(
-                    p, g, include_background=True, distance_metric="euclidean", percentile=95,
-                    directed=False, spacing=spacing,
-                )
-            hd95[k] = float(value[0, 0])
+        hd95[k] = surface_distance.percentile_hausdorff(pred[box] == k, reference[box] == k, spacing)
     return dice, hd95
 
 
@@ -192,7 +185,8 @@ def _overlap_section(
     pred: np.ndarray, reference: np.ndarray, num_classes: int, names: list[str], included: list[int],
     preset: MetricsPreset, spacing_mm: Sequence[float] | None,
 ) -> dict[str, Any]:
-    dice, hd95 = overlap_per_class(pred, reference, num_classes, preset=preset, spacing_mm=spacing_mm)
+    dice, hd95 = overlap_per_class(pred, reference, num_classes, preset=preset, spacing_mm=spacing_mm,
+                                   hd95_classes=included)
     return {
         "dice": _nanmean_or_none(dice[included]),
         "dice_per_class": {names[k]: _finite_or_none(dice[k]) for k in included},

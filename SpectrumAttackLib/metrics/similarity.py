@@ -6,10 +6,10 @@ Two SSIM definitions are offered because the reference and a volumetric reading 
   scaled by 255 with the axial axis as ``channel_axis``, i.e. the mean 2D SSIM over axial slices, 7×7 uniform
   window, ``data_range=255``.
 * :func:`ssim_volume` is a true 3D SSIM: ``skimage`` on the whole volume with its default 7×7×7 uniform window
-  and ``data_range=1``. :func:`~SpectrumAttackLib.metrics.volume_ssim.volume_ssim` computes the same definition
-  on torch tensors (equal to 1e-10; ``at_ssim``'s search uses it on the attack's device); measured on the shared
-  CPU it was not faster than skimage (``bench/ssim_cost.py``), so reporting keeps skimage. (This is not the
-  attack's in-loop ``ssim3d`` of :mod:`SpectrumAttackLib.attacks.losses`, a 3-tap Gaussian kept for the SA²
+  and ``data_range=1``. :func:`~SpectrumAttackLib.metrics.volume_ssim.volume_ssim` (``at_ssim``'s search) is this
+  call on the CPU and the same definition with torch window sums on a GPU (equal to 1e-10); measured on the shared
+  CPU the window sums were not faster than skimage (``bench/ssim_cost.py``), so reporting keeps skimage. (This is
+  not the attack's in-loop ``ssim3d`` of :mod:`SpectrumAttackLib.attacks.losses`, a 3-tap Gaussian kept for the SA²
   objective; reporting uses the standard 7-window definition.)
 
 LPIPS needs the optional ``lpips`` package and the AlexNet backbone weights of ``torchvision`` already in the

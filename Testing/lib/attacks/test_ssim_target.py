@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from attack_helpers import FAST, make_unet, random_batch
@@ -79,3 +81,55 @@ def test_seeded_unreachable_and_bad_requests():
         attacks.at_ssim("dfb", make_unet(), 0.97, images=images, labels=labels)
     with pytest.raises(ValueError, match="target_ssim"):
         attacks.at_ssim("pgd", make_unet(), 1.0, images=images, labels=labels)
+
+
+@pytest.mark.parametrize(("k", "power", "start"), [(10.0, 2.0, 16.0), (30.0, 2.0, 32.0), (90.0, 1.6, 0.5),
+                                                     (300.0, 1.6, 2.0), (90.0, 2.0, 4.0)])
+def test_three_levels_from_a_far_start_on_a_saturating_curve_take_at_most_six_runs(k, power, start):
+    """Gaussian noise's kind of curve, (1 − SSIM)/SSIM = σ^p/k (quadratic at first, then saturating), started far on
+    either side as a grid's middle budget often is (the search before this took 7–8 runs on these)."""
+    run_at, ssim_of, calls = _synthetic(lambda b: 1 - b**power / (b**power + k))
+    levels = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "std", [0.99, 0.97, 0.95], start=start)
+    assert [lv.status for lv in levels] == ["reached"] * 3, levels
+    assert all(lv.target <= lv.ssim <= lv.target + 0.002 for lv in levels)
+    assert len(calls) <= 6
+
+
+@pytest.mark.parametrize("name", ["gn", "saa"])
+def test_three_levels_on_a_tiny_net_take_at_most_six_runs(name):
+    from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
+
+    images, labels = random_batch(batch=1, size=16, seed=3)
+    images = (0.5 + 0.2 * (images - 0.5)).clamp(0, 1)  # CT-like contrast: SSIM falls gradually with the budget
+    params = {**FAST[name], "precision": "fp32", "seed": 1}
+    found = attack_volume_at_ssim(name, make_unet(), images, labels, [0.99, 0.97, 0.95], params=params, roi=16)
+    for result, level in found:
+        assert level.status == "reached", level
+        assert level.target <= volume_ssim(images[0, 0], result.adversarial[0, 0]) <= level.target + 0.002
+    assert max(level.runs for _, level in found) <= 6
+
+
+def test_a_flat_stretch_leaves_no_level_with_the_clean_image():
+    """SA²'s SSIM measured on the sample CT (its own SSIM term holds it near 0.9497 for ρ 0.30–0.35): the runs are
+    spent before every level is within the tolerance, but each level still gets an admissible attacked image."""
+    measured = [(0.0349, 0.9911), (0.1, 0.9768), (0.13128, 0.97278), (0.1379, 0.9735), (0.1524, 0.9708),
+                (0.29879, 0.95015), (0.31373, 0.9496), (0.32942, 0.94967), (0.3364, 0.9502), (0.34589, 0.94962),
+                (0.4, 0.93978)]
+    rho, ssim = torch.tensor([m[0] for m in measured]).log(), [m[1] for m in measured]
+
+    def curve(b: float) -> float:  # piecewise linear in log ρ between the measured runs, slope 1 beyond them
+        x = math.log(b)
+        if x <= rho[0]:
+            return 1 - (1 - ssim[0]) * math.exp(x - rho[0])
+        if x >= rho[-1]:
+            return 1 - (1 - ssim[-1]) * math.exp(x - rho[-1])
+        i = int(torch.searchsorted(rho, torch.tensor(x)))
+        w = (x - rho[i - 1]) / (rho[i] - rho[i - 1])
+        return float(ssim[i - 1] + w * (ssim[i] - ssim[i - 1]))
+
+    run_at, ssim_of, calls = _synthetic(curve)
+    levels = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), "rho", [0.99, 0.97, 0.95], start=0.4)
+    assert len(calls) <= 8
+    for level in levels:
+        assert level.budget > 0 and level.ssim >= level.target, level
+    assert [lv.status for lv in levels].count("reached") >= 2
