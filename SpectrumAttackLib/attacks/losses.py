@@ -1,4 +1,4 @@
-"""Attack objectives: the reference's DiceCE segmentation loss and the SSIM perceptual terms.
+"""Attack objectives: the reference's DiceCE segmentation loss and the SSIM perceptual terms; the class map.
 
 All objectives here are *maximised* by the attacks (untargeted: push the segmentation loss up).
 """
@@ -18,6 +18,7 @@ __all__ = [
     "SSIM_WINDOW",
     "LossFn",
     "ReferenceSSIM",
+    "class_map",
     "dice_ce_loss",
     "ssim3d",
     "ssim_blockwise",
@@ -50,6 +51,28 @@ def voxel_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, labels[:, 0], reduction="none")
 
 
+def class_map(logits: torch.Tensor) -> torch.Tensor:
+    """The predicted classes, ``argmax`` over the class axis (the first of equal maxima), without gradient.
+
+    On CPU computed as the class maximum (a vectorised reduction) and one comparison per class from the last class
+    down, so that the lowest of equal maxima wins; ``argmax`` and ``max().indices`` over a non-innermost axis do
+    not vectorise there and cost 1.5–5× more (14 classes, 96³). A voxel with a NaN logit gets class 0.
+
+    Shape:
+        logits: ``[B, K, ...]``; returns ``[B, 1, ...]`` int64 on the same device.
+    """
+    logits = logits.detach()
+    if logits.device.type != "cpu":
+        return logits.max(1, keepdim=True).indices
+    top = logits.amax(1, keepdim=True)
+    classes = torch.zeros(top.shape, dtype=torch.uint8 if logits.shape[1] <= 256 else torch.long)
+    hit = torch.empty(top.shape, dtype=torch.bool)
+    for k in range(logits.shape[1] - 1, -1, -1):
+        torch.eq(logits[:, k : k + 1], top, out=hit)
+        classes.masked_fill_(hit, k)
+    return classes.long()
+
+
 def _gaussian_weights() -> tuple[float, float]:
     """Edge and centre taps of pytorch-msssim's 3-tap Gaussian window (σ 1.5), computed as it does, in float32."""
     coords = torch.arange(SSIM_WINDOW, dtype=torch.float) - SSIM_WINDOW // 2
@@ -61,19 +84,23 @@ def _gaussian_weights() -> tuple[float, float]:
 _EDGE, _CENTRE = _gaussian_weights()
 
 
-def _blur(x: torch.Tensor) -> torch.Tensor:
-    """pytorch-msssim's separable "valid" Gaussian blur over every axis after the first two, as shifted sums.
+def _blur(x: torch.Tensor, start: int = 2) -> torch.Tensor:
+    """pytorch-msssim's separable "valid" Gaussian blur over every axis from ``start`` on, as shifted sums.
 
     Equal to its ``gaussian_filter`` up to float rounding, and several times faster on CPU (its grouped
-    ``conv3d`` is especially slow for batches). Axes shorter than the window are not blurred, as there.
+    ``conv3d`` is especially slow for batches). Axes shorter than the window are not blurred, as there. Each axis
+    costs two passes (``left + (centre/edge)·centre``, then ``+ right``) and the edge tap is applied once at the
+    end. ``start`` is 3 for maps stacked as ``[3, N, C, ...]``, which :class:`_SSIMAgainstClean` blurs together.
     """
-    for axis in range(2, x.dim()):
+    scale = 1.0
+    for axis in range(start, x.dim()):
         n = x.shape[axis]
         if n < SSIM_WINDOW:
             continue
-        centre = x.narrow(axis, 1, n - 2)
-        x = torch.add(x.narrow(axis, 0, n - 2), x.narrow(axis, 2, n - 2)).mul_(_EDGE).add_(centre, alpha=_CENTRE)
-    return x
+        right = x.narrow(axis, 2, n - 2)
+        x = torch.add(x.narrow(axis, 0, n - 2), x.narrow(axis, 1, n - 2), alpha=_CENTRE / _EDGE).add_(right)
+        scale *= _EDGE
+    return x.mul_(scale) if scale != 1.0 else x
 
 
 def _ssim_per_channel(mu1: torch.Tensor, mu1_sq: torch.Tensor, sigma1_sq: torch.Tensor, x: torch.Tensor,
@@ -131,20 +158,14 @@ def ssim_blockwise(x: torch.Tensor, y: torch.Tensor, block_size: Sequence[int]) 
     return _ssim(bx, by)
 
 
-def _blur_transposed(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Adjoint of :func:`_blur` ("full" correlation with the same symmetric window) back to ``shape``."""
-    for axis in range(2, grad.dim()):
-        n = shape[axis]
-        if n < SSIM_WINDOW:
-            continue
-        size = list(grad.shape)
-        size[axis] = n
-        out = grad.new_zeros(size)
-        out.narrow(axis, 0, n - 2).add_(grad, alpha=_EDGE)
-        out.narrow(axis, 1, n - 2).add_(grad, alpha=_CENTRE)
-        out.narrow(axis, 2, n - 2).add_(grad, alpha=_EDGE)
-        grad = out
-    return grad
+def _blur_transposed(grad: torch.Tensor, shape: Sequence[int], start: int = 2) -> torch.Tensor:
+    """Adjoint of :func:`_blur` back to ``shape``: the "full" correlation with the same symmetric window, i.e. the
+    valid blur of ``grad`` zero-padded by two voxels on both sides of every blurred axis."""
+    pad: list[int] = []
+    for axis in range(grad.dim() - 1, start - 1, -1):
+        width = 2 if shape[axis] >= SSIM_WINDOW else 0
+        pad += [width, width]
+    return _blur(F.pad(grad, pad), start)
 
 
 class _SSIMAgainstClean(torch.autograd.Function):
@@ -152,38 +173,49 @@ class _SSIMAgainstClean(torch.autograd.Function):
 
     With ``S = A1·A2 / (B1·B2)``, ``A1 = 2μxμy + C1``, ``A2 = 2σxy + C2``, ``B1 = μx² + μy² + C1``,
     ``B2 = σx² + σy² + C2``, ``σy² = blur(y²) − μy²`` and ``σxy = blur(xy) − μxμy``, the gradient is
-    ``blurᵀ(∂S/∂μy) + 2y·blurᵀ(∂S/∂blur(y²)) + x·blurᵀ(∂S/∂blur(xy))``; about 20 % cheaper than autograd's.
+    ``blurᵀ(∂S/∂μy) + 2y·blurᵀ(∂S/∂blur(y²)) + x·blurᵀ(∂S/∂blur(xy))``. The three blurs of the forward pass (y, y²,
+    xy) run as one blur of the three maps stacked, and so do the three adjoint blurs of the backward pass; the
+    maps are assembled in place (about 40 % fewer passes over the volume than separate blurs and autograd's).
+
+    ``forward(y, x, mu1, k1, k2)`` takes the clean statistics ``μx``, ``μx² + C1`` and ``σx² + C2``.
     """
 
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, mu1: torch.Tensor, mu1_sq: torch.Tensor,
-                sigma1_sq: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, mu1: torch.Tensor, k1: torch.Tensor,
+                k2: torch.Tensor) -> torch.Tensor:
         c1, c2 = SSIM_K[0] ** 2, SSIM_K[1] ** 2
-        mu2 = _blur(y)
-        mu2_sq = mu2 * mu2
+        stacked = y.new_empty((3, *y.shape))
+        stacked[0].copy_(y)
+        torch.mul(y, y, out=stacked[1])
+        torch.mul(x, y, out=stacked[2])
+        mu2, b2, a2 = _blur(stacked, start=3).unbind(0)  # blur(y), blur(y²), blur(xy), turned into B2 and A2
         mu1_mu2 = mu1 * mu2
-        a1 = 2 * mu1_mu2 + c1
-        a2 = 2 * (_blur(x * y) - mu1_mu2) + c2
-        b1 = mu1_sq + mu2_sq + c1
-        b2 = sigma1_sq + (_blur(y * y) - mu2_sq) + c2
-        ssim_map = a1 * a2 / (b1 * b2)
+        a1 = torch.mul(mu1_mu2, 2).add_(c1)
+        a2.sub_(mu1_mu2).mul_(2).add_(c2)
+        mu2_sq = mu2 * mu2
+        b2.sub_(mu2_sq).add_(k2)
+        b1 = mu2_sq.add_(k1)
+        denominator = b1 * b2
+        ssim_map = torch.mul(a1, a2).div_(denominator)
         per_channel = torch.flatten(ssim_map, 2).mean(-1)
-        ctx.save_for_backward(y, x, mu1, mu2, a1, a2, b1, b2, ssim_map, per_channel)
+        ctx.save_for_backward(y, x, mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel)
         return torch.relu(per_channel).mean()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        y, x, mu1, mu2, a1, a2, b1, b2, ssim_map, per_channel = ctx.saved_tensors
+        y, x, mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel = ctx.saved_tensors
         weight = grad * (per_channel > 0).to(y.dtype) / (per_channel.numel() * ssim_map[0, 0].numel())
         weight = weight.view(*weight.shape, *[1] * (y.dim() - 2))
-        scaled = weight / (b1 * b2)
-        d_xy = 2 * a1 * scaled  # ∂S/∂blur(xy)
-        d_yy = -weight * ssim_map / b2  # ∂S/∂blur(y²)
-        d_mu = 2 * mu1 * a2 * scaled - 2 * mu2 * weight * ssim_map / b1 - mu1 * d_xy - 2 * mu2 * d_yy
-        shape = y.shape
-        grad_y = _blur_transposed(d_mu, shape) + 2 * y * _blur_transposed(d_yy, shape) \
-            + x * _blur_transposed(d_xy, shape)
-        return grad_y, None, None, None, None
+        scaled = weight / denominator
+        partial = y.new_empty((3, *ssim_map.shape))
+        d_mu, d_yy, d_xy = partial.unbind(0)  # ∂S/∂μy, ∂S/∂blur(y²), ∂S/∂blur(xy)
+        torch.mul(a1, scaled, out=d_xy).mul_(2)
+        torch.div(ssim_map, b2, out=d_yy).mul_(-weight)
+        # ∂S/∂μy = μx·(2·A2·w/(B1B2) − ∂S/∂blur(xy)) − 2μy·(w·S/B1 + ∂S/∂blur(y²))
+        torch.mul(a2, scaled, out=d_mu).mul_(2).sub_(d_xy).mul_(mu1)
+        d_mu.add_(torch.div(ssim_map, b1).mul_(weight).add_(d_yy).mul_(mu2), alpha=-2)
+        back = _blur_transposed(partial, (3, *y.shape), start=3)
+        return torch.addcmul(back[0], y, back[1], value=2).addcmul_(x, back[2]), None, None, None, None
 
 
 class ReferenceSSIM:
@@ -200,7 +232,8 @@ class ReferenceSSIM:
     def __init__(self, images: torch.Tensor) -> None:
         self.images = images.detach()
         with torch.no_grad():
-            self._statistics = _clean_statistics(self.images)
+            mu1, mu1_sq, sigma1_sq = _clean_statistics(self.images)
+            self._statistics = (mu1, mu1_sq + SSIM_K[0] ** 2, sigma1_sq + SSIM_K[1] ** 2)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(self, adversarial: torch.Tensor) -> torch.Tensor:
