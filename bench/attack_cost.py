@@ -185,8 +185,9 @@ class _Interleaved:
 
 def bench_step(model: torch.nn.Module, repeats: int, device: torch.device, attack_name: str = "saa", *,
                precision: str = "fp32", settings: dict[str, dict] | None = None, images: torch.Tensor | None = None,
-               labels: torch.Tensor | None = None) -> list[tuple[str, float, float, float]]:
-    """``(setting, forward+backward s, attack step s, median ratio)`` on one 96³ tile, interleaved step by step.
+               labels: torch.Tensor | None = None) -> list[tuple[str, float, float, float, float]]:
+    """``(setting, forward+backward s, attack step s, median ratio, median difference s)`` on one 96³ tile,
+    interleaved step by step (ratio and difference of neighbouring step / baseline pairs).
 
     The baseline is the model's forward and backward to the input through
     :func:`~SpectrumAttackLib.attacks.base.forward_logits` in ``precision`` (DiceCE, parameters frozen), the attack
@@ -215,7 +216,9 @@ def bench_step(model: torch.nn.Module, repeats: int, device: torch.device, attac
         steps = timer.steps()[1:]  # the first step after the first baseline is a warm-up for the attack
         base = timer.base[1:-1]
         ratios = [s / b for s, b in zip(steps, base, strict=True)]
-        results.append((setting, statistics.median(base), statistics.median(steps), statistics.median(ratios)))
+        differences = [s - b for s, b in zip(steps, base, strict=True)]
+        results.append((setting, statistics.median(base), statistics.median(steps), statistics.median(ratios),
+                        statistics.median(differences)))
     return results
 
 
@@ -251,15 +254,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for attack_name in args.attacks:
         label = {"saa": "SA²", "apgd": "APGD"}[attack_name]
-        overhead = {setting: step - base for setting, base, step, _ in
+        overhead = {setting: difference for setting, _, _, _, difference in
                     bench_step(torch.nn.Conv3d(1, NUM_CLASSES, 1).to(device), max(args.repeats, 5), device,
                                attack_name)}
-        print(f"\n{label} cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes): "
+        print(f"\n{label} cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes; median "
+              "of the neighbouring step − fwd+bwd differences): "
               + ", ".join(f"{k}: {1000 * v:.0f} ms" for k, v in overhead.items()))
         step_rows = []
         for model_name in args.models:
             model = build_model(model_name).to(device)
-            for setting, base, step, ratio in bench_step(model, args.repeats, device, attack_name):
+            for setting, base, step, ratio, _ in bench_step(model, args.repeats, device, attack_name):
                 step_rows.append((model_name, setting, f"{base:.3f}", f"{step:.3f}", f"{ratio:.3f}",
                                   f"{(base + overhead[setting]) / base:.3f}",
                                   "ok" if (base + overhead[setting]) / base <= STEP_TARGET else "MISSED"))

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome_rows.append((name, *(f"{runs[p][k]:.4f}" for k in ("dice", "flip", "ssim") for p in ("fp32", "bf16")),
                              f"{max(deltas.values()):.4f}",
                              "ok" if max(deltas.values()) <= AGREEMENT else "MISSED"))
-        ((_, base, step, floor),) = bench_step(model, args.steps, device, "saa", precision="bf16",
+        ((_, base, step, floor, _),) = bench_step(model, args.steps, device, "saa", precision="bf16",
                                                settings={"README": README_SAA}, images=images, labels=clean)
         floor_rows.append((name, f"{base:.3f}", f"{step:.3f}", f"{floor:.3f}",
                            "ok" if floor <= FLOOR_TARGET else "MISSED"))
