@@ -104,6 +104,9 @@ def test_class_map_is_argmax_with_the_first_of_equal_maxima(dtype):
     assert torch.equal(got, expected)
     many = torch.randn(1, 300, 2, 2, 2, generator=g)  # more classes than uint8 holds
     assert torch.equal(class_map(many), many.argmax(1, keepdim=True))
+    logits = logits.detach().clone()
+    logits[0, 2, 0, 0, 0] = float("nan")
+    assert int(class_map(logits)[0, 0, 0, 0, 0]) == 4  # a NaN voxel gets the last class, never an invalid one
 
 
 def test_reference_ssim_clips_negative_channels_to_zero():
