@@ -177,11 +177,11 @@ class _SSIMAgainstClean(torch.autograd.Function):
     xy) run as one blur of the three maps stacked, and so do the three adjoint blurs of the backward pass; the
     maps are assembled in place (about 40 % fewer passes over the volume than separate blurs and autograd's).
 
-    ``forward(y, x, mu1, k1, k2)`` takes the clean statistics ``μx``, ``μx² + C1`` and ``σx² + C2``.
+    ``forward(y, x, two_mu1, k1, k2)`` takes the clean statistics ``2μx``, ``μx² + C1`` and ``σx² + C2``.
     """
 
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, mu1: torch.Tensor, k1: torch.Tensor,
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, two_mu1: torch.Tensor, k1: torch.Tensor,
                 k2: torch.Tensor) -> torch.Tensor:
         c1, c2 = SSIM_K[0] ** 2, SSIM_K[1] ** 2
         stacked = y.new_empty((3, *y.shape))
@@ -189,21 +189,19 @@ class _SSIMAgainstClean(torch.autograd.Function):
         torch.mul(y, y, out=stacked[1])
         torch.mul(x, y, out=stacked[2])
         mu2, b2, a2 = _blur(stacked, start=3).unbind(0)  # blur(y), blur(y²), blur(xy), turned into B2 and A2
-        mu1_mu2 = mu1 * mu2
-        a1 = torch.mul(mu1_mu2, 2).add_(c1)
-        a2.sub_(mu1_mu2).mul_(2).add_(c2)
-        mu2_sq = mu2 * mu2
-        b2.sub_(mu2_sq).add_(k2)
-        b1 = mu2_sq.add_(k1)
+        a1 = torch.addcmul(two_mu1.new_tensor(c1), two_mu1, mu2)  # 2μxμy + C1
+        a2.add_(a1, alpha=-0.5).mul_(2).add_(c1 + c2)  # 2(blur(xy) − μxμy) + C2
+        b2.addcmul_(mu2, mu2, value=-1).add_(k2)  # blur(y²) − μy² + σx² + C2
+        b1 = torch.addcmul(k1, mu2, mu2)  # μy² + μx² + C1
         denominator = b1 * b2
         ssim_map = torch.mul(a1, a2).div_(denominator)
         per_channel = torch.flatten(ssim_map, 2).mean(-1)
-        ctx.save_for_backward(y, x, mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel)
+        ctx.save_for_backward(y, x, two_mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel)
         return torch.relu(per_channel).mean()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        y, x, mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel = ctx.saved_tensors
+        y, x, two_mu1, mu2, a1, a2, b1, b2, denominator, ssim_map, per_channel = ctx.saved_tensors
         weight = grad * (per_channel > 0).to(y.dtype) / (per_channel.numel() * ssim_map[0, 0].numel())
         weight = weight.view(*weight.shape, *[1] * (y.dim() - 2))
         scaled = weight / denominator
@@ -211,8 +209,8 @@ class _SSIMAgainstClean(torch.autograd.Function):
         d_mu, d_yy, d_xy = partial.unbind(0)  # ∂S/∂μy, ∂S/∂blur(y²), ∂S/∂blur(xy)
         torch.mul(a1, scaled, out=d_xy).mul_(2)
         torch.div(ssim_map, b2, out=d_yy).mul_(-weight)
-        # ∂S/∂μy = μx·(2·A2·w/(B1B2) − ∂S/∂blur(xy)) − 2μy·(w·S/B1 + ∂S/∂blur(y²))
-        torch.mul(a2, scaled, out=d_mu).mul_(2).sub_(d_xy).mul_(mu1)
+        # ∂S/∂μy = 2μx·(A2 − A1)·w/(B1B2) − 2μy·(w·S/B1 + ∂S/∂blur(y²))
+        torch.sub(a2, a1, out=d_mu).mul_(scaled).mul_(two_mu1)
         d_mu.add_(torch.div(ssim_map, b1).mul_(weight).add_(d_yy).mul_(mu2), alpha=-2)
         back = _blur_transposed(partial, (3, *y.shape), start=3)
         return torch.addcmul(back[0], y, back[1], value=2).addcmul_(x, back[2]), None, None, None, None
@@ -233,7 +231,7 @@ class ReferenceSSIM:
         self.images = images.detach()
         with torch.no_grad():
             mu1, mu1_sq, sigma1_sq = _clean_statistics(self.images)
-            self._statistics = (mu1, mu1_sq + SSIM_K[0] ** 2, sigma1_sq + SSIM_K[1] ** 2)
+            self._statistics = (2 * mu1, mu1_sq + SSIM_K[0] ** 2, sigma1_sq + SSIM_K[1] ** 2)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(self, adversarial: torch.Tensor) -> torch.Tensor:
