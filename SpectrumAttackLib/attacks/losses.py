@@ -160,12 +160,13 @@ def ssim_blockwise(x: torch.Tensor, y: torch.Tensor, block_size: Sequence[int]) 
 
 def _blur_transposed(grad: torch.Tensor, shape: Sequence[int], start: int = 2) -> torch.Tensor:
     """Adjoint of :func:`_blur` back to ``shape``: the "full" correlation with the same symmetric window, i.e. the
-    valid blur of ``grad`` zero-padded by two voxels on both sides of every blurred axis."""
-    pad: list[int] = []
-    for axis in range(grad.dim() - 1, start - 1, -1):
-        width = 2 if shape[axis] >= SSIM_WINDOW else 0
-        pad += [width, width]
-    return _blur(F.pad(grad, pad), start)
+    valid blur of ``grad`` zero-padded by two voxels on both sides of every blurred axis (written into a zeroed
+    tensor: ``F.pad`` of a 6-D tensor takes a slow path on CPU)."""
+    blurred = [shape[axis] >= SSIM_WINDOW for axis in range(grad.dim())]
+    padded = grad.new_zeros([n + 4 if blurred[axis] and axis >= start else n for axis, n in enumerate(grad.shape)])
+    interior = tuple(slice(2, -2) if blurred[axis] and axis >= start else slice(None) for axis in range(grad.dim()))
+    padded[interior].copy_(grad)
+    return _blur(padded, start)
 
 
 class _SSIMAgainstClean(torch.autograd.Function):
