@@ -11,11 +11,15 @@
    best-iterate tracking, history) against the same forward + backward. Target: APGD step ≤ 1.05×.
 
 Measurements are interleaved step by step (baseline, SA² step, baseline, ...) and medians are reported (the ratio is
-the median of the ratios of neighbouring pairs), so load changes on a shared machine hit both sides alike.
+the median of the ratios of neighbouring pairs), so load changes on a shared machine hit both sides alike. The
+machine (CPU model, native bf16 features, threads; or the GPU) is printed first. ``--clock cpu`` times the process's
+CPU time instead of the wall clock: with ``--threads 1`` that is what a quiet machine would show even while other
+processes load it (with more threads it also counts threads waiting for each other, so keep ``wall`` there).
 
 Usage::
 
     python bench/attack_cost.py --repeats 3 --threads 2
+    python bench/attack_cost.py --models unet --blocks 8 --attacks apgd --repeats 3 --threads 1 --clock cpu
     python bench/attack_cost.py --models unet --blocks 8 16 --device cuda
     python bench/attack_cost.py --models unet --blocks 8 --attacks apgd --repeats 3   # APGD only, quicker
 """
@@ -23,6 +27,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import sys
 import time
@@ -35,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks import frozen_model
+from SpectrumAttackLib.attacks.base import forward_logits
 from SpectrumAttackLib.attacks.losses import dice_ce_loss
+from SpectrumAttackLib.precision import cpu_bf16_features, resolve_precision
 from SpectrumAttackLib.runtime import resolve_device
 from SpectrumAttackLib.transforms import dct_nd, idct_nd, split_blocks_3d
 
@@ -60,6 +68,38 @@ SAA_SETTINGS = {
 ATTACK_SETTINGS = {"saa": SAA_SETTINGS, "apgd": APGD_SETTINGS}
 
 
+#: the clock of every measurement: ``time.perf_counter`` (wall) or ``time.process_time`` (``--clock cpu``).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+
+def use_clock(name: str) -> None:
+    """Time every later measurement with clock ``name`` (``"wall"`` or ``"cpu"``)."""
+    global _clock
+    _clock = CLOCKS[name]
+
+
+def now() -> float:
+    """The current reading of the selected clock, in seconds."""
+    return _clock()
+
+
+def machine_name(device: torch.device, threads: int) -> str:
+    """The CPU model with its native-bf16 features and the thread count (or the GPU) this runs on, in words."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    features = ", ".join(cpu_bf16_features()) or "no AMX / AVX512-BF16"
+    return f"{cpu} [{features}], {threads} thread(s)"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -67,10 +107,10 @@ def _sync(device: torch.device) -> None:
 
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
     _sync(device)
-    start = time.perf_counter()
+    start = now()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return now() - start
 
 
 def bench_dct(blocks: list[int], repeats: int, device: torch.device) -> list[tuple[str, ...]]:
@@ -135,41 +175,50 @@ class _Interleaved:
 
     def __call__(self, _progress: object) -> None:
         _sync(self.device)
-        self.enter.append(time.perf_counter())
+        self.enter.append(now())
         self.base.append(_timed(self.baseline, self.device))
-        self.leave.append(time.perf_counter())
+        self.leave.append(now())
 
     def steps(self) -> list[float]:
         return [b - a for a, b in zip(self.leave[:-1], self.enter[1:], strict=True)]
 
 
-def bench_step(model: torch.nn.Module, repeats: int, device: torch.device,
-               attack_name: str = "saa") -> list[tuple[str, float, float, float]]:
-    """``(setting, forward+backward s, attack step s, median ratio)`` on one 96³ tile, interleaved step by step.
+def bench_step(model: torch.nn.Module, repeats: int, device: torch.device, attack_name: str = "saa", *,
+               precision: str = "fp32", settings: dict[str, dict] | None = None, images: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> list[tuple[str, float, float, float, float]]:
+    """``(setting, forward+backward s, attack step s, median ratio, median difference s)`` on one 96³ tile,
+    interleaved step by step (ratio and difference of neighbouring step / baseline pairs).
 
-    With ``model`` a 1×1×1 convolution the difference step − forward+backward is the attack's own cost per step
-    (render, backward through the DCT, SSIM, update, history), nearly free of the model's.
+    The baseline is the model's forward and backward to the input through
+    :func:`~SpectrumAttackLib.attacks.base.forward_logits` in ``precision`` (DiceCE, parameters frozen), the attack
+    runs in the same precision. ``settings`` default to :data:`ATTACK_SETTINGS` of the attack; ``images`` and
+    ``labels`` to seeded noise. With ``model`` a 1×1×1 convolution the difference step − forward+backward is the
+    attack's own cost per step (render, backward through the DCT, SSIM, update, history), nearly free of the model's.
     """
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(1, 1, TILE, TILE, TILE, generator=g).to(device)
-    labels = torch.randint(0, NUM_CLASSES, (1, 1, TILE, TILE, TILE), generator=g).to(device)
+    if images is None or labels is None:
+        images = torch.rand(1, 1, TILE, TILE, TILE, generator=g).to(device)
+        labels = torch.randint(0, NUM_CLASSES, (1, 1, TILE, TILE, TILE), generator=g).to(device)
     loss_fn = dice_ce_loss()
+    resolved = resolve_precision(precision, device)
 
     def forward_backward() -> None:
         with frozen_model(model):
             x = images.clone().requires_grad_(True)
-            torch.autograd.grad(loss_fn(model(x), labels), x)
+            torch.autograd.grad(loss_fn(forward_logits(model, x, resolved), labels), x)
 
     results = []
-    for setting, params in ATTACK_SETTINGS[attack_name].items():
-        attack = attacks.create(attack_name, model, steps=repeats + 2, seed=0, precision="fp32", **params)
+    for setting, params in (settings or ATTACK_SETTINGS[attack_name]).items():
+        attack = attacks.create(attack_name, model, steps=repeats + 2, seed=0, precision=precision, **params)
         forward_backward()  # warm-up
         timer = _Interleaved(forward_backward, device)
         attack(images, labels, progress=timer)
         steps = timer.steps()[1:]  # the first step after the first baseline is a warm-up for the attack
         base = timer.base[1:-1]
         ratios = [s / b for s, b in zip(steps, base, strict=True)]
-        results.append((setting, statistics.median(base), statistics.median(steps), statistics.median(ratios)))
+        differences = [s - b for s, b in zip(steps, base, strict=True)]
+        results.append((setting, statistics.median(base), statistics.median(steps), statistics.median(ratios),
+                        statistics.median(differences)))
     return results
 
 
@@ -188,11 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=["unet", "unetr"], help="unet and/or unetr; none to skip")
     parser.add_argument("--attacks", nargs="+", default=["saa", "apgd"], choices=list(ATTACK_SETTINGS),
                         help="attacks whose step is timed")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall clock, or the process's CPU time (quiet-machine figures with --threads 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    use_clock(args.clock)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    print(f"torch {torch.__version__}, {name}, tile {TILE}³, repeats {args.repeats}\n")
+    print(f"torch {torch.__version__}, {machine_name(device, args.threads)}, clock {args.clock}, tile {TILE}³, "
+          f"repeats {args.repeats}")
+    print(f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min)\n"
+          if hasattr(os, "getloadavg") else "")
 
     print(f"Block DCT + IDCT of one {TILE}³ tile (target: torch-dct / ours ≥ {DCT_TARGET:g}×)")
     dct_rows = bench_dct(args.blocks, args.repeats, device)
@@ -200,15 +254,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for attack_name in args.attacks:
         label = {"saa": "SA²", "apgd": "APGD"}[attack_name]
-        overhead = {setting: step - base for setting, base, step, _ in
+        overhead = {setting: difference for setting, _, _, _, difference in
                     bench_step(torch.nn.Conv3d(1, NUM_CLASSES, 1).to(device), max(args.repeats, 5), device,
                                attack_name)}
-        print(f"\n{label} cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes): "
+        print(f"\n{label} cost per step besides the model (1×1×1-conv model, {TILE}³, {NUM_CLASSES} classes; median "
+              "of the neighbouring step − fwd+bwd differences): "
               + ", ".join(f"{k}: {1000 * v:.0f} ms" for k, v in overhead.items()))
         step_rows = []
         for model_name in args.models:
             model = build_model(model_name).to(device)
-            for setting, base, step, ratio in bench_step(model, args.repeats, device, attack_name):
+            for setting, base, step, ratio, _ in bench_step(model, args.repeats, device, attack_name):
                 step_rows.append((model_name, setting, f"{base:.3f}", f"{step:.3f}", f"{ratio:.3f}",
                                   f"{(base + overhead[setting]) / base:.3f}",
                                   "ok" if (base + overhead[setting]) / base <= STEP_TARGET else "MISSED"))

@@ -34,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attack_cost import machine_name
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks import frozen_model
@@ -206,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {device}, "
-          f"{torch.get_num_threads()} threads; tile {args.tile}³ of sample CT img0001")
+    print(f"{machine_name(device, torch.get_num_threads())}, torch {torch.__version__}, {device}; tile {args.tile}³ of "
+          "sample CT img0001")
     x, y = load_tile(args.tile, device)
     model = seed_unet(device)
     results = [run_setting(model, x, y, block, args.steps, device) for block in args.blocks]

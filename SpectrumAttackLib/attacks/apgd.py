@@ -13,7 +13,8 @@ ICML 2020, arXiv:2003.01690 (Algorithm 1); for segmentation as in SEA (Croce, Si
   and the best loss has not improved since;
 - the loss this bookkeeping tracks is the voxel-mean cross-entropy whatever ``loss`` is attacked (SEA's
   ``track_loss="ce-avg"``): the masked losses shrink as voxels are fooled, so "the loss rose" on them would read
-  progress as failure;
+  progress as failure; with SEA's losses it is the cross-entropy the attacked loss already computed from the same
+  logits (:meth:`~SpectrumAttackLib.attacks.voxel_losses.VoxelLoss.cross_entropy`), so a step runs one softmax;
 - the returned iterate is the evaluated one with the lowest Dice vs ``labels`` (SEA keeps the lowest pixel
   accuracy; Dice is the figure the audit reports); targeted: the highest Dice vs the target.
 
@@ -34,8 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from SpectrumAttackLib.attacks.base import StepRule, _Run, forward_logits
-from SpectrumAttackLib.attacks.losses import LossFn
+from SpectrumAttackLib.attacks.losses import LossFn, class_map
 from SpectrumAttackLib.attacks.pgd import PGD
+from SpectrumAttackLib.attacks.voxel_losses import VoxelLoss
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 
 __all__ = ["APGD", "checkpoint_steps", "stage_plan"]
@@ -107,7 +109,7 @@ class _APGDRule(StepRule):
         """Per volume, lower is better for the attacker: Dice vs labels (targeted: minus Dice vs the target)."""
         if not self.attack.targeted:
             return self.run.dice
-        dice = dice_per_sample(logits.argmax(1, keepdim=True), self.run.goal, logits.shape[1])
+        dice = dice_per_sample(class_map(logits), self.run.goal, logits.shape[1])
         return -dice.to(self.run.images.device)
 
     def _keep_best_iterate(self, variable: torch.Tensor, logits: torch.Tensor) -> None:
@@ -119,9 +121,17 @@ class _APGDRule(StepRule):
         self.best_variable = torch.where(self._per_volume(better, variable), variable, self.best_variable)
         self.best_score = torch.minimum(score, self.best_score)
 
+    def _cross_entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        """The tracked loss: voxel-mean cross-entropy to the goal per volume ``[B]`` (the attacked loss's own when it
+        computed it from these logits)."""
+        loss_fn = self.attack.loss_fn
+        if isinstance(loss_fn, VoxelLoss):
+            return loss_fn.cross_entropy(logits, self.run.goal)
+        return F.cross_entropy(logits, self.run.goal[:, 0], reduction="none").flatten(1).mean(1)
+
     def update(self, variable: torch.Tensor, grad: torch.Tensor, logits: torch.Tensor, t: int) -> torch.Tensor:
         self._keep_best_iterate(variable, logits)
-        loss = self.sign * F.cross_entropy(logits, self.run.goal[:, 0], reduction="none").flatten(1).mean(1)
+        loss = self.sign * self._cross_entropy(logits)
         self.evaluated += 1
         if self.best_loss is None:
             self.best_loss, self.best_loss_variable, self.best_grad = loss, variable.clone(), grad.clone()
@@ -168,8 +178,7 @@ class _APGDRule(StepRule):
     def final(self, variable: torch.Tensor) -> torch.Tensor:
         adversarial = self.attack.render(self.run.images, variable, self.run.context, self.attack.steps)
         logits = forward_logits(self.attack.model, adversarial, self.run.precision)
-        self.run.dice = dice_per_sample(logits.argmax(1, keepdim=True), self.run.labels,
-                                        logits.shape[1]).to(variable.device)
+        self.run.dice = dice_per_sample(class_map(logits), self.run.labels, logits.shape[1]).to(variable.device)
         self._keep_best_iterate(variable, logits)
         return self.best_variable
 

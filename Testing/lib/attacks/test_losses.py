@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim
 
-from SpectrumAttackLib.attacks.losses import ReferenceSSIM, dice_ce_loss, ssim3d, ssim_blockwise, voxel_cross_entropy
+from SpectrumAttackLib.attacks.losses import (
+    ReferenceSSIM,
+    class_map,
+    dice_ce_loss,
+    ssim3d,
+    ssim_blockwise,
+    voxel_cross_entropy,
+)
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
 from SpectrumAttackLib.transforms import split_blocks_3d
 
@@ -71,6 +78,35 @@ def test_reference_ssim_hand_written_gradient(shape):
     x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
     y = (x + 0.2 * torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(11))).clamp(0, 1)
     assert torch.autograd.gradcheck(lambda b: ReferenceSSIM(x)(b), (y.requires_grad_(True),))
+
+
+def test_reference_ssim_stacked_blurs_equal_autograd_on_a_96_cube_in_float32():
+    """The stacked, in-place forward and backward (one blur of y, y², xy; one adjoint blur of the three partials)
+    give the value and gradient of autograd through the plain formula on a volume of the attacks' size."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.rand(1, 1, 96, 96, 96, generator=g)
+    y = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    a, b = y.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    value, expected = ReferenceSSIM(x)(a), ssim3d(x, b)
+    torch.testing.assert_close(value, expected, rtol=0, atol=1e-6)
+    (got,), (want,) = torch.autograd.grad(value, a), torch.autograd.grad(expected, b)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4 * float(want.abs().max()))  # float32 rounding
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_class_map_is_argmax_with_the_first_of_equal_maxima(dtype):
+    g = torch.Generator().manual_seed(14)
+    logits = torch.randn(2, 5, 6, 7, 8, generator=g).round().to(dtype)  # rounded: many ties between classes
+    expected = logits.argmax(1, keepdim=True)
+    assert (logits == logits.amax(1, keepdim=True)).sum(1).max() > 1  # the case has ties
+    got = class_map(logits.requires_grad_(dtype != torch.bfloat16))
+    assert got.dtype == torch.long and not got.requires_grad
+    assert torch.equal(got, expected)
+    many = torch.randn(1, 300, 2, 2, 2, generator=g)  # more classes than uint8 holds
+    assert torch.equal(class_map(many), many.argmax(1, keepdim=True))
+    logits = logits.detach().clone()
+    logits[0, 2, 0, 0, 0] = float("nan")
+    assert int(class_map(logits)[0, 0, 0, 0, 0]) == 4  # a NaN voxel gets the last class, never an invalid one
 
 
 def test_reference_ssim_clips_negative_channels_to_zero():

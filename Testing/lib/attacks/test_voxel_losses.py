@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from attack_helpers import make_unet, random_batch
 
 from SpectrumAttackLib import attacks
-from SpectrumAttackLib.attacks.voxel_losses import LOSSES, class_weights, loss_function, per_volume
+from SpectrumAttackLib.attacks.voxel_losses import LOSSES, VoxelLoss, class_weights, loss_function, per_volume
 
 
 def _case(seed: int = 0, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,3 +122,46 @@ def test_a_loss_name_with_a_loss_fn_and_an_unknown_name_are_refused():
         attacks.create("apgd", make_unet(), loss="dice")
     with pytest.raises(ValueError, match="not accepted"):
         attacks.create("segpgd", make_unet(), loss="ce")  # SegPGD's objective is its own
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if n != "dice-ce"])
+def test_voxel_loss_caches_give_the_fresh_values(name):
+    """The loss object of an attack reuses the voxel weights of the same labels and hands out the cross-entropy
+    of its last logits; both equal a fresh computation, and new values are never served stale."""
+    loss = loss_function(name)
+    assert isinstance(loss, VoxelLoss)
+    logits, labels = _case(seed=5)
+    for _ in range(2):  # the second call reuses the cached weights
+        assert float(loss(logits, labels)) == float(per_volume(name, logits, labels).mean())
+    ce = F.cross_entropy(logits, labels[:, 0], reduction="none").flatten(1).mean(1)
+    assert torch.equal(loss.cross_entropy(logits.detach(), labels), ce)  # the detached view of the same logits
+    other = logits + 1.0
+    torch.testing.assert_close(loss.cross_entropy(other, labels), ce)  # same CE (shift), computed afresh
+    labels[0, 0, 0, 0, 0] = (labels[0, 0, 0, 0, 0] + 1) % 3  # in place: the cached weights must not be reused
+    assert float(loss(logits, labels)) == float(per_volume(name, logits, labels).mean())
+    assert not torch.equal(loss.cross_entropy(logits, labels), ce)
+    logits.add_(1.0)  # in place: the cached cross-entropy belongs to the old values
+    assert loss.cross_entropy(logits, labels) is not loss._ce[2]
+
+
+def test_cached_class_weights_are_dropped_with_their_labels():
+    loss = loss_function("balanced-masked-ce")
+    logits, labels = _case(seed=6)
+    loss(logits, labels)
+    assert loss._weights is not None
+    del labels
+    gc.collect()
+    assert loss._weights is None
+
+
+@pytest.mark.parametrize("name", ["masked-ce", "balanced-masked-ce", "js"])
+def test_apgd_tracks_the_same_loss_with_the_shared_cross_entropy(name):
+    """APGD's bookkeeping reads the cross-entropy its loss computed; a plain function of the same loss (no cache)
+    gives the identical attack."""
+    images, labels = random_batch()
+    model = make_unet()
+    params = {"steps": 4, "precision": "fp32", "eps": 8, "progressive_radius": True}
+    shared = attacks.create("apgd", model, loss=name, **params)(images, labels)
+    plain = attacks.create("apgd", model, lambda z, y: per_volume(name, z, y).mean(), **params)(images, labels)
+    assert torch.equal(shared.adversarial, plain.adversarial)
+    assert shared.history["loss"] == plain.history["loss"]
