@@ -151,26 +151,34 @@ def _measured_curve(measured):
 
 
 # every run of the level searches of `bench/audit_cost.py --threads 1 --slices 80: --no_singles --ssim_levels 0.99
-# 0.97 0.95 --attacks saa pgd` at commit cb98ed4 (quick preset, 5 steps), and the grid cells at ρ 0.1 and ε 2
-SAA_SAMPLE_CT = [(0.02882, 0.99359), (0.1, 0.9764), (0.11232, 0.97566), (0.13766, 0.97181), (0.16848, 0.96786),
-                 (0.19704, 0.96684), (0.32943, 0.95059), (0.3459, 0.94977), (0.4, 0.93979)]
-PGD_SAMPLE_CT = [(1.00198, 0.99183), (1.81924, 0.97569), (2.0, 0.9713), (2.01077, 0.971), (2.54204, 0.9575),
-                 (2.79265, 0.95106), (3.57402, 0.93128), (8.0, 0.85284)]
+# 0.97 0.95 --attacks saa pgd` at commits cb98ed4 and 32f41bc (quick preset, 5 steps), and the grid cells at ρ 0.1
+# and ε 2: SA²'s SSIM is bumpy (0.967–0.968 for ρ 0.16–0.20; ρ 0.1455 and 0.149 give 0.97217 and 0.97180), PGD's
+# slope changes with the budget (1.05 at ε 8, 1.85 at ε 1)
+SAA_SAMPLE_CT = [(0.02769, 0.99406), (0.02882, 0.99359), (0.1, 0.9764), (0.11232, 0.97566), (0.13766, 0.97181),
+                 (0.14547, 0.97217), (0.14903, 0.9718), (0.1604, 0.96821), (0.16848, 0.96786), (0.18645, 0.96724),
+                 (0.19704, 0.96684), (0.32495, 0.95013), (0.32943, 0.95059), (0.33554, 0.94951), (0.3459, 0.94977),
+                 (0.4, 0.93979)]
+PGD_SAMPLE_CT = [(1.00198, 0.99183), (1.11322, 0.99005), (1.81924, 0.97569), (2.0, 0.9713), (2.01077, 0.971),
+                 (2.04122, 0.97028), (2.48466, 0.95897), (2.54204, 0.9575), (2.79265, 0.95106), (2.79795, 0.95091),
+                 (2.90372, 0.94832), (3.57402, 0.93128), (8.0, 0.85284)]
 
 
-@pytest.mark.parametrize(("knob", "measured", "start", "most"), [
-    ("eps", PGD_SAMPLE_CT, 8.0, 6),  # the quick preset's start (the search before: 7 runs)
-    ("eps", PGD_SAMPLE_CT, 4.0, 6),  # the standard preset's start (before: 6)
-    ("rho", SAA_SAMPLE_CT, 0.4, 7),  # the quick preset's start (before: 8, and 0.99 left at max-runs)
+@pytest.mark.parametrize(("knob", "measured", "start", "most", "reached"), [
+    ("eps", PGD_SAMPLE_CT, 8.0, 6, 3),  # the quick preset's start (the search before: 7 runs)
+    ("eps", PGD_SAMPLE_CT, 4.0, 6, 3),  # the standard preset's start (before: 6)
+    ("rho", SAA_SAMPLE_CT, 0.1, 7, 3),  # (before: 8)
+    ("rho", SAA_SAMPLE_CT, 0.4, 8, 2),  # the quick preset's start (before: 8, 0.99 at max-runs too)
+    ("rho", SAA_SAMPLE_CT, 0.2, 8, 2),  # the standard preset's start (before: 8, 0.99 and 0.95 at max-runs)
 ])
-def test_three_levels_on_the_measured_sample_ct_curves(knob, measured, start, most):
-    """SA²'s and PGD's SSIM against their budget measured on the sample CT: an optimiser's bumps (SA²'s SSIM stays
-    at 0.967–0.968 for ρ 0.17–0.20) and a slope that changes with the budget (PGD: 1.05 at ε 8, 1.85 at ε 1)."""
+def test_three_levels_on_the_measured_sample_ct_curves(knob, measured, start, most, reached):
+    """SA²'s and PGD's SSIM against their budget measured on the sample CT (a curve through the runs): every level
+    gets an admissible attacked image, PGD's all reached in 6 runs; SA²'s bumps of the tolerance's size cost runs."""
     curve = _measured_curve(measured)
     run_at, ssim_of, calls = _synthetic(curve)
     levels = search_levels(run_at, ssim_of, torch.zeros(1, 1, 1, 1, 1), knob, [0.99, 0.97, 0.95], start=start)
-    assert [lv.status for lv in levels] == ["reached"] * 3, levels
-    assert all(lv.target <= lv.ssim <= lv.target + 0.002 for lv in levels)
+    assert [lv.status for lv in levels].count("reached") >= reached, levels
+    assert all(lv.budget > 0 and lv.target <= lv.ssim for lv in levels)
+    assert all(lv.ssim <= lv.target + 0.002 for lv in levels if lv.status == "reached")
     assert len(calls) <= most and max(lv.runs for lv in levels) == len(calls)
 
 
