@@ -33,6 +33,22 @@ class Block:
 sys.meta_path.insert(0, Block())
 sys.path[:0] = [{str(MODULE_DIR)!r}, {str(ROOT)!r}]
 """
+#: After :data:`TORCH_BLOCKED_PRELUDE`: a real scene, the module imported (asserted torch- and MONAI-free), its
+#: dependency step replaced by one that raises ``Reached(<torch/monai modules imported so far>)``, and an 8³ volume
+#: node ``volume``: a logic call reaching the dependency step then shows what it imported before it.
+DEPENDENCY_STEP_PROBE = TORCH_BLOCKED_PRELUDE + """
+import numpy as np, slicer
+slicer.mrmlScene = slicer.vtkMRMLScene()
+import SpectrumAttack as m
+assert not any(n.split(".")[0] in ("torch", "monai") for n in sys.modules)
+class Reached(Exception):
+    pass
+def dependencies(self):
+    raise Reached(sorted(n for n in sys.modules if n.split(".")[0] in ("torch", "monai")))
+m.SpectrumAttackLogic.ensureDependencies = dependencies
+volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
+slicer.util.updateVolumeFromArray(volume, np.zeros((8, 8, 8), np.float32))
+"""
 
 
 def load_volume(scene: Any, path: Path, name: str, class_name: str = "vtkMRMLScalarVolumeNode") -> Any:

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from slicer_helpers import CLI_DIR, MODULE_DIR, ROOT, TORCH_BLOCKED_PRELUDE, write_volume_node
+from slicer_helpers import (
+    CLI_DIR,
+    DEPENDENCY_STEP_PROBE,
+    MODULE_DIR,
+    ROOT,
+    TORCH_BLOCKED_PRELUDE,
+    write_volume_node,
+)
 
 ROBUSTNESS_CLI = ROOT / "SpectrumAttackRobustnessCLI" / "SpectrumAttackRobustnessCLI.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -57,17 +64,7 @@ def test_m1_every_self_test_method_skips_without_torch_and_installs_nothing() ->
 
 
 def test_m2_audit_and_harden_reach_the_dependency_step_before_torch_or_monai() -> None:
-    completed = _blocked("""
-        import numpy as np, slicer
-        slicer.mrmlScene = slicer.vtkMRMLScene()
-        import SpectrumAttack as m
-        class Reached(Exception):
-            pass
-        def dependencies(self):
-            raise Reached(sorted(n for n in sys.modules if n.split(".")[0] in ("torch", "monai")))
-        m.SpectrumAttackLogic.ensureDependencies = dependencies
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
-        slicer.util.updateVolumeFromArray(volume, np.zeros((8, 8, 8), np.float32))
+    completed = _python(DEPENDENCY_STEP_PROBE + textwrap.dedent("""
         labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
         slicer.util.updateVolumeFromArray(labels, np.zeros((8, 8, 8), np.int16))
         logic = m.SpectrumAttackLogic()
@@ -77,7 +74,7 @@ def test_m2_audit_and_harden_reach_the_dependency_step_before_torch_or_monai() -
                 call()
             except Reached as reached:
                 print(name, reached.args[0])
-        """)
+        """))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == ["audit []", "harden []"]
 

@@ -11,23 +11,12 @@ import textwrap
 from typing import Any
 
 import numpy as np
-from slicer_helpers import MODULE_DIR, ROOT, TORCH_BLOCKED_PRELUDE
+from slicer_helpers import DEPENDENCY_STEP_PROBE, MODULE_DIR, ROOT
 
 MODULE_FILE = MODULE_DIR / "SpectrumAttack.py"
 
 #: An import hook that makes torch and MONAI unimportable, then the two paths of a first Apply.
-_BLOCKED_RUN = TORCH_BLOCKED_PRELUDE + """
-import numpy as np, slicer
-slicer.mrmlScene = slicer.vtkMRMLScene()
-import SpectrumAttack as m
-assert not any(n.split(".")[0] in ("torch", "monai") for n in sys.modules)
-class Reached(Exception):
-    pass
-def dependencies(self):
-    raise Reached(sorted(n for n in sys.modules if n.split(".")[0] in ("torch", "monai")))
-m.SpectrumAttackLogic.ensureDependencies = dependencies
-volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
-slicer.util.updateVolumeFromArray(volume, np.zeros((8, 8, 8), np.float32))
+_BLOCKED_RUN = DEPENDENCY_STEP_PROBE + """
 class Node:  # the parameter node's fields the Apply path reads
     inputVolume, referenceSegmentation, model, attack = volume, None, "unet-btcv-3mm", "saa"
 for name, call in (("run", lambda: m.SpectrumAttackLogic().run(volume, model="unet-btcv-3mm", attack="saa",
