@@ -126,11 +126,11 @@ def synthetic_case(size: int, device: torch.device, fit_steps: int = 150) -> tup
     return hu, labels, np.eye(4), LoadedModel(model=net, entry=entry)
 
 
-#: the audit's parts, timed by wrapping the module attribute the audit calls: (label, module, attribute).
+#: the audit's parts, timed by wrapping what the audit calls: (label, module or ``module:Class``, attribute).
 PARTS = (
-    ("prediction", "SpectrumAttackLib.inference.sliding", "predict_logits"),
-    ("3-D SSIM", "SpectrumAttackLib.metrics.similarity", "ssim_volume"),
-    ("3-D SSIM", "SpectrumAttackLib.inference.ssim_budget", "mean_ssim"),
+    ("prediction", "SpectrumAttackLib.inference.sliding", "predict_classes"),
+    ("3-D SSIM", "SpectrumAttackLib.metrics.volume_ssim:VolumeSSIM", "__init__"),
+    ("3-D SSIM", "SpectrumAttackLib.metrics.volume_ssim:VolumeSSIM", "__call__"),
     ("Dice + HD95", "SpectrumAttackLib.metrics.evaluate", "overlap_per_class"),
 )
 
@@ -140,8 +140,10 @@ def timed_parts() -> Iterator[dict[str, float]]:
     """Seconds spent in each of :data:`PARTS` while the block runs (the wrapped callables return what they did)."""
     seconds: dict[str, float] = {label: 0.0 for label, _, _ in PARTS}
     originals = []
-    for label, module_name, attribute in PARTS:
+    for label, owner_name, attribute in PARTS:
+        module_name, _, class_name = owner_name.partition(":")
         module = importlib.import_module(module_name)
+        module = getattr(module, class_name) if class_name else module
         original = getattr(module, attribute)
 
         def wrapper(*args, _original=original, _label=label, **kwargs):

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.checks import check_block_size, check_range
 from SpectrumAttackLib.transforms.bands import band_mask
 from SpectrumAttackLib.transforms.blocks import merge_blocks_3d, split_blocks_3d
@@ -61,12 +62,11 @@ def filter_perturbation(delta: torch.Tensor, block_size: Sequence[int], keep: to
 def model_predictor(model: torch.nn.Module, roi: Sequence[int], overlap: float = 0.5, sw_batch_size: int = 1,
                     precision: str = "auto") -> Predictor:
     """``images [B, C, H, W, D] → class map [B, 1, H, W, D]`` by sliding-window inference of ``model``."""
-    from SpectrumAttackLib.inference.sliding import predict_logits
+    from SpectrumAttackLib.inference.sliding import predict_classes
 
     def predict(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return predict_logits(model, images, tuple(roi), overlap, sw_batch_size,
-                                  precision=precision).argmax(1, keepdim=True)
+            return predict_classes(model, images, tuple(roi), overlap, sw_batch_size, precision=precision)
 
     return predict
 
@@ -150,7 +150,7 @@ def analyze_attack(case: Any, result: Any, *, block_size: Sequence[int] | int = 
     def predict(images: torch.Tensor) -> torch.Tensor:
         case.grid.use(case.mapping)
         with torch.no_grad():
-            return case.grid.predict_logits(images.to(case.device)).argmax(1, keepdim=True).cpu()
+            return class_map(case.grid.predict_logits(images.to(case.device))).cpu()
 
     return frequency_analysis(predict, grid["clean"], grid["adversarial"], reference.cpu(), case.num_classes,
                               block_size=block_size, cutoffs=cutoffs)

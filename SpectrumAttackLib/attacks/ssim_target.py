@@ -60,7 +60,7 @@ import torch
 from SpectrumAttackLib.attacks.parameters import parameters_of
 from SpectrumAttackLib.checks import check_int, check_range
 
-__all__ = ["KNOBS", "SSIMLevel", "SSIMTargetResult", "at_ssim", "budget_knob", "mean_ssim", "search_levels"]
+__all__ = ["KNOBS", "SSIMLevel", "SSIMTargetResult", "at_ssim", "budget_knob", "search_levels", "ssim_to"]
 
 #: strength knobs in order of preference: name → (weakest value, strongest value, whether 0 is the clean image).
 KNOBS: dict[str, tuple[float, float, bool]] = {
@@ -167,12 +167,13 @@ class _Point:
     result: Any = None
 
 
-def mean_ssim(clean: torch.Tensor, adversarial: torch.Tensor) -> float:
-    """3-D SSIM (the audit's, skimage's definition) of one ``[1, C, H, W, D]`` pair, the mean over channels."""
-    from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
+def ssim_to(clean: torch.Tensor) -> Callable[[torch.Tensor], float]:
+    """The 3-D SSIM (the audit's, skimage's definition) to one clean ``[1, C, H, W, D]`` image, the mean over
+    channels: ``adversarial [1, C, H, W, D] → float``; the clean image's window statistics are computed once."""
+    from SpectrumAttackLib.metrics.volume_ssim import VolumeSSIM
 
-    channels = clean.shape[1]
-    return sum(volume_ssim(clean[0, c], adversarial[0, c]) for c in range(channels)) / channels
+    channels = [VolumeSSIM(clean[0, c]) for c in range(clean.shape[1])]
+    return lambda adversarial: sum(ssim(adversarial[0, c]) for c, ssim in enumerate(channels)) / len(channels)
 
 
 def _odds(ssim: float) -> float:
@@ -415,7 +416,7 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
             result = run(attacks.create(name, model, **params, **{knob: budget}), x, y)
             return result.adversarial, result
 
-        levels += search_levels(run_at, lambda adversarial, x=x: mean_ssim(x, adversarial), x, knob, [target_ssim],
+        levels += search_levels(run_at, ssim_to(x), x, knob, [target_ssim],
                                 start=start, tolerance=tolerance,
                                 max_runs=max_runs, max_budget=max_budget)
     adversarial = torch.cat([level.adversarial.to(images.device, images.dtype) for level in levels])

@@ -29,6 +29,8 @@ import torch
 from SpectrumAttackLib.audit.corruption_grid import GridCorruption, resolve_modality
 from SpectrumAttackLib.audit.grid import AuditGrid, GridAttack
 from SpectrumAttackLib.audit.store import CellStore
+from SpectrumAttackLib.metrics.volume_ssim import WINDOW as SSIM_WINDOW
+from SpectrumAttackLib.metrics.volume_ssim import VolumeSSIM
 from SpectrumAttackLib.models.nnunet import NnUNetEnsemble
 from SpectrumAttackLib.pipeline.case import Case
 from SpectrumAttackLib.runtime import Progress, ProgressCallback
@@ -190,16 +192,13 @@ def _clean_record(case: Case, model: AuditModel, metrics: dict[str, Any], finger
             "fingerprint": fingerprint}
 
 
-def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_images: torch.Tensor,
-                 adversarial: torch.Tensor, precision_used: str, attack_seconds: float,
+def _cell_record(spec: CellSpec, case: Case, model: AuditModel, metrics: dict[str, Any], clean_ssim: VolumeSSIM | None,
+                 clean_images: torch.Tensor, adversarial: torch.Tensor, precision_used: str, attack_seconds: float,
                  cell_seconds: float, budget: Any = None) -> dict[str, Any]:
-    from SpectrumAttackLib.metrics import similarity
-
     budget = spec.budget if budget is None else budget
     adv = metrics["adversarial"]
-    delta = (adversarial.detach().float() - clean_images.float()).cpu()
-    ssim_3d = adv["ssim"] if metrics["preset"] == "clinical" else similarity.ssim_volume(
-        clean_images[0, 0].cpu().numpy(), adversarial[0, 0].detach().cpu().numpy())
+    delta = adversarial.detach().float().sub(clean_images).cpu()
+    ssim_3d = adv["ssim"] if metrics["preset"] == "clinical" or clean_ssim is None else clean_ssim(adversarial[0, 0])
     return {
         "case": case.name, "model": model.label, "attack": spec.entry.name, "attack_name": spec.entry.attack,
         "ensemble": spec.entry.ensemble, "budget_name": spec.entry.budget_name,
@@ -230,13 +229,15 @@ def _corrupt(spec: CellSpec, case: Case, images: torch.Tensor, settings: AuditSe
 
 
 def _metrics(case: Case, model: AuditModel, adversarial: torch.Tensor, seg_clean: torch.Tensor,
-             seg_adv: torch.Tensor, preset: str, clean_section: dict[str, Any] | None = None) -> dict[str, Any]:
+             seg_adv: torch.Tensor, preset: str, clean_section: dict[str, Any] | None = None,
+             clean_ssim: VolumeSSIM | None = None) -> dict[str, Any]:
     from SpectrumAttackLib.metrics.evaluate import compute_case_metrics
 
     return compute_case_metrics(
         case.images[0, 0], adversarial[0, 0].detach().cpu(), seg_clean[0, 0].cpu(), seg_adv[0, 0].cpu(),
         labels=None if case.labels is None else case.labels[0, 0], num_classes=model.num_classes,
         class_names=list(model.class_names), spacing_mm=case.spacing_mm, preset=preset, clean_section=clean_section,
+        clean_ssim=clean_ssim,
     )
 
 
@@ -275,7 +276,7 @@ def run_cells(
     from SpectrumAttackLib import attacks
     from SpectrumAttackLib.attacks.base import model_device
     from SpectrumAttackLib.distributed import gather_results, shard
-    from SpectrumAttackLib.inference.sliding import predict_logits
+    from SpectrumAttackLib.inference.sliding import predict_classes
     from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.precision import resolve_precision
@@ -296,6 +297,8 @@ def run_cells(
                 start = time.perf_counter()
                 if loaded is None or loaded[0] != spec.case:
                     loaded, clean_cache = (spec.case, cases[spec.case].load()), {}
+                    clean = loaded[1].images[0, 0]  # the case's 3-D SSIM window statistics, once
+                    clean_ssim = VolumeSSIM(clean) if min(clean.shape) >= SSIM_WINDOW else None
                 case = loaded[1]
                 model = models[spec.model]
                 if isinstance(model.network, NnUNetEnsemble):
@@ -304,9 +307,8 @@ def run_cells(
                 images = case.images.to(device)
                 if spec.model not in clean_cache:
                     _check_labels(case, model)
-                    seg_clean = predict_logits(model.network, images, model.roi, settings.overlap,
-                                               settings.sw_batch_size, precision=settings.precision
-                                               ).argmax(1, keepdim=True)
+                    seg_clean = predict_classes(model.network, images, model.roi, settings.overlap,
+                                                settings.sw_batch_size, precision=settings.precision)
                     metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
                     clean_cache[spec.model] = seg_clean, metrics["clean"]
                     key = clean_keys[(spec.case, spec.model)]
@@ -339,12 +341,11 @@ def run_cells(
                     runs = [(result.adversarial, level) for result, level in results]
                 records = []
                 for (adversarial, level), fingerprint in zip(runs, spec.fingerprints, strict=True):
-                    seg_adv = predict_logits(model.network, adversarial, model.roi, settings.overlap,
-                                             settings.sw_batch_size, precision=settings.precision
-                                             ).argmax(1, keepdim=True)
+                    seg_adv = predict_classes(model.network, adversarial, model.roi, settings.overlap,
+                                              settings.sw_batch_size, precision=settings.precision)
                     metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
-                                       clean_section)
-                    record = _cell_record(spec, case, model, metrics, images, adversarial,
+                                       clean_section, clean_ssim)
+                    record = _cell_record(spec, case, model, metrics, clean_ssim, images, adversarial,
                                           resolve_precision(settings.precision, device).name,
                                           attack_seconds, time.perf_counter() - start,
                                           budget=None if level is None else level.budget)
@@ -402,10 +403,10 @@ def _slice_figure(path: Any, case: Case, model: AuditModel, images: torch.Tensor
 
 def _voxel_counts(prediction: torch.Tensor, reference: torch.Tensor, num_classes: int) -> dict[str, list[int]]:
     """Per class: voxels of the prediction, of the reference and of both (the terms of a voxel-aggregated Dice)."""
-    p, r = prediction.flatten().long().cpu(), reference.flatten().long().cpu()
-    return {"intersection": torch.bincount(r[p == r], minlength=num_classes).tolist(),
-            "prediction": torch.bincount(p, minlength=num_classes).tolist(),
-            "reference": torch.bincount(r, minlength=num_classes).tolist()}
+    from SpectrumAttackLib.metrics.surface_distance import voxel_counts
+
+    predicted, present, both = voxel_counts(prediction.cpu().numpy(), reference.cpu().numpy(), num_classes)
+    return {"intersection": both.tolist(), "prediction": predicted.tolist(), "reference": present.tolist()}
 
 
 def _cell_line(record: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from SpectrumAttackLib.attacks.ssim_target import SSIMLevel, budget_knob, mean_ssim, search_levels
+from SpectrumAttackLib.attacks.ssim_target import SSIMLevel, budget_knob, search_levels, ssim_to
 from SpectrumAttackLib.inference.tiles import VolumeAttackResult, attack_volume
 
 __all__ = ["attack_volume_at_ssim"]
@@ -50,7 +50,7 @@ def attack_volume_at_ssim(name: str, model: torch.nn.Module, images: torch.Tenso
         seconds.append(result.seconds)
         return result.adversarial, result
 
-    levels = search_levels(run_at, lambda adversarial: mean_ssim(images, adversarial), images, knob, targets,
+    levels = search_levels(run_at, ssim_to(images), images, knob, targets,
                            start=start if start > 0 else default,
                            tolerance=tolerance, max_runs=max_runs)
     out = []

@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
 from SpectrumAttackLib.metrics import similarity, surface_distance
+from SpectrumAttackLib.metrics.volume_ssim import VolumeSSIM
 from SpectrumAttackLib.runtime import resolve_device
 
 __all__ = ["MetricsPreset", "compute_case_metrics", "default_class_names", "overlap_per_class", "to_volume"]
@@ -144,8 +145,10 @@ def overlap_per_class(
     """
     preset = MetricsPreset(check_choice("preset", getattr(preset, "value", preset), [p.value for p in MetricsPreset]))
     spacing = None if spacing_mm is None else [float(s) for s in spacing_mm]
-    predicted, present, _ = surface_distance.voxel_counts(pred, reference, num_classes)
-    dice = surface_distance.dice_per_class(pred, reference, num_classes, ignore_empty=preset is MetricsPreset.PAPER)
+    counts = surface_distance.voxel_counts(pred, reference, num_classes)
+    predicted, present, _ = counts
+    dice = surface_distance.dice_per_class(pred, reference, num_classes, ignore_empty=preset is MetricsPreset.PAPER,
+                                           counts=counts)
     dice[(predicted == 0) & (present == 0)] = np.nan  # absent from both maps: undefined in both presets
     hd95 = np.full(num_classes, np.nan)
     # Bounding boxes of every foreground class in one pass over each map; every class is then measured inside the
@@ -195,14 +198,15 @@ def _overlap_section(
     }
 
 
-def _ssim(clean: np.ndarray, adversarial: np.ndarray, preset: MetricsPreset) -> tuple[float | None, str]:
+def _ssim(clean: np.ndarray, adversarial: np.ndarray, preset: MetricsPreset,
+          clean_ssim: VolumeSSIM | None) -> tuple[float | None, str]:
     axes = clean.shape[:2] if preset is MetricsPreset.PAPER else clean.shape
     if min(axes) < similarity.SSIM_WINDOW:
         window = similarity.SSIM_WINDOW
         return None, f"unavailable: volume {list(clean.shape)} is smaller than the {window}-voxel SSIM window"
     if preset is MetricsPreset.PAPER:
         return similarity.ssim_axial_mean(clean, adversarial), "ok"
-    return similarity.ssim_volume(clean, adversarial), "ok"
+    return (VolumeSSIM(clean) if clean_ssim is None else clean_ssim)(adversarial), "ok"
 
 
 def _lpips(clean: np.ndarray, adversarial: np.ndarray, model: Any) -> tuple[float | None, str]:
@@ -244,6 +248,7 @@ def compute_case_metrics(
     preset: str | MetricsPreset = "clinical",
     lpips_model: similarity.LpipsModel | None = None,
     clean_section: dict[str, Any] | None = None,
+    clean_ssim: VolumeSSIM | None = None,
 ) -> dict[str, Any]:
     """All metrics of one case (one volume) under attack.
 
@@ -260,6 +265,9 @@ def compute_case_metrics(
             ``lpips.LPIPS(net="alex")`` when it can be built offline, else LPIPS is reported as unavailable.
         clean_section: the ``"clean"`` section of an earlier call with the same ``seg_clean``, labels, classes,
             spacing and preset, used as is instead of being computed again (several attacks on one case).
+        clean_ssim: :class:`~SpectrumAttackLib.metrics.volume_ssim.VolumeSSIM` of ``clean_image``, whose window
+            statistics the ``clinical`` 3-D SSIM then uses instead of computing them again (several attacks on
+            one case).
 
     Shape:
         every volume ``[H, W, D]`` (numpy or torch; leading axes of size 1 dropped), all the same shape, D the
@@ -315,7 +323,7 @@ def compute_case_metrics(
         volumes["seg_clean"], reference, num_classes, names, included, preset, hd_spacing)
     adversarial = _overlap_section(volumes["seg_adv"], reference, num_classes, names, included, preset, hd_spacing)
     image, adv = volumes["clean_image"], volumes["adv_image"]
-    adversarial["ssim"], adversarial["ssim_status"] = _ssim(image, adv, preset)
+    adversarial["ssim"], adversarial["ssim_status"] = _ssim(image, adv, preset, clean_ssim)
     psnr = similarity.psnr(image, adv)
     adversarial["psnr"] = _finite_or_none(psnr)
     adversarial["psnr_status"] = "ok" if math.isfinite(psnr) else "identical images: PSNR is infinite"

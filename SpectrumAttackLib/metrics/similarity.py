@@ -5,12 +5,11 @@ Two SSIM definitions are offered because the reference and a volumetric reading 
 * :func:`ssim_axial_mean` is the reference's number (seed-algorithms §11): ``skimage`` SSIM of the volumes
   scaled by 255 with the axial axis as ``channel_axis``, i.e. the mean 2D SSIM over axial slices, 7×7 uniform
   window, ``data_range=255``.
-* :func:`ssim_volume` is a true 3D SSIM: ``skimage`` on the whole volume with its default 7×7×7 uniform window
-  and ``data_range=1``. :func:`~SpectrumAttackLib.metrics.volume_ssim.volume_ssim` (``at_ssim``'s search) is this
-  call on the CPU and the same definition with torch window sums on a GPU (equal to 1e-10); measured on the shared
-  CPU the window sums were not faster than skimage (``bench/ssim_cost.py``), so reporting keeps skimage. (This is
-  not the attack's in-loop ``ssim3d`` of :mod:`SpectrumAttackLib.attacks.losses`, a 3-tap Gaussian kept for the SA²
-  objective; reporting uses the standard 7-window definition.)
+* :func:`ssim_volume` is a true 3D SSIM: ``skimage``'s definition on the whole volume (its default 7×7×7 uniform
+  window, sample covariance, ``data_range=1``), computed by :mod:`SpectrumAttackLib.metrics.volume_ssim` (equal to
+  skimage's call to ~1e-9, several times faster; ``bench/ssim_cost.py``), the number ``at_ssim``'s search uses too.
+  (This is not the attack's in-loop ``ssim3d`` of :mod:`SpectrumAttackLib.attacks.losses`, a 3-tap Gaussian kept
+  for the SA² objective; reporting uses the standard 7-window definition.)
 
 LPIPS needs the optional ``lpips`` package and the AlexNet backbone weights of ``torchvision`` already in the
 torch hub cache; nothing is ever downloaded. Without them the score is reported as unavailable, with the reason.
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
+
+from SpectrumAttackLib.metrics.volume_ssim import volume_ssim
 
 __all__ = [
     "SSIM_WINDOW",
@@ -65,11 +66,12 @@ def ssim_axial_mean(clean: np.ndarray, adversarial: np.ndarray) -> float:
 
 
 def ssim_volume(clean: np.ndarray, adversarial: np.ndarray) -> float:
-    """3D SSIM of two ``[H, W, D]`` volumes in [0, 1]: uniform 7×7×7 window, ``data_range=1``.
+    """3D SSIM of two ``[H, W, D]`` volumes in [0, 1]: skimage's uniform 7×7×7 window, ``data_range=1``
+    (:func:`~SpectrumAttackLib.metrics.volume_ssim.volume_ssim`).
 
     Every axis must be at least :data:`SSIM_WINDOW` long.
     """
-    return float(structural_similarity(clean.astype(np.float64), adversarial.astype(np.float64), data_range=1.0))
+    return volume_ssim(clean, adversarial)
 
 
 def psnr(clean: np.ndarray, adversarial: np.ndarray) -> float:

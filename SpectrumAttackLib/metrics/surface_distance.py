@@ -31,16 +31,19 @@ _LEAF_SIZE = 32  # MONAI's choice for a tree built for one batched query
 
 def voxel_counts(pred: np.ndarray, reference: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:
     """Per class ``[K]`` int64: voxels of the prediction, of the reference and of both (values outside ``[0, K)``
-    count for no class)."""
-    p, g = pred.ravel(), reference.ravel()
+    count for no class), from one ``bincount`` of the confusion matrix (rows: prediction, columns: reference)."""
+    k = num_classes
+    codes = []
+    for values in (pred.ravel(), reference.ravel()):
+        if values.size and (values.min() < 0 or values.max() >= k):
+            values = np.where((values >= 0) & (values < k), values, k)  # every invalid value: one extra class
+        codes.append(values)
+    confusion = np.bincount(codes[0] * (k + 1) + codes[1], minlength=(k + 1) ** 2).reshape(k + 1, k + 1)
+    return confusion[:k].sum(1), confusion[:, :k].sum(0), np.diagonal(confusion)[:k].copy()
 
-    def count(values: np.ndarray) -> np.ndarray:
-        return np.bincount(values[(values >= 0) & (values < num_classes)], minlength=num_classes)
 
-    return count(p), count(g), count(g[p == g])
-
-
-def dice_per_class(pred: np.ndarray, reference: np.ndarray, num_classes: int, *, ignore_empty: bool) -> np.ndarray:
+def dice_per_class(pred: np.ndarray, reference: np.ndarray, num_classes: int, *, ignore_empty: bool,
+                   counts: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """Dice of every class ``[K]`` (float64 holding MONAI's float32 values); NaN where MONAI gives NaN.
 
     Args:
@@ -48,8 +51,10 @@ def dice_per_class(pred: np.ndarray, reference: np.ndarray, num_classes: int, *,
         num_classes: K.
         ignore_empty: MONAI's ``ignore_empty`` (NaN where the reference lacks the class; else 1 when both lack it,
             0 when only the reference does).
+        counts: :func:`voxel_counts` of the two maps, when the caller has them already.
     """
-    predicted, present, intersection = (torch.from_numpy(c) for c in voxel_counts(pred, reference, num_classes))
+    counts = voxel_counts(pred, reference, num_classes) if counts is None else counts
+    predicted, present, intersection = (torch.from_numpy(c) for c in counts)
     # MONAI: (2.0 * int64 sum) / (int64 sum + int64 sum), i.e. a float32 division of the two counts.
     dice = (2.0 * intersection) / (present + predicted)
     empty = torch.tensor(float("nan")) if ignore_empty else torch.where(predicted == 0, 1.0, 0.0)

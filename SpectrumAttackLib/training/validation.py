@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from SpectrumAttackLib.attacks.base import model_device
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.checks import check_choice
 from SpectrumAttackLib.inference.sliding import predict_logits
 from SpectrumAttackLib.metrics.overlap import dice_per_sample
@@ -111,7 +112,7 @@ def validate(
             images = as_plain_tensor(case["image"]).to(device=device, dtype=torch.float32)
             labels = as_plain_tensor(case["label"]).to(device=device).long()
             logits = predict_logits(model, images, roi, overlap, sw_batch_size, precision=precision)
-            dice = dice_per_sample(logits.argmax(1, keepdim=True), labels, logits.shape[1],
+            dice = dice_per_sample(class_map(logits), labels, logits.shape[1],
                                    include_background=reference, ignore_empty=reference)
             dice_sum += dice.sum().double()
             count += dice.numel()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.inference.sliding import check_roi, predict_logits
 from SpectrumAttackLib.models.nnunet import NnUNetPreprocessing
 from SpectrumAttackLib.pipeline.case import GeometryGrid
@@ -96,7 +97,7 @@ class MonaiModelGrid(GeometryGrid):
         """The argmax of ``logits`` on the input grid of ``mapping`` (nearest neighbour), in the smallest label
         type (:func:`label_dtype`: uint8 up to 256 classes), cast in the model grid so that the input-grid map is
         never held as int64 (400 MB for a 512×512×200 CT, twice with the reorientation's copy)."""
-        classes = logits.argmax(1)[0].cpu().numpy().astype(label_dtype(logits.shape[1]))
+        classes = class_map(logits)[0, 0].cpu().numpy().astype(label_dtype(logits.shape[1]))
         return self.from_model_grid(classes, mapping, mode="nearest")
 
 

@@ -25,6 +25,7 @@ import torch
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.base import model_device
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.attacks.ssim_target import budget_knob
 from SpectrumAttackLib.checks import check_choice, check_range
 from SpectrumAttackLib.inference.geometry import GridMapping
@@ -110,7 +111,7 @@ class PreparedCase:
     @property
     def seg_clean(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` int64 clean prediction in the model grid (computed once)."""
-        return self.logits_clean.argmax(1, keepdim=True)
+        return class_map(self.logits_clean)
 
     def labels(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` labels the attack pushes away from: the reference mapped to the model grid, else the
@@ -134,7 +135,7 @@ class PreparedCase:
         (:func:`~SpectrumAttackLib.pipeline.scoring.score_case`), against the reference labels (else the clean
         prediction)."""
         return score_case(self.images, adv_case.images.to(self.device), self.seg_clean,
-                             logits_adv.argmax(1, keepdim=True), self.case.labels,
+                             class_map(logits_adv), self.case.labels,
                              class_names=[c["name"] for c in self.classes], spacing_mm=self.mapping.spacing_mm,
                              preset=self.metrics_preset)
 
@@ -217,7 +218,7 @@ class PreparedCase:
 
         report(work + 2, "inference", "prediction on the adversarial volume")
         adv_case, logits_adv = self.predict_adversarial(adversarial)
-        seg_adv = logits_adv.argmax(1, keepdim=True)
+        seg_adv = class_map(logits_adv)
 
         report(work + 3, "metrics")
         metrics = self.score(adv_case, logits_adv)

@@ -8,17 +8,37 @@ from inference_helpers import NUM_CLASSES, make_unet, phantom
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from SpectrumAttackLib.inference.sliding import SlidingWindowModel, predict_logits, window_count
+from SpectrumAttackLib.attacks.base import forward_logits
+from SpectrumAttackLib.inference.sliding import (
+    SlidingWindowModel,
+    predict_classes,
+    predict_logits,
+    window_count,
+)
+from SpectrumAttackLib.precision import resolve_precision
 
 
-def test_single_window_equals_the_model(unet):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_single_window_equals_the_model_and_monai_bit_for_bit(unet, precision):
+    """A volume of the window's size skips MONAI's blending buffers; its logits are MONAI's exactly."""
     images, _ = phantom((16, 16, 16))
-    logits = predict_logits(unet, images, roi=16, precision="fp32")
+    logits = predict_logits(unet, images, roi=16, precision=precision)
     unet.eval()
     with torch.no_grad():
         expected = unet(images)
-    assert logits.shape == (1, NUM_CLASSES, 16, 16, 16)
-    torch.testing.assert_close(logits, expected)
+        blended = sliding_window_inference(
+            images, (16, 16, 16), 1, lambda x: forward_logits(unet, x, resolve_precision(precision, "cpu")))
+    assert logits.shape == (1, NUM_CLASSES, 16, 16, 16) and logits.dtype == torch.float32
+    assert torch.equal(logits, blended)
+    if precision == "fp32":
+        torch.testing.assert_close(logits, expected)
+
+
+def test_predicted_classes_are_the_argmax_of_the_logits(unet):
+    images, _ = phantom((20, 16, 16))
+    classes = predict_classes(unet, images, roi=16, overlap=0.5, precision="fp32")
+    assert classes.shape == (1, 1, 20, 16, 16) and classes.dtype == torch.int64
+    assert torch.equal(classes, predict_logits(unet, images, roi=16, overlap=0.5, precision="fp32").argmax(1, True))
 
 
 def test_windows_without_overlap_tile_the_volume(unet):

@@ -13,7 +13,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from scipy import ndimage
 
 from SpectrumAttackLib.metrics.evaluate import overlap_per_class
-from SpectrumAttackLib.metrics.surface_distance import percentile_hausdorff, surface_voxels
+from SpectrumAttackLib.metrics.surface_distance import percentile_hausdorff, surface_voxels, voxel_counts
 
 SHAPE = (23, 17, 12)
 
@@ -82,3 +82,17 @@ def test_surface_of_a_cube_at_the_border_and_a_hand_computed_distance():
     # the farthest surface voxels (D = 0 and D = 5) are 3 slices from the other cube's nearest one, 2 mm per slice
     distance = percentile_hausdorff(mask, other, (1.0, 1.0, 2.0), percentile=100)
     assert distance == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("invalid", [False, True])
+def test_voxel_counts_equal_per_class_masks(invalid):
+    """The one-bincount confusion counts equal the per-class mask sums; values outside [0, K) count for no class."""
+    pred, reference = _maps(5)
+    if invalid:
+        pred[0, 0, :3] = [-1, 4, 9]
+        reference[1, 0, :2] = [7, -2]
+    predicted, present, both = voxel_counts(pred, reference, 4)
+    for k in range(4):
+        assert predicted[k] == np.sum(pred == k) and present[k] == np.sum(reference == k)
+        assert both[k] == np.sum((pred == k) & (reference == k))
+    assert predicted.dtype == np.int64 and predicted.shape == (4,)
