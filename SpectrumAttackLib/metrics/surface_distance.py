@@ -17,6 +17,7 @@ distances. Here the same arithmetic runs on the label maps directly, so every nu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,9 +25,12 @@ import torch
 from scipy import ndimage
 from scipy.spatial import KDTree
 
-__all__ = ["dice_per_class", "percentile_hausdorff", "surface_voxels", "voxel_counts"]
+__all__ = ["dice_per_class", "nearest_distances", "percentile_hausdorff", "surface_voxels", "voxel_counts"]
 
 _LEAF_SIZE = 32  # MONAI's choice for a tree built for one batched query
+#: sources per voxel of the box above which the distance transform is cheaper than the KD-tree (measured: the EDT
+#: with indices ~0.1 µs per box voxel, a KD-tree query 0.7–2.4 µs per source on 2 cores, more for far sources)
+_EDT_FRACTION = 0.1
 
 
 def voxel_counts(pred: np.ndarray, reference: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:
@@ -66,9 +70,37 @@ def surface_voxels(mask: np.ndarray) -> np.ndarray:
     return np.argwhere(mask & ~ndimage.binary_erosion(mask))
 
 
-def _directed_percentile(source: np.ndarray, target: np.ndarray, percentile: float) -> torch.Tensor:
-    distances = KDTree(target, leafsize=_LEAF_SIZE).query(source, k=1, workers=-1)[0]
-    return torch.quantile(torch.from_numpy(distances).to(torch.float32), percentile / 100)
+def nearest_distances(source: np.ndarray, target: np.ndarray, shape: Sequence[int], scale: np.ndarray | None,
+                      method: str = "auto") -> np.ndarray:
+    """Distance from every ``source`` voxel to the nearest ``target`` voxel, float64 ``[N]``.
+
+    Args:
+        source, target: ``[N, 3]`` / ``[M, 3]`` int64 voxel indices inside a box of ``shape`` (M ≥ 1).
+        scale: voxel size per axis; None: in voxels.
+        method: ``"kdtree"`` (a KD-tree over the targets, queried on every core: cheap for organ surfaces, a few %
+            of the box), ``"edt"`` (the nearest target of every voxel of the box by scipy's exact Euclidean
+            distance transform, then each distance as the KD-tree computes it: cheap when the sources fill the box,
+            as the surfaces of an attacked model's scattered prediction do) or ``"auto"``: the EDT once the sources
+            are more than :data:`_EDT_FRACTION` of the box.
+
+    Both give the distance to a nearest target in exact arithmetic; the two can differ in the last bit of the float64
+    value only where two targets are equally near (then either is a nearest one), which the float32 cast of the
+    Hausdorff distance removes.
+    """
+    points = (source + 1) if scale is None else (source + 1) * scale
+    if method == "auto":
+        method = "edt" if len(source) > _EDT_FRACTION * math.prod(shape) else "kdtree"
+    if method == "kdtree":
+        targets = (target + 1) if scale is None else (target + 1) * scale
+        return KDTree(targets.astype(np.float64), leafsize=_LEAF_SIZE).query(points.astype(np.float64), k=1,
+                                                                             workers=-1)[0]
+    background = np.ones(tuple(shape), dtype=bool)
+    background[tuple(target.T)] = False
+    nearest = ndimage.distance_transform_edt(background, sampling=None if scale is None else scale,
+                                             return_distances=False, return_indices=True)
+    near = nearest[(slice(None), *source.T)].T + 1
+    near = near if scale is None else near * scale
+    return np.sqrt(((points - near).astype(np.float64) ** 2).sum(axis=1))
 
 
 def percentile_hausdorff(pred: np.ndarray, reference: np.ndarray, spacing: Sequence[float] | None = None,
@@ -87,11 +119,10 @@ def percentile_hausdorff(pred: np.ndarray, reference: np.ndarray, spacing: Seque
     """
     box = ndimage.find_objects((pred | reference).astype(np.uint8))[0]
     scale = None if spacing is None else np.asarray(spacing, dtype=np.float64)
-    points = []
-    for mask in (pred[box], reference[box]):
-        # indices counted from one voxel before the union box, as in MONAI's crop with a margin of one voxel
-        coords = (surface_voxels(mask) + 1).astype(np.float64)
-        points.append(coords if scale is None else coords * scale)
-    both = torch.stack([_directed_percentile(points[0], points[1], percentile),
-                        _directed_percentile(points[1], points[0], percentile)])
+    # indices counted from one voxel before the union box, as in MONAI's crop with a margin of one voxel
+    surfaces = [surface_voxels(mask[box]) for mask in (pred, reference)]
+    shape = pred[box].shape
+    both = torch.stack([
+        torch.quantile(torch.from_numpy(nearest_distances(a, b, shape, scale)).to(torch.float32), percentile / 100)
+        for a, b in (surfaces, surfaces[::-1])])
     return float(torch.max(both))

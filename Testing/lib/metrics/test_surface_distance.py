@@ -13,7 +13,12 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from scipy import ndimage
 
 from SpectrumAttackLib.metrics.evaluate import overlap_per_class
-from SpectrumAttackLib.metrics.surface_distance import percentile_hausdorff, surface_voxels, voxel_counts
+from SpectrumAttackLib.metrics.surface_distance import (
+    nearest_distances,
+    percentile_hausdorff,
+    surface_voxels,
+    voxel_counts,
+)
 
 SHAPE = (23, 17, 12)
 
@@ -96,3 +101,24 @@ def test_voxel_counts_equal_per_class_masks(invalid):
         assert predicted[k] == np.sum(pred == k) and present[k] == np.sum(reference == k)
         assert both[k] == np.sum((pred == k) & (reference == k))
     assert predicted.dtype == np.int64 and predicted.shape == (4,)
+
+
+@pytest.mark.parametrize("spacing", [(0.7, 1.3, 2.1), None])
+def test_distance_transform_and_kd_tree_give_the_same_distances(spacing):
+    """The two nearest-surface searches agree on organ-like and on scattered surfaces (float32, as reported), and
+    ``auto`` takes the distance transform for the scattered one (surfaces filling the box) only."""
+    rng = np.random.default_rng(7)
+    shape = (40, 36, 30)
+    organ = np.zeros(shape, dtype=bool)
+    organ[8:30, 6:28, 5:25] = True
+    scattered = ndimage.gaussian_filter(rng.standard_normal(shape), 1) > 0.1
+    scale = None if spacing is None else np.asarray(spacing)
+    target = surface_voxels(organ)
+    for mask in (organ[::-1], scattered):
+        source = surface_voxels(mask)
+        kd, edt = (nearest_distances(source, target, shape, scale, method) for method in ("kdtree", "edt"))
+        np.testing.assert_array_equal(kd.astype(np.float32), edt.astype(np.float32))
+        assert np.abs(kd - edt).max() <= 1e-12 * max(kd.max(), 1.0)
+        chosen = nearest_distances(source, target, shape, scale)
+        np.testing.assert_array_equal(chosen, edt if len(source) > 0.1 * organ.size else kd)
+    assert len(surface_voxels(scattered)) > 0.1 * organ.size > len(surface_voxels(organ))
