@@ -2,17 +2,19 @@
 
 MONAI's ``compute_dice`` and ``compute_hausdorff_distance`` take one-hot float volumes; called once per class they
 re-binarise, crop (``CropForegroundd``) and convert each class's masks, and the audit paid more for that than for the
-distances. Here the same arithmetic runs on the label maps directly, so every number is bit-identical to MONAI's
-(``Testing/lib/metrics/test_surface_distance.py`` compares them with ``==``):
+distances. Here the same arithmetic runs on the label maps directly, so every number is MONAI's, bit for bit in the
+tests (``Testing/lib/metrics/test_surface_distance.py`` compares them with ``==``; see :func:`nearest_distances` for
+the one place a float64 last bit could differ):
 
 * Dice of class k: ``2·|P∩G| / (|P| + |G|)`` in float32 from integer voxel counts (one ``bincount`` for all classes),
   MONAI's ``compute_channel`` rules for an empty reference (NaN with ``ignore_empty``, else 1 or 0).
 * HD95 of class k: the surface of a mask is its voxels that a 6-connected erosion (outside the volume counts as
-  empty) removes; each surface voxel's distance to the nearest surface voxel of the other mask is found with a
-  KD-tree over physical coordinates (voxel index × spacing, indices counted from one voxel before the union box of
-  the two masks, exactly MONAI's crop), cast to float32; the result is the larger of the two directions' 95th
-  percentiles (``torch.quantile``, linear interpolation). Only the requested classes are measured (the ``clinical``
-  preset never reports the background's HD95, whose surface is the whole body's), and the queries use every core.
+  empty) removes; each surface voxel's distance to the nearest surface voxel of the other mask is found in physical
+  coordinates (voxel index × spacing, indices counted from one voxel before the union box of the two masks, exactly
+  MONAI's crop) with a KD-tree, or with an exact distance transform where the surface fills the box (an attacked
+  model's scattered prediction), cast to float32; the result is the larger of the two directions' 95th percentiles
+  (``torch.quantile``, linear interpolation). Only the requested classes are measured (the ``clinical`` preset never
+  reports the background's HD95, whose surface is the whole body's), in parallel, and the queries use every core.
 """
 
 from __future__ import annotations
@@ -92,8 +94,9 @@ def nearest_distances(source: np.ndarray, target: np.ndarray, shape: Sequence[in
         method = "edt" if len(source) > _EDT_FRACTION * math.prod(shape) else "kdtree"
     if method == "kdtree":
         targets = (target + 1) if scale is None else (target + 1) * scale
-        return KDTree(targets.astype(np.float64), leafsize=_LEAF_SIZE).query(points.astype(np.float64), k=1,
-                                                                             workers=-1)[0]
+        # a sliding-midpoint tree: built 3x faster than a balanced one on a million surface voxels, the same queries
+        tree = KDTree(targets.astype(np.float64), leafsize=_LEAF_SIZE, balanced_tree=False, compact_nodes=False)
+        return tree.query(points.astype(np.float64), k=1, workers=-1)[0]
     background = np.ones(tuple(shape), dtype=bool)
     background[tuple(target.T)] = False
     nearest = ndimage.distance_transform_edt(background, sampling=None if scale is None else scale,
