@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from SpectrumAttackLib.attacks.losses import voxel_cross_entropy
+from SpectrumAttackLib.attacks.losses import class_map, voxel_cross_entropy
 from SpectrumAttackLib.attacks.pgd import PGD
 
 __all__ = ["SegPGD"]
@@ -50,7 +50,7 @@ class SegPGD(PGD):
         ce = voxel_cross_entropy(logits, goal)
         lam = self.lambda_at(t)
         with torch.no_grad():
-            hit = logits.max(1).indices == goal[:, 0]
+            hit = class_map(logits)[:, 0] == goal[:, 0]
             # untargeted: voxels still correct carry 1 − λ; targeted: voxels not yet at the target do.
             weight = torch.where(hit, lam, 1.0 - lam) if self.targeted else torch.where(hit, 1.0 - lam, lam)
         loss = (weight * ce).mean()
