@@ -128,7 +128,7 @@ def synthetic_case(size: int, device: torch.device, fit_steps: int = 150) -> tup
 
 #: the audit's parts, timed by wrapping what the audit calls: (label, module or ``module:Class``, attribute).
 PARTS = (
-    ("prediction", "SpectrumAttackLib.inference.sliding", "predict_classes"),
+    ("prediction", "SpectrumAttackLib.inference.sliding", "predict_logits"),
     ("3-D SSIM", "SpectrumAttackLib.metrics.volume_ssim:VolumeSSIM", "__init__"),
     ("3-D SSIM", "SpectrumAttackLib.metrics.volume_ssim:VolumeSSIM", "__call__"),
     ("Dice + HD95", "SpectrumAttackLib.metrics.evaluate", "overlap_per_class"),

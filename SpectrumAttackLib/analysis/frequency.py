@@ -62,11 +62,11 @@ def filter_perturbation(delta: torch.Tensor, block_size: Sequence[int], keep: to
 def model_predictor(model: torch.nn.Module, roi: Sequence[int], overlap: float = 0.5, sw_batch_size: int = 1,
                     precision: str = "auto") -> Predictor:
     """``images [B, C, H, W, D] → class map [B, 1, H, W, D]`` by sliding-window inference of ``model``."""
-    from SpectrumAttackLib.inference.sliding import predict_classes
+    from SpectrumAttackLib.inference.sliding import predict_logits
 
     def predict(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return predict_classes(model, images, tuple(roi), overlap, sw_batch_size, precision=precision)
+            return class_map(predict_logits(model, images, tuple(roi), overlap, sw_batch_size, precision=precision))
 
     return predict
 

@@ -275,8 +275,9 @@ def run_cells(
     """
     from SpectrumAttackLib import attacks
     from SpectrumAttackLib.attacks.base import model_device
+    from SpectrumAttackLib.attacks.losses import class_map
     from SpectrumAttackLib.distributed import gather_results, shard
-    from SpectrumAttackLib.inference.sliding import predict_classes
+    from SpectrumAttackLib.inference.sliding import predict_logits
     from SpectrumAttackLib.inference.ssim_budget import attack_volume_at_ssim
     from SpectrumAttackLib.inference.tiles import attack_volume
     from SpectrumAttackLib.precision import resolve_precision
@@ -307,8 +308,8 @@ def run_cells(
                 images = case.images.to(device)
                 if spec.model not in clean_cache:
                     _check_labels(case, model)
-                    seg_clean = predict_classes(model.network, images, model.roi, settings.overlap,
-                                                settings.sw_batch_size, precision=settings.precision)
+                    seg_clean = class_map(predict_logits(model.network, images, model.roi, settings.overlap,
+                                                         settings.sw_batch_size, precision=settings.precision))
                     metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
                     clean_cache[spec.model] = seg_clean, metrics["clean"]
                     key = clean_keys[(spec.case, spec.model)]
@@ -341,8 +342,8 @@ def run_cells(
                     runs = [(result.adversarial, level) for result, level in results]
                 records = []
                 for (adversarial, level), fingerprint in zip(runs, spec.fingerprints, strict=True):
-                    seg_adv = predict_classes(model.network, adversarial, model.roi, settings.overlap,
-                                              settings.sw_batch_size, precision=settings.precision)
+                    seg_adv = class_map(predict_logits(model.network, adversarial, model.roi, settings.overlap,
+                                                       settings.sw_batch_size, precision=settings.precision))
                     metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
                                        clean_section, clean_ssim)
                     record = _cell_record(spec, case, model, metrics, clean_ssim, images, adversarial,

@@ -16,11 +16,10 @@ from monai.networks.utils import eval_mode
 from torch import nn
 
 from SpectrumAttackLib.attacks.base import forward_logits, logits_of, model_device
-from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.checks import check_choice, check_int, check_range
 from SpectrumAttackLib.precision import Precision, resolve_precision
 
-__all__ = ["BLEND_MODES", "SlidingWindowModel", "check_roi", "predict_classes", "predict_logits", "window_count"]
+__all__ = ["BLEND_MODES", "SlidingWindowModel", "check_roi", "predict_logits", "window_count"]
 
 #: how overlapping windows are blended (MONAI's ``mode``).
 BLEND_MODES = ("constant", "gaussian")
@@ -125,21 +124,6 @@ def predict_logits(
             images, roi, sw_batch_size, lambda x: forward_logits(model, x, precision), overlap=overlap, mode=mode,
             sw_device=device, device=images.device,
         )
-
-
-def predict_classes(
-    model: nn.Module,
-    images: torch.Tensor,
-    roi: Sequence[int] | int,
-    overlap: float = 0.5,
-    sw_batch_size: int = 1,
-    mode: str = "constant",
-    precision: str | Precision = "auto",
-) -> torch.Tensor:
-    """The segmentation of :func:`predict_logits` (same arguments): ``[B, 1, H, W, D]`` int64 class map, the
-    logits' argmax over classes (:func:`~SpectrumAttackLib.attacks.losses.class_map`, several times faster than
-    ``argmax`` over the class axis on a CPU)."""
-    return class_map(predict_logits(model, images, roi, overlap, sw_batch_size, mode, precision))
 
 
 class SlidingWindowModel(nn.Module):

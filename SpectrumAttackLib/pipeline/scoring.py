@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from SpectrumAttackLib.inference.sliding import predict_classes
+from SpectrumAttackLib.attacks.losses import class_map
+from SpectrumAttackLib.inference.sliding import predict_logits
 from SpectrumAttackLib.metrics.evaluate import compute_case_metrics
 
 __all__ = ["format_case_line", "format_summary", "score_case", "segment"]
@@ -19,7 +20,8 @@ __all__ = ["format_case_line", "format_summary", "score_case", "segment"]
 def segment(model: torch.nn.Module, images: torch.Tensor, roi: Sequence[int], args: argparse.Namespace) -> torch.Tensor:
     """Sliding-window prediction (``--infer_overlap``, ``--sw_batch_size``, ``--precision``): ``[1, 1, H, W, D]``
     int64 class map."""
-    return predict_classes(model, images, roi, args.infer_overlap, args.sw_batch_size, precision=args.precision)
+    return class_map(predict_logits(model, images, roi, args.infer_overlap, args.sw_batch_size,
+                                    precision=args.precision))
 
 
 def score_case(

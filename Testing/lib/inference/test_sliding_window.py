@@ -9,9 +9,9 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 
 from SpectrumAttackLib.attacks.base import forward_logits
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.inference.sliding import (
     SlidingWindowModel,
-    predict_classes,
     predict_logits,
     window_count,
 )
@@ -36,7 +36,7 @@ def test_single_window_equals_the_model_and_monai_bit_for_bit(unet, precision):
 
 def test_predicted_classes_are_the_argmax_of_the_logits(unet):
     images, _ = phantom((20, 16, 16))
-    classes = predict_classes(unet, images, roi=16, overlap=0.5, precision="fp32")
+    classes = class_map(predict_logits(unet, images, roi=16, overlap=0.5, precision="fp32"))
     assert classes.shape == (1, 1, 20, 16, 16) and classes.dtype == torch.int64
     assert torch.equal(classes, predict_logits(unet, images, roi=16, overlap=0.5, precision="fp32").argmax(1, True))
 
