@@ -270,7 +270,8 @@ GENERAL_SETTINGS: tuple[Parameter, ...] = (
               "and metrics always run in fp32.", None, "--precision", slicer="precision", choices=PRECISIONS),
     Parameter("target_ssim", "float", 0.0, "Target SSIM",
               "Find per volume the strongest budget (ε, ρ, q max or σ) whose image keeps a 3-D SSIM of at least this "
-              "to the clean one, by bisection; 0 uses the budget as given.", None, "--target_ssim",
+              "to the clean one, by bisection (a run up to 10 % too strong is scaled back onto it); 0 uses the "
+              "budget as given.", None, "--target_ssim",
               slicer="targetSsim", minimum=0.0, maximum=0.9999, step=0.005, decimals=4),
 )
 

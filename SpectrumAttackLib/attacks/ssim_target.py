@@ -10,9 +10,11 @@ Search (per volume, one shared set of runs for several targets, :func:`search_le
 1. model: ``log((1 − SSIM)/SSIM)`` against ``log budget`` — near the levels the log SSIM deficit, and a line still
    where the SSIM saturates (Gaussian noise's ``(1 − SSIM)/SSIM ≈ σ²/k``), so one run far from the levels (a grid's
    middle budget often is) still points close to them;
-2. after every run, each level that the runs settle is settled; the first aimed run goes to the middle level (of
-   three or more), so that its run brackets or flanks the others; after that, the next run is aimed at the middle
-   of ``[target, target + tolerance]`` of the unsettled level nearest (in the model) to a run made so far, so each
+2. after every run, each level that the runs settle is settled (a run in its band, or a run a little below it
+   projected onto it, below); the first aimed run goes to the middle level (of three or more), so that its run
+   brackets or flanks the others; after that, the next run is aimed at the middle of the window of SSIMs that
+   settle the unsettled level nearest (in the model) to a run made so far (the band ``[target, target +
+   tolerance]``, widened below by what a projection reaches, counted at 3/4 of its model value), so each
    run serves the level it can serve best and runs are shared between levels; after two runs for a level fell on
    one side of it, with every run on that side, the next run goes to the farthest pending level on the other side
    (its run brackets the stalled level); when the runs left are only enough for the levels not aimed at yet, they
@@ -27,21 +29,36 @@ Search (per volume, one shared set of runs for several targets, :func:`search_le
    the nearest run to the farthest run near the goal (the knob's slope from one run, or when the runs are far from
    the goal: ρ 1, else 1.5), and a factor 1.5 at least after two runs on one side (SA²'s SSIM stays within 0.0003
    of 0.9497 for ρ 0.31–0.35 on the sample CT: its own SSIM term holds it there);
-4. stop when every level is settled or after ``max_runs`` attack runs per volume. On the sample CT (measured, and
-   simulated on its runs): PGD 6 runs from ε 8 and 4 (7 and 6 with the search before); SA² 8 from ρ 0.4 (0.99 left
-   at ``max-runs`` with an admissible image), 8 from 0.2 with all three reached (before: 0.99 at ``max-runs``), 7
-   from 0.1. On 400 seeded curves whose model is a quadratic in log budget, started a factor up to 12 from the 0.97
-   budget (as the tests' 200): 5.31 runs on average, 5.5 % over 6, 4 of 1200 levels not reached (without the
-   near-miss rule: 5.32, 5.8 %, 8); with bumps of ±0.06 in the model, an optimiser's as SA²'s: 5.87, 27 %, 12
-   (5.89, 28 %, 19). SA²'s real runs are bumpier still (ρ 0.1455 and
-   0.149 give SSIM 0.97217 and 0.97180): bumps the size of the tolerance cost it runs.
+4. stop when every level is settled or after ``max_runs`` attack runs per volume. On the sample CT, measured
+   (``bench/audit_cost.py --slices 80: --ssim_levels 0.99 0.97 0.95``, quick preset, 2 threads): SA² 6 runs from
+   ρ 0.4 (attack runs only, ``min_weight=1``: 8, 0.99 left at ``max-runs``), PGD 5 from ε 8 (6), GN 5 (6).
+   Simulated on runs measured there before: SA² 3 from ρ 0.4 and 0.2, 7 from 0.1; PGD 5 from ε 8, 4 from 4. On 400
+   seeded curves whose model is a quadratic in log budget, started a factor up to 12 from the 0.97 budget (as the
+   tests' 200): 4.54 runs on average, none over 6, 3 of 1200 levels not settled (runs only: 5.31, 5.5 %, 4); with
+   bumps of ±0.06 in the model, an optimiser's as SA²'s: 4.76, 2.5 %, 3 (runs only: 5.87, 27 %, 12); projections
+   kept 0.95 of their run's perturbation on average.
 
 Every run is a fresh, seeded attack at its budget: no warm start from another budget's result, so a budget's
 result and SSIM do not depend on the search path and the search's curve is well defined; what is shared is the
-set of runs between targets (three levels usually cost 4–6 runs, not three searches). Nothing is clipped: each
-level reports its status:
+set of runs between targets (three levels usually cost 4–6 runs, not three searches).
+
+Projection (Laidlaw, Singla, Feizi, ICLR 2021, ``BisectionPerceptualProjection``, there onto an LPIPS ball): where
+the weakest run below a level (stronger than every admissible run) lands only a little below it, the level is
+settled by ``clean + λ·(run − clean)``, the weight λ ∈ ``[min_weight, 1)`` found by a secant on the SSIM (a few
+SSIMs, no attack run) so that the SSIM lies in the band. Its image keeps at least ``min_weight`` (default 0.9) of
+an optimised perturbation: for ε, ρ and σ it lies within the budget λ·b (ρ: the factors ``1 + λ(ξ − 1)`` before
+the clamp to [0, 1]), but it was optimised at ``b``, not at λ·b. Measured on the sample CT against fresh runs at
+λ·b (λ 0.95 and 0.9; PGD ε 1.2–3, SA² ρ 0.05–0.2): PGD's projection has the fresh run's SSIM to 0.0002 and a
+Dice higher by at most 0.0012 (slightly weaker); SA²'s has a *higher* SSIM than the fresh run (0.9682 vs 0.9663
+at ρ 0.2, λ 0.95) for a Dice within 0.0017, so at equal SSIM it is as strong. The level records λ and
+``projected``; ``min_weight=1`` keeps to attack runs. SA²'s bumps (its SSIM against ρ moves by the tolerance
+between neighbouring budgets) cost the runs that a band of width 0.002 needed; along λ the SSIM is smooth, so a run
+that lands up to about 10 % of its perturbation too strong settles its level.
+
+Nothing is clipped: each level reports its status:
 
 ``reached``        a run within ``[target, target + tolerance]``;
+``projected``      a run below the target, scaled by λ ≥ ``min_weight`` towards the clean image into the band;
 ``unreachable``    the SSIM stays above the target up to the knob's largest value (``max_budget``);
 ``below-at-weakest`` the weakest budget the knob allows already falls below the target (VAFA at ``q_min``);
 ``non-monotone``   two runs contradict a monotone knob by more than the tolerance on this volume;
@@ -77,6 +94,10 @@ _MIN_STEP = 1.05  # an extrapolated budget differs at least this factor from the
 _STALLED_STEP = 1.5  # ... and at least this one after two runs for a level fell on one side
 _FLOOR = 1e-6  # SSIMs are clamped into [_FLOOR, 1 − _FLOOR] for the model
 _NEAR = 2.0  # runs whose log SSIM deficit is this close to the goal's shape its extrapolation
+_PROJECTION_TRIES = 8  # SSIM evaluations of one projection at most
+#: a projection's weight λ lowers the model value by about 2·log λ (the SSIM deficit ∝ λ² near the clean image);
+#: the aim counts on this share of it
+_PROJECTION_REACH = 0.75
 #: per knob, the slope from one run: SA²'s ρ 1 (0.75–1.4 measured on the sample CT); else 1.5, between PGD's ε
 #: (1.05–1.85 on the sample CT) and noise's σ (2 while the SSIM is near 1)
 _PRIOR_POWERS = {"rho": 1.0, "q_max": 1.5, "eps": 1.5, "std": 1.5}
@@ -110,10 +131,13 @@ class SSIMLevel:
         target: the target 3-D SSIM.
         budget: the knob's value found (0 or the knob's weakest value when only the clean image qualifies).
         ssim: the achieved 3-D SSIM (≥ target unless ``status`` says otherwise).
-        status: ``reached``, ``unreachable``, ``below-at-weakest``, ``non-monotone`` or ``max-runs``.
+        status: ``reached``, ``projected``, ``unreachable``, ``below-at-weakest``, ``non-monotone`` or
+            ``max-runs``.
         runs: attack runs the search had made when this level was settled (shared between levels).
-        adversarial: ``[1, C, H, W, D]`` image of the chosen run (the clean image when none qualifies).
+        adversarial: ``[1, C, H, W, D]`` image of the chosen run (the clean image when none qualifies), or for
+            ``projected`` ``clean + weight·(run − clean)``.
         result: what the attack call returned for that run (None for the clean image).
+        weight: the interpolation weight λ of a ``projected`` level (its run's perturbation times λ); 1 otherwise.
     """
 
     target: float
@@ -123,11 +147,12 @@ class SSIMLevel:
     runs: int
     adversarial: torch.Tensor = field(repr=False)
     result: Any = field(default=None, repr=False)
+    weight: float = 1.0
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready summary (no tensors)."""
         return {"target": self.target, "budget": self.budget, "ssim": self.ssim, "status": self.status,
-                "runs": self.runs}
+                "runs": self.runs, "weight": self.weight}
 
 
 @dataclass(frozen=True)
@@ -204,9 +229,40 @@ def _monotone(points: Sequence[_Point], tolerance: float) -> bool:
     return all(later.ssim <= earlier.ssim + tolerance for earlier, later in itertools.pairwise(ordered))
 
 
+def _project(clean: torch.Tensor, run: _Point, ssim_of: Callable[[torch.Tensor], float], target: float,
+             tolerance: float, min_weight: float) -> tuple[float, torch.Tensor, float] | None:
+    """The bisection projection of a run below ``target`` onto its band (Laidlaw et al. 2021's, onto an LPIPS ball
+    there): a weight λ in ``[min_weight, 1)`` with ``target ≤ SSIM(clean + λ·(run − clean)) ≤ target + tolerance``,
+    found by a secant in (log λ, model value), at most :data:`_PROJECTION_TRIES` SSIMs; None where ``min_weight``
+    already falls below the target or no weight lands in the band. Returns ``(λ, image [1, C, H, W, D], SSIM)``."""
+    delta = run.adversarial - clean
+    goal, floor = _odds(target + tolerance / 2), math.log(min_weight)
+    low: tuple[float, float] | None = None  # (log λ, model value) of a weight above the band
+    high = (0.0, _odds(run.ssim))  # ... and of one below it: the run itself first
+    for _ in range(_PROJECTION_TRIES):
+        if low is None:  # from the run alone: the model value falls by 2·log λ
+            guess = max(high[0] + (goal - high[1]) / 2, floor)
+        else:
+            guess = low[0] + (goal - low[1]) * (high[0] - low[0]) / (high[1] - low[1])
+            margin = _SAFEGUARD * (high[0] - low[0])
+            guess = min(max(guess, low[0] + margin), high[0] - margin)
+        image = clean + math.exp(guess) * delta
+        ssim = float(ssim_of(image))
+        if target <= ssim <= target + tolerance:
+            return math.exp(guess), image, ssim
+        if ssim > target + tolerance:
+            low = (guess, _odds(ssim))
+        elif low is None and guess <= floor:
+            return None
+        else:
+            high = (guess, _odds(ssim))
+    return None
+
+
 def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: Callable[[torch.Tensor], float],
-                  clean: torch.Tensor, knob: str, targets: Sequence[float], *, start: float,
-                  tolerance: float = 0.002, max_runs: int = 8, max_budget: float | None = None) -> list[SSIMLevel]:
+                  clean: torch.Tensor, knob: str, targets: Sequence[float], *, start: float | Sequence[float],
+                  tolerance: float = 0.002, max_runs: int = 8, max_budget: float | None = None,
+                  min_weight: float = 0.9) -> list[SSIMLevel]:
     """Find, on one volume, the strongest budget per target (see the module docstring); targets share the runs.
 
     Args:
@@ -215,10 +271,12 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
         clean: the clean ``[1, C, H, W, D]`` image (returned where no run qualifies).
         knob: a key of :data:`KNOBS`.
         targets: target SSIMs in (0, 1).
-        start: the first budget tried.
+        start: the first budget tried, or several, all run before any aimed run (an audit passes its grid's
+            budgets of the family: their runs are the grid's own cells, which its ``run_at`` has already).
         tolerance: how far above the target the achieved SSIM may be.
         max_runs: attack runs at most, over all targets.
         max_budget: the strongest budget tried; default the knob's largest value.
+        min_weight: the smallest interpolation weight of a projection (``projected``); 1: attack runs only.
 
     Returns:
         One :class:`SSIMLevel` per target, in the order given.
@@ -226,6 +284,7 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
     weakest, strongest, zero_is_clean = KNOBS[knob]
     strongest = strongest if max_budget is None else min(float(max_budget), strongest)
     points: list[_Point] = [_Point(0.0, 1.0, clean)] if zero_is_clean else []
+    starts = [start] if isinstance(start, (int, float)) else list(start)
     runs = 0
 
     def measure(budget: float) -> _Point:
@@ -242,15 +301,39 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
         chosen = max(admissible, key=lambda p: p.budget) if admissible else min(points, key=lambda p: p.budget)
         return SSIMLevel(target, chosen.budget, chosen.ssim, status, runs, chosen.adversarial, chosen.result)
 
+    def projected(target: float) -> SSIMLevel | None:
+        """The level from the weakest run below it (stronger than every admissible run), projected onto its band
+        by a weight ≥ ``min_weight``; each run is tried once per level."""
+        best = max((p.budget for p in points if p.ssim >= target), default=-math.inf)
+        upper = min((p for p in points if p.ssim < target and p.budget > best), key=lambda p: p.budget,
+                    default=None)
+        if min_weight >= 1 or upper is None or (upper.budget, target) in tried:
+            return None
+        tried.add((upper.budget, target))
+        found = _project(clean, upper, ssim_of, target, tolerance, min_weight)
+        if found is None:
+            return None
+        weight, image, ssim = found
+        return SSIMLevel(target, upper.budget, ssim, "projected", runs, image, upper.result, weight)
+
+    # where a projection may settle a level, a run that lands up to about 2·log(1/min_weight) below its band in the
+    # model serves it: the aim goes to the middle of that wider window
+    reach = 2 * _PROJECTION_REACH * math.log(1 / min_weight) if min_weight < 1 else 0.0
+    tried: set[tuple[float, float]] = set()
     levels: dict[float, SSIMLevel] = {}
     sides: dict[float, list[bool]] = {}  # per target: whether each run made for it landed at or above it
     misses: dict[float, float] = {}  # per target: how far its last run landed from its band
     pending = sorted(set(targets), reverse=True)
     while pending:
         if not points or all(p.budget == 0 for p in points):
-            measure(min(max(start, weakest), strongest))
+            for budget in sorted({min(max(float(b), weakest), strongest) for b in starts}):
+                measure(budget)
         for target in list(pending):
             status = _settled(points, target, tolerance, weakest, strongest)
+            if status is None and (level := projected(target)) is not None:
+                levels[target] = level
+                pending.remove(target)
+                continue
             if status is None and runs >= max_runs:
                 status = "max-runs"
             if status is not None:
@@ -282,7 +365,8 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
         # two runs for this level on one side of it: stalled, unless the last one missed the band by less than its
         # width (then the curve near the level is known well enough to aim again, not to bisect)
         stalled = len(history) >= 2 and history[-1] == history[-2] and misses[target] > tolerance
-        goal, last = target + tolerance / 2, choice is not pending and (best is None or best.budget == 0)
+        goal = 1 / (1 + math.exp((_odds(target + tolerance) + _odds(target) + reach) / 2))
+        last = choice is not pending and (best is None or best.budget == 0)
         if last:
             # a level's last chance (its only run, no admissible run yet) aims a tolerance above the band (in the
             # model): an admissible image rather than the clean one when the aim misses by up to 4× more
@@ -375,7 +459,7 @@ def _next_budget(points: Sequence[_Point], best: _Point | None, upper: _Point | 
 
 def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: float = 0.002, *,
             images: torch.Tensor, labels: torch.Tensor, params: dict[str, Any] | None = None, max_runs: int = 8,
-            max_budget: float | None = None,
+            max_budget: float | None = None, min_weight: float = 0.9,
             attack_fn: Callable[[Any, torch.Tensor, torch.Tensor], Any] | None = None) -> SSIMTargetResult:
     """Attack each volume at the strongest budget whose image keeps a 3-D SSIM ≥ ``target_ssim``.
 
@@ -390,6 +474,8 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
             is the same for every run).
         max_runs: attack runs at most per volume. Default 8.
         max_budget: the strongest budget tried; default the knob's largest value.
+        min_weight: the smallest interpolation weight with which a run below the target may be projected onto
+            it (status ``projected``), in (0, 1]; 1: attack runs only. Default 0.9.
         attack_fn: ``(attack, images, labels) → result`` with ``result.adversarial`` (default: ``attack(images,
             labels)``); the whole-volume workflows pass their tiled run here.
 
@@ -409,6 +495,7 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
     target_ssim = check_range("target_ssim", target_ssim, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     tolerance = check_range("tolerance", tolerance, 0.0, 1.0, low_inclusive=False)
     max_runs = check_int("max_runs", max_runs, 1)
+    min_weight = check_range("min_weight", min_weight, 0.0, 1.0, low_inclusive=False)
     params = dict(params or {})
     default = float(attacks.attack_parameters(name)[knob])
     start = float(params.pop(knob, default))
@@ -424,6 +511,6 @@ def at_ssim(name: str, model: torch.nn.Module, target_ssim: float, tolerance: fl
 
         levels += search_levels(run_at, ssim_to(x), x, knob, [target_ssim],
                                 start=start, tolerance=tolerance,
-                                max_runs=max_runs, max_budget=max_budget)
+                                max_runs=max_runs, max_budget=max_budget, min_weight=min_weight)
     adversarial = torch.cat([level.adversarial.to(images.device, images.dtype) for level in levels])
     return SSIMTargetResult(adversarial, knob, levels)

@@ -122,7 +122,7 @@ class CellSpec:
 
 
 #: how a level unit searches (part of its fingerprint): SSIM tolerance and attack runs at most per volume.
-LEVEL_SEARCH = {"tolerance": 0.002, "max_runs": 8}
+LEVEL_SEARCH = {"tolerance": 0.002, "max_runs": 8, "min_weight": 0.9}
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -174,7 +174,7 @@ def plan_cells(cases: Sequence[CaseSource], models: Sequence[AuditModel], grid: 
             for entry in grid.attacks if grid.ssim_levels else ():
                 if entry.budget_name not in KNOBS:
                     continue
-                start = sorted(entry.budgets)[len(entry.budgets) // 2]
+                start = sorted(entry.budgets)[len(entry.budgets) // 2]  # a grid cell's: its run is reused
                 fingerprint = _fingerprint({**common, "case": case.name, "source": case.source, "model": model.label,
                                             "weights": model.identity, "attack": entry.attack,
                                             "params": entry.cell_params(start), "ssim_levels": grid.ssim_levels,
@@ -286,18 +286,22 @@ def run_cells(
     pending = [spec for spec in plan if not all(fingerprint in done for fingerprint in spec.fingerprints)]
     mine = shard(pending, ctx.rank, ctx.world_size)
     clean_keys = clean_fingerprints(cases, models, settings) if mine else {}
+    # this rank's level searches: (case, model, family) → their first budget
+    searches = {(spec.case, spec.model, spec.entry.name): spec.budget for spec in mine if spec.levels}
 
     def work() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         new_cells: list[dict[str, Any]] = []
         new_clean: list[dict[str, Any]] = []
         loaded: tuple[int, Case] | None = None
         clean_cache: dict[int, tuple[torch.Tensor, dict[str, Any]]] = {}
+        # per (case, model, family): the grid's cell at the level search's first budget, kept for that search
+        grid_runs: dict[tuple[int, int, str], dict[float, Any]] = {}
         desc = "audit" if ctx.world_size == 1 else f"audit rank {ctx.rank}"
         with progress_bar(len(mine), desc, unit="cell", log_lines=True) as bar:
             for count, spec in enumerate(mine):
                 start = time.perf_counter()
                 if loaded is None or loaded[0] != spec.case:
-                    loaded, clean_cache = (spec.case, cases[spec.case].load()), {}
+                    loaded, clean_cache, grid_runs = (spec.case, cases[spec.case].load()), {}, {}
                     clean = loaded[1].images[0, 0]  # the case's 3-D SSIM window statistics, once
                     clean_ssim = VolumeSSIM(clean) if min(clean.shape) >= SSIM_WINDOW else None
                 case = loaded[1]
@@ -325,23 +329,28 @@ def run_cells(
                 extra: dict[str, Any] = {}
                 if isinstance(spec.entry, GridCorruption):
                     adversarial, extra, attack_seconds = _corrupt(spec, case, images, settings)
-                    runs = [(adversarial, None)]
+                    runs = [(adversarial, None, None)]
                 else:
                     volume = {"roi": model.roi, "mode": settings.attack_mode,
                               "tile_batch_size": settings.tile_batch_size, "overlap": settings.overlap,
                               "sw_batch_size": settings.sw_batch_size}
                     params = {**spec.entry.cell_params(spec.budget), "seed": settings.seed,
                               "precision": settings.precision}
-                    if spec.levels:
+                    start_key = (spec.case, spec.model, spec.entry.name)
+                    if spec.levels:  # the grid's cell at the search's first budget, when this rank just ran it
+                        reuse = grid_runs.pop(start_key, {})
                         results = attack_volume_at_ssim(spec.entry.attack, model.network, images, targets,
-                                                        spec.levels, params=params, **LEVEL_SEARCH, **volume)
+                                                        spec.levels, params=params, reuse=reuse, **LEVEL_SEARCH,
+                                                        **volume)
                     else:
                         results = [(attack_volume(attacks.create(spec.entry.attack, model.network, **params), images,
                                                   targets, **volume), None)]
+                        if searches.get(start_key) == spec.budget:
+                            grid_runs[start_key] = {spec.budget: results[0][0]}
                     attack_seconds = max(result.seconds for result, _ in results) / len(results)  # a search's runs
-                    runs = [(result.adversarial, level) for result, level in results]
+                    runs = [(result.adversarial, level, result.config.get("ssim_search")) for result, level in results]
                 records = []
-                for (adversarial, level), fingerprint in zip(runs, spec.fingerprints, strict=True):
+                for (adversarial, level, search), fingerprint in zip(runs, spec.fingerprints, strict=True):
                     seg_adv = class_map(predict_logits(model.network, adversarial, model.roi, settings.overlap,
                                                        settings.sw_batch_size, precision=settings.precision))
                     metrics = _metrics(case, model, adversarial, seg_clean, seg_adv, settings.metrics_preset,
@@ -354,7 +363,7 @@ def run_cells(
                     record["voxel_counts"] = _voxel_counts(seg_adv, targets, model.num_classes)
                     record["fingerprint"] = fingerprint
                     if level is not None:
-                        record.update(ssim_level=level.target, ssim_search=level.as_record(),
+                        record.update(ssim_level=level.target, ssim_search=search,
                                       search_seconds=attack_seconds * len(runs))
                         if store is not None:
                             _slice_figure(store.figure(fingerprint), case, model, images, adversarial,
@@ -415,6 +424,8 @@ def _cell_line(record: dict[str, Any]) -> str:
     level = f" (SSIM level {record['ssim_level']}: {record['ssim_search']['status']})" if "ssim_level" in record \
         else ""
     budget = record["budget"] if isinstance(record["budget"], str) else f"{record['budget']:.4g}"
+    if record.get("ssim_search", {}).get("weight", 1.0) != 1.0:
+        budget += f"×{record['ssim_search']['weight']:.3f}"
     def shown(key: str, spec: str) -> str:  # None where a figure is undefined (no foreground, no SSIM)
         return "n/a" if record.get(key) is None else format(record[key], spec)
 

@@ -46,11 +46,13 @@ def test_ensemble_and_level_records_and_summary(finished):
     assert voxel_dice([next(c for c in apgd if c["attack"] == chosen)["voxel_counts"]]) == sea["voxel_dice"]
     for cell in level_cells:
         search = cell["ssim_search"]
-        assert search["status"] in ("reached", "unreachable", "max-runs") and search["runs"] <= 8
+        assert search["status"] in ("reached", "projected", "unreachable", "max-runs") and search["runs"] <= 8
+        assert search["reused"] == 1  # its first run is the grid's cell at that budget, not run again
         assert cell["ssim_3d"] == pytest.approx(search["ssim"], abs=1e-9)  # the audit's SSIM is the search's
         assert cell["ssim_3d"] >= cell["ssim_level"]
-        if search["status"] == "reached":
+        if search["status"] in ("reached", "projected"):
             assert cell["ssim_3d"] <= cell["ssim_level"] + 0.002
+        assert (0.9 <= search["weight"] < 1) if search["status"] == "projected" else search["weight"] == 1
         assert cell["budget"] == search["budget"] == cell["params"][cell["budget_name"]]
     for level in ("0.99", "0.97"):
         at = own["at_levels"][level]
@@ -87,6 +89,12 @@ def test_resume_redoes_only_unfinished_level_units_and_logs_one_line_per_unit(fi
     for got, want in zip(result.cells, reference.cells, strict=True):
         assert got["fingerprint"] == want["fingerprint"]
         assert got["budget"] == pytest.approx(want["budget"]) and got["dice"] == pytest.approx(want["dice"])
+    # the resumed units ran their first budget again (its grid cell was finished before): the same levels
+    resumed = [c for c in result.cells if "ssim_search" in c and c["ssim_search"]["reused"] == 0]
+    assert len(resumed) == 2 * (LEVEL_UNITS - 1)
+    for cell in resumed:
+        want = next(c for c in reference.cells if c["fingerprint"] == cell["fingerprint"])
+        assert cell["ssim_search"] == {**want["ssim_search"], "reused": 0} and cell["ssim_3d"] == want["ssim_3d"]
 
 
 def _cell(case, attack, dice, counts, loss=None, **extra):
