@@ -25,8 +25,9 @@ magnitude costlier than on any real prediction.
 
 ``--ssim_levels 0.99 0.97 0.95`` adds the exact SSIM levels to the audit and prints the attack runs each family's
 search took per case to settle all levels (target ≤ 6; its first run is the grid's cell at that budget, reused, not
-run again), with how each level was settled (a run in the band, or a run projected onto it, with its weight). ``--attacks saa gn`` keeps only those grid entries;
-``--steps N`` overrides the preset's attack steps (the audit's own ``steps``).
+run again), with how each level was settled (a run in the band, or a run projected onto it, with its weight).
+``--attacks saa gn`` keeps only those grid entries; ``--steps N`` overrides the preset's attack steps (the
+audit's own ``steps``).
 
 The audit's time is split into its parts, timed inside the audit itself: the attacks' own optimisation, the
 sliding-window predictions (clean and adversarial), the 3-D SSIMs (the reported one and the search's), Dice and

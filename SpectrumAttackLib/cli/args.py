@@ -168,8 +168,8 @@ EXTRA_FLAGS: list[tuple[str, Any, Any, str | None, str]] = [
                                      "or js (SEA's losses)"),
     ("--progressive_radius", _FLAG, False, None, "APGD: SEA's radius schedule 2ε, 1.5ε, ε (30/30/40 %% of steps)"),
     ("--target_ssim", float, 0.0, None, "drive the budget per volume to the strongest whose 3-D SSIM stays >= this "
-                                        "(bisection; a run up to 10 %% too strong is scaled back onto it; 0: the budget "
-                                        "as given)"),
+                                        "(bisection; a run up to 10 %% too strong is scaled back onto it; 0: the "
+                                        "budget as given)"),
     ("--unet_channels", int, None, "+", "UNet channels per level (reference: 32 64 128 256 512)"),
     ("--unet_strides", int, None, "+", "UNet strides, one fewer than channels (reference: 2 2 2 2)"),
     ("--num_res_units", int, None, None, "UNet residual units per level (reference: 2)"),
