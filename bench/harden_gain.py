@@ -136,8 +136,9 @@ def main() -> int:
             at = summary["per_model"][name]["at_levels"][level]
             print(f"  {name:<22} worst case {_number(at['dice'])}")
             for attack, family in at["families"].items():
+                weight = f"×{family['weight']:.3f}" if family["weight"] != 1 else ""
                 print(f"    {attack:<8} Dice {_number(family['dice'])}  {family['budget_name']} "
-                      f"{_number(family['budget'], '.4g')} (SSIM {_number(family['ssim_3d'])}, "
+                      f"{_number(family['budget'], '.4g')}{weight} (SSIM {_number(family['ssim_3d'])}, "
                       f"{_number(family['runs'], '.0f')} runs, {', '.join(family['status'])})")
         old, new = before["at_levels"][level]["dice"], after["at_levels"][level]["dice"]
         gain = None if old is None or new is None else new - old

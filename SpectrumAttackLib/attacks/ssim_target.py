@@ -260,7 +260,7 @@ def _project(clean: torch.Tensor, run: _Point, ssim_of: Callable[[torch.Tensor],
 
 
 def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: Callable[[torch.Tensor], float],
-                  clean: torch.Tensor, knob: str, targets: Sequence[float], *, start: float | Sequence[float],
+                  clean: torch.Tensor, knob: str, targets: Sequence[float], *, start: float,
                   tolerance: float = 0.002, max_runs: int = 8, max_budget: float | None = None,
                   min_weight: float = 0.9) -> list[SSIMLevel]:
     """Find, on one volume, the strongest budget per target (see the module docstring); targets share the runs.
@@ -271,8 +271,7 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
         clean: the clean ``[1, C, H, W, D]`` image (returned where no run qualifies).
         knob: a key of :data:`KNOBS`.
         targets: target SSIMs in (0, 1).
-        start: the first budget tried, or several, all run before any aimed run (an audit passes its grid's
-            budgets of the family: their runs are the grid's own cells, which its ``run_at`` has already).
+        start: the first budget tried.
         tolerance: how far above the target the achieved SSIM may be.
         max_runs: attack runs at most, over all targets.
         max_budget: the strongest budget tried; default the knob's largest value.
@@ -284,7 +283,6 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
     weakest, strongest, zero_is_clean = KNOBS[knob]
     strongest = strongest if max_budget is None else min(float(max_budget), strongest)
     points: list[_Point] = [_Point(0.0, 1.0, clean)] if zero_is_clean else []
-    starts = [start] if isinstance(start, (int, float)) else list(start)
     runs = 0
 
     def measure(budget: float) -> _Point:
@@ -326,8 +324,7 @@ def search_levels(run_at: Callable[[float], tuple[torch.Tensor, Any]], ssim_of: 
     pending = sorted(set(targets), reverse=True)
     while pending:
         if not points or all(p.budget == 0 for p in points):
-            for budget in sorted({min(max(float(b), weakest), strongest) for b in starts}):
-                measure(budget)
+            measure(min(max(start, weakest), strongest))
         for target in list(pending):
             status = _settled(points, target, tolerance, weakest, strongest)
             if status is None and (level := projected(target)) is not None:

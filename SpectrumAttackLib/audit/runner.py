@@ -314,7 +314,8 @@ def run_cells(
                     _check_labels(case, model)
                     seg_clean = class_map(predict_logits(model.network, images, model.roi, settings.overlap,
                                                          settings.sw_batch_size, precision=settings.precision))
-                    metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset)
+                    metrics = _metrics(case, model, case.images, seg_clean, seg_clean, settings.metrics_preset,
+                                       clean_ssim=clean_ssim)
                     clean_cache[spec.model] = seg_clean, metrics["clean"]
                     key = clean_keys[(spec.case, spec.model)]
                     if key not in done_clean:

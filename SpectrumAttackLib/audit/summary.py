@@ -160,7 +160,8 @@ def dice_at_levels(cells: Sequence[Mapping[str, Any]], model: str) -> dict[str, 
 
     Returns:
         ``{level: {"dice", "cases": {case: {"dice", "attack", "budget", "ssim_3d"}}, "families": {attack:
-        {"dice", "ssim_3d", "budget", "runs", "status": {status: count}}}}}``.
+        {"dice", "ssim_3d", "budget", "runs", "weight", "status": {status: count}}}}}`` (``weight``: the mean
+        projection weight, 1 where every volume's level is a run).
     """
     out: dict[str, Any] = {}
     own = [c for c in cells if c["model"] == model and c.get("ssim_level") is not None]
@@ -181,7 +182,8 @@ def dice_at_levels(cells: Sequence[Mapping[str, Any]], model: str) -> dict[str, 
                 statuses[c["ssim_search"]["status"]] = statuses.get(c["ssim_search"]["status"], 0) + 1
             families[attack] = {"budget_name": mine[0]["budget_name"], "status": statuses,
                                 **{k: _mean(c.get(k) for c in mine) for k in ("dice", "ssim_3d", "budget")},
-                                "runs": _mean(c["ssim_search"]["runs"] for c in mine)}
+                                "runs": _mean(c["ssim_search"]["runs"] for c in mine),
+                                "weight": _mean(c["ssim_search"].get("weight", 1.0) for c in mine)}
         out[level_key(level)] = {"dice": _mean(v["dice"] for v in per_case.values()),
                                  "cases": dict(sorted(per_case.items())), "families": families}
     return out

@@ -59,6 +59,9 @@ def test_ensemble_and_level_records_and_summary(finished):
         mine = [c for c in level_cells if f"{c['ssim_level']:.2f}" == level]
         assert at["dice"] == pytest.approx(min(c["dice"] for c in mine))
         assert set(at["families"]) == {c["attack"] for c in mine}
+        for attack, family in at["families"].items():
+            weights = [c["ssim_search"]["weight"] for c in mine if c["attack"] == attack]
+            assert family["weight"] == pytest.approx(sum(weights) / len(weights))
     assert own["at_levels"]["0.99"]["dice"] >= own["at_levels"]["0.97"]["dice"] - 0.05
     document = json.loads((folder / "audit.json").read_text())
     assert document["manifest"]["grid"]["ssim_levels"] == [0.99, 0.97]
