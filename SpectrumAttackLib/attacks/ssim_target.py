@@ -48,12 +48,12 @@ settled by ``clean + λ·(run − clean)``, the weight λ ∈ ``[min_weight, 1)`
 SSIMs, no attack run) so that the SSIM lies in the band. Its image keeps at least ``min_weight`` (default 0.9) of
 an optimised perturbation: for ε, ρ and σ it lies within the budget λ·b (ρ: the factors ``1 + λ(ξ − 1)`` before
 the clamp to [0, 1]), but it was optimised at ``b``, not at λ·b. Measured on the sample CT against fresh runs at
-λ·b (λ 0.95 and 0.9; PGD ε 1.2–3, SA² ρ 0.05–0.2): PGD's projection has the fresh run's SSIM to 0.0002 and a
-Dice higher by at most 0.0012 (slightly weaker); SA²'s has a *higher* SSIM than the fresh run (0.9682 vs 0.9663
-at ρ 0.2, λ 0.95) for a Dice within 0.0017, so at equal SSIM it is as strong. The level records λ and
-``projected``; ``min_weight=1`` keeps to attack runs. SA²'s bumps (its SSIM against ρ moves by the tolerance
-between neighbouring budgets) cost the runs that a band of width 0.002 needed; along λ the SSIM is smooth, so a run
-that lands up to about 10 % of its perturbation too strong settles its level.
+λ·b (``bench/projection_strength.py``; λ 0.95 and 0.9; PGD ε 1.2–3, SA² ρ 0.05–0.2): PGD's projection has the
+fresh run's SSIM to 0.0002 and a Dice higher by at most 0.0012 (slightly weaker); SA²'s has a *higher* SSIM than
+the fresh run (0.9682 vs 0.9663 at ρ 0.2, λ 0.95) for a Dice within 0.0017, so at equal SSIM it is as strong.
+The level records λ and ``projected``; ``min_weight=1`` keeps to attack runs. SA²'s bumps (its SSIM against ρ
+moves by the tolerance between neighbouring budgets) cost the runs that a band of width 0.002 needed; along λ the
+SSIM is smooth, so a run that lands up to about 10 % of its perturbation too strong settles its level.
 
 Nothing is clipped: each level reports its status:
 
