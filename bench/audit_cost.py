@@ -178,6 +178,16 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def prepare_machine(threads: int | None, device_name: str) -> torch.device:
+    """Set the torch threads, resolve the device and print the machine line; returns the device."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    gpu = device_info()["gpu"]
+    print(f"machine: {machine()}, device {device}{f' ({gpu})' if gpu else ''}; {load()}")
+    return device
+
+
 def load() -> str:
     return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -216,11 +226,7 @@ def main() -> int:
     parser.add_argument("--fit_steps", type=int, default=150,
                         help="steps fitting the synthetic UNet to its labels (0: random weights)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    gpu = device_info()["gpu"]
-    print(f"machine: {machine()}, device {device}{f' ({gpu})' if gpu else ''}; {load()}")
+    device = prepare_machine(args.threads, args.device)
 
     grid = resolve_grid(args.preset)
     if args.attacks:

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit_cost import _slab, load, machine
+from audit_cost import _slab, prepare_machine
 
 from SpectrumAttackLib import attacks
 from SpectrumAttackLib.attacks.losses import class_map
@@ -40,7 +40,6 @@ from SpectrumAttackLib.io.volumes import read_volume
 from SpectrumAttackLib.metrics.surface_distance import dice_per_class
 from SpectrumAttackLib.metrics.volume_ssim import VolumeSSIM
 from SpectrumAttackLib.models import load_model
-from SpectrumAttackLib.runtime import device_info, resolve_device
 from SpectrumAttackLib.workflows.robustness import volume_case
 
 #: attack → (its knob, the budgets b whose runs are projected)
@@ -56,11 +55,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="the middle budget of each attack and λ 0.9 only")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    gpu = device_info()["gpu"]
-    print(f"machine: {machine()}, device {device}{f' ({gpu})' if gpu else ''}; {load()}")
+    device = prepare_machine(args.threads, args.device)
 
     root = ensure_sample_data()
     image = read_volume(root / "imagesTr" / f"{args.case}.nii.gz")
