@@ -361,7 +361,7 @@ def run_cells(
                                           attack_seconds, time.perf_counter() - start,
                                           budget=None if level is None else level.budget)
                     record.update(extra)
-                    record["voxel_counts"] = _voxel_counts(seg_adv, targets, model.num_classes)
+                    record["voxel_counts"] = metrics["adversarial"]["voxel_counts"]
                     record["fingerprint"] = fingerprint
                     if level is not None:
                         record.update(ssim_level=level.target, ssim_search=search,
@@ -410,14 +410,6 @@ def _slice_figure(path: Any, case: Case, model: AuditModel, images: torch.Tensor
                       seg_adv[0, 0].cpu(), class_names=list(model.class_names),
                       class_colors=[palette(i % 20)[:3] for i in range(model.num_classes)], metrics=metrics,
                       title=title, spacing_mm=case.spacing_mm, dpi=40)
-
-
-def _voxel_counts(prediction: torch.Tensor, reference: torch.Tensor, num_classes: int) -> dict[str, list[int]]:
-    """Per class: voxels of the prediction, of the reference and of both (the terms of a voxel-aggregated Dice)."""
-    from SpectrumAttackLib.metrics.surface_distance import voxel_counts
-
-    predicted, present, both = voxel_counts(prediction.cpu().numpy(), reference.cpu().numpy(), num_classes)
-    return {"intersection": both.tolist(), "prediction": predicted.tolist(), "reference": present.tolist()}
 
 
 def _cell_line(record: dict[str, Any]) -> str:

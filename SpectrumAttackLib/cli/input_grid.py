@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from SpectrumAttackLib.attacks.losses import class_map
 from SpectrumAttackLib.cli.adv_paths import adv_image_name, resolve_adv_dir
 from SpectrumAttackLib.cli.cases import input_files
 from SpectrumAttackLib.pipeline.case import case_name, class_table
@@ -189,6 +190,6 @@ def evaluate_in_input_grid(args: argparse.Namespace, loaded: Any, entry: dict[st
                          f"{list(prepared.array.shape)}, its affine), got shape {list(adversarial.array.shape)} "
                          "(written by `spectrum-attack attack --image` with this image?).")
     adv_case, logits_adv = prepared.predict_adversarial(adversarial.array)
-    metrics = prepared.score(adv_case, logits_adv)
+    metrics = prepared.score(adv_case, class_map(logits_adv))
     metrics.update(prepared.precision.as_record())
     return case, metrics

@@ -127,6 +127,7 @@ def overlap_per_class(
     preset: str | MetricsPreset = MetricsPreset.CLINICAL,
     spacing_mm: Sequence[float] | None = None,
     hd95_classes: Sequence[int] | None = None,
+    counts: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dice and HD95 of every class (background included), by the rules of ``preset``.
 
@@ -141,13 +142,15 @@ def overlap_per_class(
             both maps lack it, so a class predicted but absent from the reference scores 0).
         spacing_mm: voxel size for HD95 in mm; ``None`` gives HD95 in voxels.
         hd95_classes: the classes whose HD95 is measured (the others are NaN); default all.
+        counts: :func:`~SpectrumAttackLib.metrics.surface_distance.voxel_counts` of the two maps, when the caller
+            has them already.
 
     Returns:
         ``(dice, hd95)``, two float64 arrays ``[K]``; HD95 is NaN where either map lacks the class.
     """
     preset = MetricsPreset(check_choice("preset", getattr(preset, "value", preset), [p.value for p in MetricsPreset]))
     spacing = None if spacing_mm is None else [float(s) for s in spacing_mm]
-    counts = surface_distance.voxel_counts(pred, reference, num_classes)
+    counts = surface_distance.voxel_counts(pred, reference, num_classes) if counts is None else counts
     predicted, present, _ = counts
     dice = surface_distance.dice_per_class(pred, reference, num_classes, ignore_empty=preset is MetricsPreset.PAPER,
                                            counts=counts)
@@ -195,13 +198,17 @@ def _overlap_section(
     pred: np.ndarray, reference: np.ndarray, num_classes: int, names: list[str], included: list[int],
     preset: MetricsPreset, spacing_mm: Sequence[float] | None,
 ) -> dict[str, Any]:
+    counts = surface_distance.voxel_counts(pred, reference, num_classes)
     dice, hd95 = overlap_per_class(pred, reference, num_classes, preset=preset, spacing_mm=spacing_mm,
-                                   hd95_classes=included)
+                                   hd95_classes=included, counts=counts)
+    predicted, present, both = counts
     return {
         "dice": _nanmean_or_none(dice[included]),
         "dice_per_class": {names[k]: _finite_or_none(dice[k]) for k in included},
         "hd95": _nanmean_or_none(hd95[included]),
         "hd95_per_class": {names[k]: _finite_or_none(hd95[k]) for k in included},
+        "voxel_counts": {"intersection": both.tolist(), "prediction": predicted.tolist(),
+                         "reference": present.tolist()},
     }
 
 
@@ -282,10 +289,13 @@ def compute_case_metrics(
 
     Returns:
         ``{"preset", "reference": "labels" | "clean prediction", "reference_note", "classes",
-        "clean": {"dice", "dice_per_class", "hd95", "hd95_per_class"},
+        "clean": {"dice", "dice_per_class", "hd95", "hd95_per_class", "voxel_counts"},
         "adversarial": {the same, "ssim", "ssim_status", "psnr", "psnr_status", "fooling_rate", "lpips",
         "lpips_status"}, "units": {...}}``. Per-class dicts are keyed by class name (background only under
-        ``paper``). Values are floats or ``None`` (undefined or unavailable; the matching ``*_status`` says why).
+        ``paper``); ``voxel_counts``: per class index (background included) the voxels of the prediction, of the
+        reference and of both (``{"intersection", "prediction", "reference"}``, lists of ints), the terms of a
+        voxel-aggregated Dice. Other values are floats or ``None`` (undefined or unavailable; the matching
+        ``*_status`` says why).
 
     Raises:
         ValueError: bad ``preset``, ``num_classes``, ``class_names`` or ``spacing_mm``; volumes of different

@@ -7,7 +7,7 @@ Two SSIM definitions are offered because the reference and a volumetric reading 
   window, ``data_range=255``.
 * :func:`ssim_volume` is a true 3D SSIM: ``skimage``'s definition on the whole volume (its default 7×7×7 uniform
   window, sample covariance, ``data_range=1``), computed by :mod:`SpectrumAttackLib.metrics.volume_ssim` (equal to
-  skimage's call to ~1e-9, several times faster; ``bench/ssim_cost.py``), the number ``at_ssim``'s search uses too.
+  skimage's call to ~1e-15, several times faster; ``bench/ssim_cost.py``), the number ``at_ssim``'s search uses too.
   (This is not the attack's in-loop ``ssim3d`` of :mod:`SpectrumAttackLib.attacks.losses`, a 3-tap Gaussian kept
   for the SA² objective; reporting uses the standard 7-window definition.)
 

@@ -15,6 +15,7 @@ prediction measures exactly that.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -108,7 +109,7 @@ class PreparedCase:
             self._logits_clean = self.grid.predict_logits(self.images)
         return self._logits_clean
 
-    @property
+    @functools.cached_property
     def seg_clean(self) -> torch.Tensor:
         """``[1, 1, H, W, D]`` int64 clean prediction in the model grid (computed once)."""
         return class_map(self.logits_clean)
@@ -130,12 +131,13 @@ class PreparedCase:
         self.grid.use(self.mapping)
         return adv_case, logits_adv
 
-    def score(self, adv_case: Case, logits_adv: torch.Tensor) -> dict[str, Any]:
-        """The metrics of the clean and the adversarial prediction in the model grid
+    def score(self, adv_case: Case, seg_adv: torch.Tensor) -> dict[str, Any]:
+        """The metrics of the clean and the adversarial prediction (``seg_adv`` ``[1, 1, H, W, D]``, the class map
+        of :meth:`predict_adversarial`'s logits) in the model grid
         (:func:`~SpectrumAttackLib.pipeline.scoring.score_case`), against the reference labels (else the clean
         prediction)."""
         return score_case(self.images, adv_case.images.to(self.device), self.seg_clean,
-                             class_map(logits_adv), self.case.labels,
+                             seg_adv, self.case.labels,
                              class_names=[c["name"] for c in self.classes], spacing_mm=self.mapping.spacing_mm,
                              preset=self.metrics_preset)
 
@@ -221,7 +223,7 @@ class PreparedCase:
         seg_adv = class_map(logits_adv)
 
         report(work + 3, "metrics")
-        metrics = self.score(adv_case, logits_adv)
+        metrics = self.score(adv_case, seg_adv)
         metrics["seconds"] = result.seconds
         if level is not None:
             metrics["target_ssim"] = {**level.as_record(), "budget_name": budget_knob(attack),

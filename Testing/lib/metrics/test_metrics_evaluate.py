@@ -33,6 +33,11 @@ def test_dice_of_two_cubes_is_exact(images):
     assert m["adversarial"]["dice_per_class"]["liver"] == pytest.approx(0.5, rel=1e-6)
     assert m["adversarial"]["dice"] == pytest.approx(0.5, rel=1e-6)  # spleen absent from both: skipped
     assert m["classes"] == ["liver", "spleen"]
+    # the voxel counts behind the Dice, background included: 64 liver voxels each, 32 of them shared
+    background = N - 64
+    assert m["adversarial"]["voxel_counts"] == {"intersection": [background - 32, 32, 0],
+                                                "prediction": [background, 64, 0], "reference": [background, 64, 0]}
+    assert m["clean"]["voxel_counts"]["intersection"] == [background, 64, 0]
 
 
 def test_paper_preset_includes_background(images):
